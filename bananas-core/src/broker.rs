@@ -1,0 +1,173 @@
+//! The broker contract: the one trait every broker implements.
+//!
+//! A broker owns every job's state and makes each transition atomic.
+//! The contract is built for batching: [`Broker::enqueue`] takes many jobs,
+//! [`Broker::fetch`] returns up to `max` jobs and [`Broker::ack`] settles many
+//! attempts, so a networked broker can do each in one round trip.
+//!
+//! Delivery is at least once. A fetched job is *leased* until
+//! `now + lease`; the worker extends the leases of its in-flight jobs with
+//! [`Broker::extend_leases`], and [`Broker::recover_expired`] puts jobs whose
+//! lease ran out back in their queue (or in the dead letter once their
+//! retries are used up).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    error::Result,
+    job::{Ack, Job, JobId, JobRecord, Millis, Priority, Route},
+};
+
+/// What a worker asks for when it fetches.
+#[derive(Clone, Debug)]
+pub struct FetchRequest {
+    /// The routes to take jobs from, in the worker's order of preference.
+    pub routes: Vec<Route>,
+    /// At most this many jobs.
+    pub max: usize,
+    /// The lease each fetched job gets.
+    pub lease: Duration,
+    /// The worker's position in the priority cycle ([`crate::priority`]).
+    pub cursor: usize,
+    /// When nothing is ready, wait up to this long for a job before
+    /// returning an empty batch. The wait must not poll.
+    pub block: Duration,
+}
+
+/// Depths of one route's queues.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueStats {
+    /// The route.
+    pub route: String,
+    /// Jobs queued at high priority.
+    pub high: u64,
+    /// Jobs queued at normal priority.
+    pub normal: u64,
+    /// Jobs queued at low priority.
+    pub low: u64,
+    /// Jobs waiting for their eta (delayed jobs and retries in backoff).
+    pub scheduled: u64,
+    /// Jobs leased by workers.
+    pub active: u64,
+    /// Jobs in the dead letter.
+    pub dead: u64,
+}
+
+impl QueueStats {
+    /// Jobs queued at `p`.
+    pub fn depth(&self, p: Priority) -> u64 {
+        match p {
+            Priority::High => self.high,
+            Priority::Normal => self.normal,
+            Priority::Low => self.low,
+        }
+    }
+}
+
+/// A live worker, as it announces itself with [`Broker::heartbeat`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerInfo {
+    /// Unique worker id (host, pid and a random suffix).
+    pub id: String,
+    /// The host it runs on.
+    pub host: String,
+    /// Its process id.
+    pub pid: u32,
+    /// The routes it serves.
+    pub routes: Vec<String>,
+    /// Its concurrency.
+    pub concurrency: usize,
+    /// Jobs it is running now.
+    pub in_flight: usize,
+    /// When it started.
+    pub started_at: Millis,
+    /// When it last reported.
+    pub seen_at: Millis,
+}
+
+/// A claimed schedule tick: the last tick a scheduler enqueued.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TickMark {
+    /// The tick time.
+    pub tick: Millis,
+    /// The job enqueued for it.
+    pub job_id: JobId,
+}
+
+/// The contract between the Bananas runtime and a broker.
+///
+/// Every method is atomic with respect to every other caller, in this
+/// process or another: no two workers hold the same job while its lease is
+/// alive, and no job is lost between states.
+#[async_trait]
+pub trait Broker: Send + Sync + std::fmt::Debug + 'static {
+    /// Enqueues jobs. A job whose `eta` is in the future is scheduled;
+    /// the others are queued on their route at their priority. A job whose id
+    /// the broker already holds is skipped, so enqueueing is idempotent.
+    /// Returns how many jobs were new.
+    async fn enqueue(&self, jobs: Vec<Job>) -> Result<usize>;
+
+    /// Leases up to `req.max` ready jobs from `req.routes`, first promoting
+    /// scheduled jobs whose eta has passed. Each fetched job's `attempt` is
+    /// one more than before. When none is ready it waits up to `req.block`
+    /// for one, without polling, and may then return an empty batch.
+    async fn fetch(&self, req: &FetchRequest) -> Result<Vec<Job>>;
+
+    /// Settles attempts: stores results (with the broker's TTL), schedules
+    /// retries, or moves jobs to the dead letter. The attempts' leases end.
+    async fn ack(&self, acks: Vec<Ack>) -> Result<()>;
+
+    /// Hands back leased jobs that never ran (graceful shutdown). They go
+    /// back to the front of their queue and the attempt is not counted.
+    async fn release(&self, jobs: Vec<Job>) -> Result<()>;
+
+    /// Extends the leases of in-flight jobs to `now + lease`.
+    async fn extend_leases(&self, jobs: &[(Route, JobId)], lease: Duration) -> Result<()>;
+
+    /// Returns jobs whose lease expired to their queue, or to the dead letter
+    /// when their retries are used up. Safe to call from many workers at once.
+    /// Returns how many jobs were recovered.
+    async fn recover_expired(&self, routes: &[Route]) -> Result<usize>;
+
+    /// What the broker knows about a job, or `None` if it never saw it or its
+    /// result has expired.
+    async fn job(&self, id: &JobId) -> Result<Option<JobRecord>>;
+
+    /// Waits until the job reaches a final state (succeeded or dead) and
+    /// returns its record, or `None` after `timeout`. Does not poll, and does
+    /// not miss a result stored before the call.
+    async fn wait(&self, id: &JobId, timeout: Duration) -> Result<Option<JobRecord>>;
+
+    /// Up to `limit` dead jobs, newest first.
+    async fn dead_jobs(&self, limit: usize) -> Result<Vec<JobRecord>>;
+
+    /// Moves a dead job back to its queue with its attempts reset.
+    /// Returns `false` when no dead job has that id.
+    async fn requeue_dead(&self, id: &JobId) -> Result<bool>;
+
+    /// Deletes every dead job. Returns how many were deleted.
+    async fn purge_dead(&self) -> Result<usize>;
+
+    /// Queue depths for every route the broker has seen.
+    async fn stats(&self) -> Result<Vec<QueueStats>>;
+
+    /// Records a live worker; the record expires after `ttl` without a beat.
+    async fn heartbeat(&self, info: &WorkerInfo, ttl: Duration) -> Result<()>;
+
+    /// Workers whose heartbeat has not expired.
+    async fn workers(&self) -> Result<Vec<WorkerInfo>>;
+
+    /// Atomically claims `tick` of `schedule` and enqueues `job` for it.
+    /// Succeeds only if `tick` is later than the schedule's last claimed
+    /// tick, so however many schedulers race, each tick is enqueued once.
+    async fn claim_tick(&self, schedule: &str, tick: Millis, job: Job) -> Result<bool>;
+
+    /// The last tick claimed for `schedule` (whose jobs run on `route`).
+    async fn last_tick(&self, schedule: &str, route: &Route) -> Result<Option<TickMark>>;
+
+    /// Checks that the broker answers.
+    async fn ping(&self) -> Result<()>;
+}

@@ -1,0 +1,421 @@
+//! The job envelope, its states, and the records brokers keep about it.
+
+use std::{
+    borrow::Borrow,
+    fmt,
+    str::FromStr,
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::error::Error;
+
+/// Milliseconds since the Unix epoch: the timestamp unit of every envelope.
+pub type Millis = u64;
+
+/// The current wall-clock time in [`Millis`].
+pub fn now_millis() -> Millis {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// A job's unique id. Generated ids are UUIDv7 (time-ordered); the scheduler
+/// derives ids from the schedule and tick so a tick cannot be enqueued twice.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct JobId(String);
+
+impl JobId {
+    /// A fresh, unique, time-ordered id.
+    pub fn new() -> Self {
+        JobId(uuid::Uuid::now_v7().to_string())
+    }
+
+    /// The id as a string slice.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for JobId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl From<String> for JobId {
+    fn from(s: String) -> Self {
+        JobId(s)
+    }
+}
+
+impl From<&str> for JobId {
+    fn from(s: &str) -> Self {
+        JobId(s.to_owned())
+    }
+}
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Borrow<str> for JobId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+/// How urgent a job is. Workers run high before normal before low, with a
+/// weighted scheme that never starves low (see [`crate::priority`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    /// Runs first.
+    High,
+    /// The default.
+    #[default]
+    Normal,
+    /// Runs when there is spare capacity, and at least one slot in ten.
+    Low,
+}
+
+impl Priority {
+    /// All priorities, from high to low.
+    pub const ALL: [Priority; 3] = [Priority::High, Priority::Normal, Priority::Low];
+
+    /// The lowercase name: `high`, `normal` or `low`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::High => "high",
+            Priority::Normal => "normal",
+            Priority::Low => "low",
+        }
+    }
+}
+
+impl fmt::Display for Priority {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Priority {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s {
+            "high" => Ok(Priority::High),
+            "normal" => Ok(Priority::Normal),
+            "low" => Ok(Priority::Low),
+            other => Err(Error::Config(format!(
+                "unknown priority `{other}`: expected one of `high`, `normal`, `low`"
+            ))),
+        }
+    }
+}
+
+/// A routing key: the name of a queue that a pool of workers listens on.
+/// Valid names match `[A-Za-z0-9_-]{1,64}`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct Route(String);
+
+impl Route {
+    /// The route every task uses unless told otherwise.
+    pub const DEFAULT: &'static str = "default";
+
+    /// Validates and wraps a route name.
+    pub fn new(name: impl Into<String>) -> Result<Self, Error> {
+        let name = name.into();
+        if Self::is_valid(&name) {
+            Ok(Route(name))
+        } else {
+            Err(Error::Config(format!(
+                "invalid route `{name}`: a route is 1 to 64 characters of A-Z, a-z, 0-9, `_` or `-`"
+            )))
+        }
+    }
+
+    /// Whether `name` is a valid route name.
+    pub fn is_valid(name: &str) -> bool {
+        (1..=64).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    }
+
+    /// The route name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for Route {
+    fn default() -> Self {
+        Route(Self::DEFAULT.to_owned())
+    }
+}
+
+impl fmt::Display for Route {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for Route {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Error> {
+        Route::new(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Route {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Route::new(s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Where a job is in its life. See `docs/ARCHITECTURE.md` for every transition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    /// Waiting in its route's queue.
+    Queued,
+    /// Waiting for its eta (a delayed job, or a retry waiting out its backoff).
+    Scheduled,
+    /// Leased by a worker and running.
+    Active,
+    /// Finished successfully.
+    Succeeded,
+    /// Failed, and waiting for its next attempt (it is also scheduled).
+    Retrying,
+    /// Failed for good and kept in the dead letter.
+    Dead,
+}
+
+impl JobState {
+    /// Whether the job will not change state again (except by a requeue).
+    pub fn is_final(self) -> bool {
+        matches!(self, JobState::Succeeded | JobState::Dead)
+    }
+
+    /// The snake_case name used on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Scheduled => "scheduled",
+            JobState::Active => "active",
+            JobState::Succeeded => "succeeded",
+            JobState::Retrying => "retrying",
+            JobState::Dead => "dead",
+        }
+    }
+}
+
+impl fmt::Display for JobState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The job envelope: what a broker stores and a worker runs.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Job {
+    /// Unique id.
+    pub id: JobId,
+    /// The task name on the wire.
+    pub task: String,
+    /// The arguments, a JSON object keyed by parameter name.
+    pub args: Box<RawValue>,
+    /// Its priority.
+    pub priority: Priority,
+    /// Its routing key.
+    pub route: Route,
+    /// Attempts started so far. Brokers count an attempt when a worker
+    /// fetches the job, so a running job has `attempt >= 1`.
+    #[serde(default)]
+    pub attempt: u32,
+    /// Retries allowed after the first attempt.
+    pub max_retries: u32,
+    /// When it was submitted.
+    pub created_at: Millis,
+    /// When it may run; `None` means now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eta: Option<Millis>,
+}
+
+impl Job {
+    /// A new job for `task` with default options.
+    pub fn new(task: impl Into<String>, args: Box<RawValue>) -> Self {
+        Job {
+            id: JobId::new(),
+            task: task.into(),
+            args,
+            priority: Priority::Normal,
+            route: Route::default(),
+            attempt: 0,
+            max_retries: 3,
+            created_at: now_millis(),
+            eta: None,
+        }
+    }
+
+    /// Whether the job must wait for its eta at `now`.
+    pub fn is_delayed(&self, now: Millis) -> bool {
+        self.eta.is_some_and(|eta| eta > now)
+    }
+
+    /// Whether another attempt is allowed after the current one fails.
+    pub fn can_retry(&self) -> bool {
+        self.attempt <= self.max_retries
+    }
+}
+
+/// How a finished attempt ended, as handed back to the broker.
+#[derive(Clone, Debug)]
+pub enum Outcome {
+    /// The task succeeded. The value is `None` when the task keeps no result.
+    Succeeded(Option<Box<RawValue>>),
+    /// The attempt failed and the job runs again at `at`.
+    Retry {
+        /// When to run it again.
+        at: Millis,
+        /// The attempt's error.
+        error: String,
+    },
+    /// The job failed for good and goes to the dead letter.
+    Dead {
+        /// Why: the last error, or why it could not be processed at all.
+        reason: String,
+    },
+}
+
+/// One settled attempt: the job and how it ended. Brokers take these in
+/// batches so acknowledging costs one round trip per batch.
+#[derive(Clone, Debug)]
+pub struct Ack {
+    /// The job as it was fetched.
+    pub job: Job,
+    /// How the attempt ended.
+    pub outcome: Outcome,
+    /// When the attempt started.
+    pub started_at: Millis,
+    /// When it ended.
+    pub finished_at: Millis,
+}
+
+/// What a broker knows about a job: its state, and its result once it has one.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct JobRecord {
+    /// The job id.
+    pub id: JobId,
+    /// The task name.
+    pub task: String,
+    /// Current state.
+    pub state: JobState,
+    /// The routing key.
+    pub route: Route,
+    /// The priority.
+    pub priority: Priority,
+    /// Attempts started so far.
+    pub attempts: u32,
+    /// Retries allowed after the first attempt.
+    pub max_retries: u32,
+    /// The arguments it was submitted with.
+    pub args: Box<RawValue>,
+    /// The task's result, once it succeeded (and if it keeps results).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Box<RawValue>>,
+    /// The last error, if an attempt failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// When it was submitted.
+    pub created_at: Millis,
+    /// When it was (or is) due.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eta: Option<Millis>,
+    /// When the last attempt started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Millis>,
+    /// When it reached its current final state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<Millis>,
+}
+
+impl JobRecord {
+    /// A record for `job` in `state`, with no result yet.
+    pub fn new(job: &Job, state: JobState) -> Self {
+        JobRecord {
+            id: job.id.clone(),
+            task: job.task.clone(),
+            state,
+            route: job.route.clone(),
+            priority: job.priority,
+            attempts: job.attempt,
+            max_retries: job.max_retries,
+            args: job.args.clone(),
+            result: None,
+            error: None,
+            created_at: job.created_at,
+            eta: job.eta,
+            started_at: None,
+            finished_at: None,
+        }
+    }
+
+    /// The envelope to run this job again from scratch (used by requeue).
+    pub fn to_job(&self) -> Job {
+        Job {
+            id: self.id.clone(),
+            task: self.task.clone(),
+            args: self.args.clone(),
+            priority: self.priority,
+            route: self.route.clone(),
+            attempt: 0,
+            max_retries: self.max_retries,
+            created_at: self.created_at,
+            eta: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_validation_names_the_problem() {
+        assert!(Route::new("gpu-1_a").is_ok());
+        let err = Route::new("bad route").unwrap_err().to_string();
+        assert!(err.contains("bad route") && err.contains("A-Z"), "{err}");
+        assert!(Route::new("").is_err());
+        assert!(Route::new("x".repeat(65)).is_err());
+        assert!(Route::new("x".repeat(64)).is_ok());
+    }
+
+    #[test]
+    fn priority_parses_and_rejects() {
+        assert_eq!("high".parse::<Priority>().unwrap(), Priority::High);
+        let err = "urgent".parse::<Priority>().unwrap_err().to_string();
+        assert!(err.contains("urgent") && err.contains("`low`"), "{err}");
+    }
+
+    #[test]
+    fn envelope_round_trips() {
+        let args = RawValue::from_string(r#"{"a":1}"#.into()).unwrap();
+        let job = Job::new("add", args);
+        let s = serde_json::to_string(&job).unwrap();
+        let back: Job = serde_json::from_str(&s).unwrap();
+        assert_eq!(back.id, job.id);
+        assert_eq!(back.args.get(), r#"{"a":1}"#);
+        assert_eq!(back.route.as_str(), "default");
+    }
+}

@@ -1,0 +1,14 @@
+//! The job model and the [`Broker`](broker::Broker) contract of Bananas.
+//!
+//! This crate is what a broker implementation depends on: the job envelope
+//! ([`job`]), the errors ([`error`]) and the broker contract ([`broker`]).
+//! Applications depend on the `bananas` crate, which re-exports all of it.
+
+pub mod broker;
+pub mod error;
+pub mod job;
+pub mod priority;
+
+pub use broker::Broker;
+pub use error::{Error, Result};
+pub use job::{Ack, Job, JobId, JobRecord, JobState, Outcome, Priority, Route};

@@ -1,0 +1,1 @@
+//! The Redis broker for Bananas (work in progress).

@@ -1,0 +1,1 @@
+//! Bananas (work in progress).
