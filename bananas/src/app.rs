@@ -1,0 +1,454 @@
+//! Start-up and configuration: [`run`], [`App`] and its builder, and the
+//! [`Client`] that submits jobs.
+
+use std::{
+    future::Future,
+    sync::Arc,
+    time::Duration,
+};
+
+use parking_lot::RwLock;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    broker::{Broker, MemoryBroker},
+    job::{Job, JobId, JobRecord, Route},
+    scheduler::{Clock, Scheduler, SystemClock},
+    task::Registry,
+    worker::{Worker, WorkerConfig},
+    Error, Result,
+};
+
+/// Submits jobs and reads their results through a broker. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Client {
+    broker: Arc<dyn Broker>,
+}
+
+impl Client {
+    /// A client for `broker`.
+    pub fn new(broker: Arc<dyn Broker>) -> Self {
+        Client { broker }
+    }
+
+    /// Connects to the broker named by `url`: `memory://` (a new embedded
+    /// broker), or with the `redis` feature `redis://`, `rediss://` and
+    /// `redis+cluster://`.
+    pub async fn connect(url: &str) -> Result<Self> {
+        Ok(Client::new(connect_broker(url).await?))
+    }
+
+    /// The broker.
+    pub fn broker(&self) -> &Arc<dyn Broker> {
+        &self.broker
+    }
+
+    /// Enqueues already-built jobs, in one batch.
+    pub async fn enqueue(&self, jobs: Vec<Job>) -> Result<usize> {
+        self.broker.enqueue(jobs).await
+    }
+
+    /// The job's record.
+    pub async fn job(&self, id: &JobId) -> Result<Option<JobRecord>> {
+        self.broker.job(id).await
+    }
+
+    /// Waits for the job to finish; `None` on timeout.
+    pub async fn wait(&self, id: &JobId, timeout: Duration) -> Result<Option<JobRecord>> {
+        self.broker.wait(id, timeout).await
+    }
+}
+
+/// Connects to the broker named by `url`.
+pub async fn connect_broker(url: &str) -> Result<Arc<dyn Broker>> {
+    let scheme = url.split_once("://").map(|(s, _)| s).unwrap_or("");
+    match scheme {
+        "memory" => Ok(Arc::new(MemoryBroker::new())),
+        #[cfg(feature = "redis")]
+        "redis" | "rediss" | "redis+cluster" | "rediss+cluster" => {
+            Ok(Arc::new(bananas_redis::RedisBroker::connect(url).await?))
+        }
+        #[cfg(not(feature = "redis"))]
+        "redis" | "rediss" | "redis+cluster" | "rediss+cluster" => Err(Error::Config(format!(
+            "BANANAS_URL `{url}` needs the Redis broker: enable the `redis` feature of `bananas`"
+        ))),
+        _ => Err(Error::Config(format!(
+            "unsupported broker URL `{url}`: expected memory://, redis://, rediss:// or redis+cluster://"
+        ))),
+    }
+}
+
+static INSTALLED: RwLock<Option<Client>> = RwLock::new(None);
+
+/// The client of the installed app, used by the generated `delay` functions.
+pub fn installed_client() -> Result<Client> {
+    INSTALLED.read().clone().ok_or(Error::NoApp)
+}
+
+/// Settings of an [`App`], usually read from the environment by [`run`].
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `BANANAS_URL`: the broker. Default `memory://`.
+    pub url: String,
+    /// The worker's settings (`WORKER_CONCURRENCY`, `WORKER_ROUTING_KEYS`,
+    /// `WORKER_SHUTDOWN_TIMEOUT`).
+    pub worker: WorkerConfig,
+    /// Whether this app hosts the scheduler of periodic tasks (default yes;
+    /// `BANANAS_SCHEDULER=0` turns it off).
+    pub scheduler: bool,
+    /// Whether this app runs a worker at all (default yes).
+    pub worker_enabled: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            url: "memory://".to_owned(),
+            worker: WorkerConfig::default(),
+            scheduler: true,
+            worker_enabled: true,
+        }
+    }
+}
+
+impl Settings {
+    /// Reads the settings from the environment, failing with an error that
+    /// names the variable when one is invalid.
+    pub fn from_env() -> Result<Self> {
+        let mut s = Settings::default();
+        if let Some(url) = env("BANANAS_URL") {
+            s.url = url;
+        }
+        if let Some(v) = env("WORKER_CONCURRENCY") {
+            s.worker.concurrency = v
+                .parse()
+                .ok()
+                .filter(|&n: &usize| n > 0)
+                .ok_or_else(|| {
+                    Error::Config(format!(
+                        "WORKER_CONCURRENCY=`{v}`: expected a positive integer"
+                    ))
+                })?;
+        }
+        if let Some(v) = env("WORKER_ROUTING_KEYS") {
+            s.worker.routes = parse_routes(&v)
+                .map_err(|e| Error::Config(format!("WORKER_ROUTING_KEYS=`{v}`: {e}")))?;
+        }
+        if let Some(v) = env("WORKER_SHUTDOWN_TIMEOUT") {
+            s.worker.shutdown_timeout = parse_secs(&v).ok_or_else(|| {
+                Error::Config(format!(
+                    "WORKER_SHUTDOWN_TIMEOUT=`{v}`: expected seconds, like `30` or `2.5`"
+                ))
+            })?;
+        }
+        if let Some(v) = env("BANANAS_SCHEDULER") {
+            s.scheduler = !matches!(v.as_str(), "0" | "false" | "off" | "no");
+        }
+        Ok(s)
+    }
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn parse_secs(v: &str) -> Option<Duration> {
+    let secs: f64 = v.trim().trim_end_matches('s').parse().ok()?;
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+}
+
+/// Parses a comma-separated list of routes, like `gpu,default`.
+pub fn parse_routes(v: &str) -> Result<Vec<Route>> {
+    let routes = v
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(Route::new)
+        .collect::<Result<Vec<_>>>()?;
+    if routes.is_empty() {
+        return Err(Error::Config("no routes given".to_owned()));
+    }
+    Ok(routes)
+}
+
+/// Builds an [`App`] without reading the environment.
+#[derive(Debug, Default)]
+pub struct AppBuilder {
+    settings: Settings,
+    broker: Option<Arc<dyn Broker>>,
+    registry: Option<Registry>,
+    clock: Option<Arc<dyn Clock>>,
+}
+
+impl AppBuilder {
+    /// Starts from `settings` (for example [`Settings::from_env`]).
+    pub fn settings(mut self, settings: Settings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// The broker URL (default `memory://`).
+    pub fn url(mut self, url: impl Into<String>) -> Self {
+        self.settings.url = url.into();
+        self
+    }
+
+    /// Uses this broker instead of connecting to a URL.
+    pub fn broker(mut self, broker: Arc<dyn Broker>) -> Self {
+        self.broker = Some(broker);
+        self
+    }
+
+    /// How many jobs run at once.
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.settings.worker.concurrency = n.max(1);
+        self
+    }
+
+    /// The routes the worker takes jobs from.
+    pub fn routes<I, S>(mut self, routes: I) -> Result<Self>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.settings.worker.routes = routes
+            .into_iter()
+            .map(|r| Route::new(r))
+            .collect::<Result<_>>()?;
+        Ok(self)
+    }
+
+    /// How long in-flight jobs get to finish on shutdown.
+    pub fn shutdown_timeout(mut self, d: Duration) -> Self {
+        self.settings.worker.shutdown_timeout = d;
+        self
+    }
+
+    /// Changes any worker setting.
+    pub fn worker(mut self, f: impl FnOnce(&mut WorkerConfig)) -> Self {
+        f(&mut self.settings.worker);
+        self
+    }
+
+    /// Whether this app hosts the scheduler (default yes).
+    pub fn scheduler(mut self, on: bool) -> Self {
+        self.settings.scheduler = on;
+        self
+    }
+
+    /// Whether this app runs a worker (default yes). An app without one only
+    /// submits jobs (and schedules, if the scheduler is on).
+    pub fn worker_enabled(mut self, on: bool) -> Self {
+        self.settings.worker_enabled = on;
+        self
+    }
+
+    /// Uses these tasks instead of every task linked into the binary.
+    pub fn registry(mut self, registry: Registry) -> Self {
+        self.registry = Some(registry);
+        self
+    }
+
+    /// The scheduler's clock (tests inject a manual one).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Connects to the broker and checks the task registry (duplicate names
+    /// fail here, naming both definitions).
+    pub async fn build(self) -> Result<App> {
+        let registry = match self.registry {
+            Some(r) => r,
+            None => Registry::from_inventory()?,
+        };
+        crate::scheduler::validate_schedules(&registry)?;
+        let broker = match self.broker {
+            Some(b) => b,
+            None => connect_broker(&self.settings.url).await?,
+        };
+        Ok(App {
+            inner: Arc::new(AppInner {
+                client: Client::new(broker),
+                registry,
+                settings: self.settings,
+                clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+                shutdown: CancellationToken::new(),
+            }),
+        })
+    }
+}
+
+/// A configured Bananas application: a client, a worker for its tasks, and
+/// the scheduler of its periodic tasks. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct App {
+    inner: Arc<AppInner>,
+}
+
+#[derive(Debug)]
+struct AppInner {
+    client: Client,
+    registry: Registry,
+    settings: Settings,
+    clock: Arc<dyn Clock>,
+    shutdown: CancellationToken,
+}
+
+impl App {
+    /// An [`AppBuilder`] with default settings.
+    pub fn builder() -> AppBuilder {
+        AppBuilder::default()
+    }
+
+    /// An app configured from the environment.
+    pub async fn from_env() -> Result<Self> {
+        App::builder().settings(Settings::from_env()?).build().await
+    }
+
+    /// Makes this app the one `delay` submits through.
+    pub fn install(&self) {
+        *INSTALLED.write() = Some(self.inner.client.clone());
+    }
+
+    /// The app's client.
+    pub fn client(&self) -> &Client {
+        &self.inner.client
+    }
+
+    /// The app's tasks.
+    pub fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
+
+    /// The app's settings.
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    /// A scheduler for this app's periodic tasks, on its broker and clock.
+    pub fn scheduler(&self) -> Scheduler {
+        Scheduler::new(
+            self.inner.client.broker().clone(),
+            &self.inner.registry,
+            self.inner.clock.clone(),
+        )
+    }
+
+    /// Asks [`App::run`] to stop: the worker stops fetching, lets in-flight
+    /// jobs finish within the shutdown timeout and hands back the rest.
+    pub fn shutdown(&self) {
+        self.inner.shutdown.cancel();
+    }
+
+    /// Runs the worker (and the scheduler, unless turned off) until
+    /// [`App::shutdown`] is called.
+    pub async fn run(self) -> Result<()> {
+        let token = self.inner.shutdown.clone();
+        self.run_until(async move { token.cancelled().await }).await
+    }
+
+    /// Runs the worker and the scheduler until `signal` completes.
+    pub async fn run_until(self, signal: impl Future<Output = ()> + Send) -> Result<()> {
+        let inner = &self.inner;
+        let stop = inner.shutdown.clone();
+        let scheduler = if inner.settings.scheduler && self.scheduler().has_schedules() {
+            let s = self.scheduler();
+            let stop = stop.clone();
+            Some(tokio::spawn(async move { s.run(stop).await }))
+        } else {
+            None
+        };
+        let worker = if inner.settings.worker_enabled {
+            let w = Worker::new(
+                inner.client.broker().clone(),
+                inner.registry.clone(),
+                inner.settings.worker.clone(),
+            );
+            let stop = stop.clone();
+            Some(tokio::spawn(async move { w.run(stop).await }))
+        } else {
+            None
+        };
+        tokio::select! {
+            _ = signal => {}
+            _ = stop.cancelled() => {}
+        }
+        stop.cancel();
+        let mut result = Ok(());
+        if let Some(w) = worker {
+            result = w.await.map_err(|e| Error::Config(format!("worker task failed: {e}")))?;
+        }
+        if let Some(s) = scheduler {
+            let _ = s.await;
+        }
+        result
+    }
+}
+
+/// Runs a worker (and the scheduler) for every task linked into this binary,
+/// configured from the environment, until SIGINT or SIGTERM.
+///
+/// Reads `BANANAS_URL` (default `memory://`), `WORKER_CONCURRENCY`,
+/// `WORKER_ROUTING_KEYS` (default `default`), `WORKER_SHUTDOWN_TIMEOUT` and
+/// `BANANAS_SCHEDULER`, sets up `tracing` output (filtered by `RUST_LOG`),
+/// and installs the app so `delay` works in the same process.
+///
+/// It returns `anyhow::Result` so it can be the tail of an application's
+/// `main`.
+pub async fn run() -> anyhow::Result<()> {
+    init_tracing();
+    let app = App::from_env().await?;
+    app.install();
+    tracing::info!(
+        url = %redact(&app.settings().url),
+        tasks = app.registry().len(),
+        concurrency = app.settings().worker.concurrency,
+        routes = ?app.settings().worker.routes,
+        "bananas starting"
+    );
+    app.run_until(shutdown_signal()).await?;
+    Ok(())
+}
+
+/// Sets up `tracing` output to stderr, filtered by `RUST_LOG` (default
+/// `info`). Does nothing if a subscriber is already set.
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutdown signal received");
+}
+
+/// Hides the password in a URL for logging.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://***@{}", &url[..s], &url[at + 1..]),
+        _ => url.to_owned(),
+    }
+}

@@ -1,0 +1,289 @@
+//! The scheduler of `#[bananas::periodic]` tasks.
+//!
+//! Every app hosts one, and any number may run at once: each due tick is
+//! *claimed* in the broker with [`Broker::claim_tick`], which atomically
+//! checks that the tick is later than the schedule's last claimed tick and
+//! enqueues the tick's job. The job id is derived from the schedule and the
+//! tick (`sched-{task}-{tick_ms}`), so a tick cannot be enqueued twice even
+//! across restarts. A tick's job is a normal job: the task's route, priority,
+//! retries, result and dead letter apply.
+//!
+//! Missed ticks (no scheduler ran when they were due) follow the task's
+//! [`Missed`] policy: skip them, run once for the latest (the default), or run
+//! each of them up to a bound.
+
+mod clock;
+
+use std::{str::FromStr, sync::Arc, time::Duration};
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use tokio_util::sync::CancellationToken;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+
+use crate::{
+    broker::Broker,
+    job::{Job, JobId, JobState, Route},
+    task::{Missed, Registry, TaskDef},
+    Error, Result,
+};
+
+/// How late a tick may be claimed under [`Missed::Skip`] and still count as
+/// on time rather than missed.
+pub const SKIP_GRACE: Duration = Duration::from_secs(30);
+
+/// At most this many ticks are examined per schedule per pass.
+const MAX_SCAN: usize = 100_000;
+
+/// One periodic task's schedule.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    def: &'static TaskDef,
+    cron: cron::Schedule,
+    tz: chrono_tz::Tz,
+    missed: Missed,
+    route: Route,
+}
+
+impl Schedule {
+    /// The schedule of `def`, or `None` if it is not periodic.
+    pub fn from_def(def: &'static TaskDef) -> Result<Option<Self>> {
+        let Some(s) = def.schedule else { return Ok(None) };
+        let cron = cron::Schedule::from_str(s.cron).map_err(|e| {
+            Error::Config(format!("task `{}`: invalid cron expression `{}`: {e}", def.name, s.cron))
+        })?;
+        let tz = chrono_tz::Tz::from_str(s.tz).map_err(|e| {
+            Error::Config(format!("task `{}`: invalid time zone `{}`: {e}", def.name, s.tz))
+        })?;
+        Ok(Some(Schedule {
+            def,
+            cron,
+            tz,
+            missed: s.missed,
+            route: Route::new(def.route)?,
+        }))
+    }
+
+    /// The schedule id: the task name.
+    pub fn id(&self) -> &'static str {
+        self.def.name
+    }
+
+    /// Ticks strictly after `after`, up to and including `until`.
+    pub fn ticks_between(&self, after: DateTime<Utc>, until: DateTime<Utc>) -> Vec<DateTime<Utc>> {
+        self.cron
+            .after(&after.with_timezone(&self.tz))
+            .map(|t| t.with_timezone(&Utc))
+            .take_while(|t| *t <= until)
+            .take(MAX_SCAN)
+            .collect()
+    }
+
+    /// The first tick strictly after `after`.
+    pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.cron
+            .after(&after.with_timezone(&self.tz))
+            .next()
+            .map(|t| t.with_timezone(&Utc))
+    }
+
+    /// The job for `tick`: the task's options, no arguments, and an id
+    /// derived from the schedule and the tick.
+    pub fn job_for(&self, tick: DateTime<Utc>) -> Job {
+        let args = RawValue::from_string("{}".to_owned()).expect("`{}` is valid JSON");
+        let mut job = Job::new(self.def.name, args);
+        job.id = tick_job_id(self.def.name, tick.timestamp_millis() as u64);
+        job.priority = self.def.priority;
+        job.route = self.route.clone();
+        job.max_retries = self.def.retries;
+        job
+    }
+}
+
+/// The id of the job for `tick` of `schedule`.
+pub fn tick_job_id(schedule: &str, tick_ms: u64) -> JobId {
+    JobId::from(format!("sched-{schedule}-{tick_ms}"))
+}
+
+/// Checks every periodic task's cron expression and time zone.
+pub fn validate_schedules(registry: &Registry) -> Result<()> {
+    for def in registry.iter() {
+        Schedule::from_def(def)?;
+    }
+    Ok(())
+}
+
+/// What the scheduler knows about one schedule.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ScheduleState {
+    /// The schedule id (the task name).
+    pub id: String,
+    /// The cron expression.
+    pub cron: String,
+    /// The time zone.
+    pub tz: String,
+    /// The next tick after now.
+    pub next_run: Option<DateTime<Utc>>,
+    /// The last tick that was enqueued.
+    pub last_run: Option<DateTime<Utc>>,
+    /// The job enqueued for the last tick.
+    pub last_job_id: Option<JobId>,
+    /// That job's state, if the broker still has it.
+    pub last_outcome: Option<JobState>,
+    /// That job's last error, if any.
+    pub last_error: Option<String>,
+}
+
+/// Claims due ticks of every periodic task. See the [module docs](self).
+#[derive(Debug, Clone)]
+pub struct Scheduler {
+    broker: Arc<dyn Broker>,
+    schedules: Vec<Schedule>,
+    clock: Arc<dyn Clock>,
+    /// Ticks at or before this are never claimed by a schedule that has no
+    /// claimed tick yet: a new schedule starts from when its scheduler did.
+    started: DateTime<Utc>,
+}
+
+impl Scheduler {
+    /// A scheduler for `registry`'s periodic tasks. Tasks whose schedule does
+    /// not parse are skipped with an error log ([`validate_schedules`]
+    /// rejects them at app start-up).
+    pub fn new(broker: Arc<dyn Broker>, registry: &Registry, clock: Arc<dyn Clock>) -> Self {
+        let schedules = registry
+            .iter()
+            .filter_map(|def| match Schedule::from_def(def) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %e, "schedule ignored");
+                    None
+                }
+            })
+            .collect();
+        let started = clock.now();
+        Scheduler {
+            broker,
+            schedules,
+            clock,
+            started,
+        }
+    }
+
+    /// Whether there is any periodic task.
+    pub fn has_schedules(&self) -> bool {
+        !self.schedules.is_empty()
+    }
+
+    /// The schedules.
+    pub fn schedules(&self) -> &[Schedule] {
+        &self.schedules
+    }
+
+    /// One pass at the clock's current time: claims the due ticks of every
+    /// schedule and returns the ids of the jobs this scheduler enqueued.
+    pub async fn tick(&self) -> Result<Vec<JobId>> {
+        let now = self.clock.now();
+        let mut enqueued = Vec::new();
+        for s in &self.schedules {
+            let last = self.broker.last_tick(s.id(), &s.route).await?;
+            let after = match &last {
+                Some(m) => Utc
+                    .timestamp_millis_opt(m.tick as i64)
+                    .single()
+                    .unwrap_or(self.started),
+                None => self.started,
+            };
+            let due = s.ticks_between(after, now);
+            let chosen: Vec<DateTime<Utc>> = match s.missed {
+                Missed::Latest => due.last().copied().into_iter().collect(),
+                Missed::Skip => due
+                    .last()
+                    .copied()
+                    .filter(|t| (now - *t).to_std().unwrap_or_default() <= SKIP_GRACE)
+                    .into_iter()
+                    .collect(),
+                Missed::All(max) => {
+                    let skip = due.len().saturating_sub(max as usize);
+                    due[skip..].to_vec()
+                }
+            };
+            for tick in chosen {
+                let job = s.job_for(tick);
+                let id = job.id.clone();
+                if self
+                    .broker
+                    .claim_tick(s.id(), tick.timestamp_millis() as u64, job)
+                    .await?
+                {
+                    tracing::info!(schedule = s.id(), tick = %tick, job_id = %id, "tick enqueued");
+                    enqueued.push(id);
+                }
+            }
+        }
+        Ok(enqueued)
+    }
+
+    /// The next tick of any schedule after the clock's current time.
+    pub fn next_wake(&self) -> Option<DateTime<Utc>> {
+        let now = self.clock.now();
+        self.schedules.iter().filter_map(|s| s.next_after(now)).min()
+    }
+
+    /// Every schedule's next run, last run and last outcome.
+    pub async fn states(&self) -> Result<Vec<ScheduleState>> {
+        let now = self.clock.now();
+        let mut out = Vec::with_capacity(self.schedules.len());
+        for s in &self.schedules {
+            let mark = self.broker.last_tick(s.id(), &s.route).await?;
+            let record = match &mark {
+                Some(m) => self.broker.job(&m.job_id).await?,
+                None => None,
+            };
+            let def_sched = s.def.schedule.expect("periodic task has a schedule");
+            out.push(ScheduleState {
+                id: s.id().to_owned(),
+                cron: def_sched.cron.to_owned(),
+                tz: def_sched.tz.to_owned(),
+                next_run: s.next_after(now),
+                last_run: mark
+                    .as_ref()
+                    .and_then(|m| Utc.timestamp_millis_opt(m.tick as i64).single()),
+                last_job_id: mark.map(|m| m.job_id),
+                last_outcome: record.as_ref().map(|r| r.state),
+                last_error: record.and_then(|r| r.error),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Claims ticks as they come due until `stop` is cancelled. Broker
+    /// errors are logged and retried with backoff.
+    pub async fn run(self, stop: CancellationToken) {
+        if !self.has_schedules() {
+            return;
+        }
+        tracing::info!(schedules = self.schedules.len(), "scheduler started");
+        let mut failures = 0u32;
+        loop {
+            let wait_until = match self.tick().await {
+                Ok(_) => {
+                    failures = 0;
+                    self.next_wake()
+                }
+                Err(e) => {
+                    failures += 1;
+                    let backoff = Duration::from_millis(100 * (1u64 << failures.min(6)));
+                    tracing::warn!(error = %e, retry_in = ?backoff, "scheduler pass failed");
+                    Some(self.clock.now() + chrono::Duration::from_std(backoff).unwrap_or_default())
+                }
+            };
+            let Some(t) = wait_until else { return };
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = self.clock.sleep_until(t) => {}
+            }
+        }
+    }
+}

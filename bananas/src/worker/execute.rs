@@ -1,0 +1,97 @@
+//! Running one attempt of one job.
+
+use std::{panic::AssertUnwindSafe, time::Duration};
+
+use futures::FutureExt;
+use tracing::Instrument;
+
+use crate::{
+    context::Context,
+    job::{now_millis, Ack, Job, Outcome},
+    task::{Registry, TaskError},
+};
+
+/// Runs one attempt of `job` and decides how it ends.
+///
+/// - An unknown task, or arguments that do not decode into the task's
+///   parameters, sends the job to the dead letter at once: retrying cannot
+///   help.
+/// - An error, a panic or a timeout is a failed attempt: the job is retried
+///   after the task's backoff, or dead-lettered with that error when its
+///   retries are used up.
+pub async fn execute(registry: &Registry, job: Job) -> Ack {
+    let started_at = now_millis();
+    let outcome = match registry.get(&job.task) {
+        None => {
+            tracing::error!(job_id = %job.id, task = %job.task, "unknown task");
+            Outcome::Dead {
+                reason: format!(
+                    "unknown task `{}`: no task with that name is registered in this worker",
+                    job.task
+                ),
+            }
+        }
+        Some(def) => {
+            let span = tracing::info_span!("job", job_id = %job.id, task = def.name, attempt = job.attempt);
+            let ctx = Context::for_job(&job);
+            let fut = AssertUnwindSafe((def.handler)(ctx, job.args.clone()))
+                .catch_unwind()
+                .instrument(span);
+            let result = match def.timeout {
+                Some(limit) => match tokio::time::timeout(limit, fut).await {
+                    Ok(r) => r,
+                    Err(_) => Ok(Err(TaskError::Failed(format!(
+                        "timed out after {}",
+                        human(limit)
+                    )))),
+                },
+                None => fut.await,
+            };
+            match result {
+                Ok(Ok(value)) => Outcome::Succeeded(value),
+                Ok(Err(TaskError::BadArgs(reason))) => {
+                    tracing::error!(job_id = %job.id, %reason, "invalid arguments");
+                    Outcome::Dead {
+                        reason: format!("invalid arguments for task `{}`: {reason}", def.name),
+                    }
+                }
+                Ok(Err(TaskError::Failed(error))) => failed(&job, def.backoff.delay(job.attempt), error),
+                Err(panic) => {
+                    let msg = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "a non-string panic payload".to_owned());
+                    failed(&job, def.backoff.delay(job.attempt), format!("panicked: {msg}"))
+                }
+            }
+        }
+    };
+    Ack {
+        job,
+        outcome,
+        started_at,
+        finished_at: now_millis(),
+    }
+}
+
+fn failed(job: &Job, delay: Duration, error: String) -> Outcome {
+    if job.can_retry() {
+        tracing::warn!(job_id = %job.id, task = %job.task, attempt = job.attempt, %error, retry_in = ?delay, "attempt failed; will retry");
+        Outcome::Retry {
+            at: now_millis() + delay.as_millis() as u64,
+            error,
+        }
+    } else {
+        tracing::error!(job_id = %job.id, task = %job.task, attempt = job.attempt, %error, "attempt failed; no retries left, dead-lettering");
+        Outcome::Dead { reason: error }
+    }
+}
+
+fn human(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
