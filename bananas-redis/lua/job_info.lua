@@ -1,0 +1,25 @@
+-- job_info.lua: what one route knows about a job (read only).
+-- KEYS: the route keys (see route.lua).
+-- ARGV[1]  job id
+-- Returns {}                                  unknown on this route,
+--         { 'f', record }                     finished (succeeded or dead),
+--         { 'l', state, spec, meta, eta }     live: state is queued,
+--                                             scheduled, retrying or active.
+local id = ARGV[1]
+local rec = redis.call('GET', result_key(id))
+if rec then return {'f', rec} end
+local spec = redis.call('HGET', K_JOBS, id)
+if not spec then return {} end
+local meta = redis.call('HGET', K_META, id) or ''
+local _, _, err = parse_meta(meta ~= '' and meta or nil)
+local state, eta = 'queued', ''
+if redis.call('ZSCORE', K_LEASE, id) then
+  state = 'active'
+else
+  local at = redis.call('ZSCORE', K_SCHED, id)
+  if at then
+    eta = at
+    if err ~= '' then state = 'retrying' else state = 'scheduled' end
+  end
+end
+return {'l', state, spec, meta, eta}

@@ -1,0 +1,42 @@
+-- recover.lua: returns jobs whose lease expired to the front of their queue,
+-- or to the dead letter once their retries are used up.
+-- KEYS: the route keys (see route.lua).
+-- ARGV[1]  now (ms)
+-- ARGV[2]  the most jobs to recover in this call
+-- ARGV[3]  the dead-letter TTL (ms)
+-- Returns how many jobs were recovered (requeued or dead-lettered).
+local now = tonumber(ARGV[1])
+local dead_ttl = tonumber(ARGV[3])
+local ids = redis.call('ZRANGEBYSCORE', K_LEASE, '-inf', '(' .. ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+if #ids == 0 then return 0 end
+local specs = vget('HMGET', K_JOBS, ids)
+local metas = vget('HMGET', K_META, ids)
+local waiters = vget('HMGET', K_WAITERS, ids)
+local requeued, died = 0, false
+for i = #ids, 1, -1 do
+  local id, spec = ids[i], specs[i]
+  local attempts, started, _ = parse_meta(metas[i])
+  attempts = attempts or 0
+  if spec then
+    local max_retries = tonumber(split(spec, 3)[2]) or 0
+    if attempts > max_retries then
+      local reason = 'lease expired: worker lost (attempt ' .. tostring(attempts) .. ')'
+      local rec = record('d', attempts, started, now, reason, '', spec)
+      bury(id, rec, now, dead_ttl)
+      redis.call('HDEL', K_JOBS, id)
+      redis.call('HDEL', K_META, id)
+      if waiters[i] then notify(id, waiters[i], rec) end
+      died = true
+    else
+      redis.call('LPUSH', queue_of(spec), id)
+      requeued = requeued + 1
+    end
+  else
+    -- Nothing left to run: forget the lease and the counter.
+    redis.call('HDEL', K_META, id)
+  end
+end
+vcall('ZREM', K_LEASE, ids)
+wake(requeued)
+if died then trim_dead(now, dead_ttl) end
+return #ids

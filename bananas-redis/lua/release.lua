@@ -1,0 +1,23 @@
+-- release.lua: hands leased jobs back unrun (graceful shutdown). They go
+-- to the front of their queue and the attempt is not counted.
+-- KEYS: the route keys (see route.lua).
+-- ARGV[1..] pairs: id, attempt (as fetched)
+-- Returns how many jobs were released (stale ones are skipped).
+local n = 0
+for i = #ARGV - 1, 1, -2 do
+  local id, attempt = ARGV[i], tonumber(ARGV[i + 1])
+  local meta = redis.call('HGET', K_META, id)
+  local attempts, started, err = parse_meta(meta)
+  local spec = redis.call('HGET', K_JOBS, id)
+  if meta and spec and attempts == attempt and redis.call('ZREM', K_LEASE, id) == 1 then
+    if attempts <= 1 and err == '' then
+      redis.call('HDEL', K_META, id)
+    else
+      redis.call('HSET', K_META, id, tostring(attempts - 1) .. SEP .. started .. SEP .. err)
+    end
+    redis.call('LPUSH', queue_of(spec), id)
+    n = n + 1
+  end
+end
+wake(n)
+return n

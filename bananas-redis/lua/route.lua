@@ -1,0 +1,178 @@
+-- route.lua: the shared prelude of every per-route script.
+--
+-- It is prepended to each route script (see src/scripts.rs), so every route
+-- script takes the same KEYS, all in the route's hash tag `{P:R}`:
+--   KEYS[1]  {P:R}          the route's base name (never written; per-job
+--                           keys are derived from it: {P:R}:r:<id> result,
+--                           {P:R}:w:<id> waiter notification list)
+--   KEYS[2]  {P:R}:jobs     hash   id -> spec (the envelope of a live job)
+--   KEYS[3]  {P:R}:meta     hash   id -> attempts SEP started_at SEP last error
+--   KEYS[4]  {P:R}:q:h      list   ids queued at high priority
+--   KEYS[5]  {P:R}:q:n      list   ids queued at normal priority
+--   KEYS[6]  {P:R}:q:l      list   ids queued at low priority
+--   KEYS[7]  {P:R}:sched    zset   id -> eta (delayed jobs and retries)
+--   KEYS[8]  {P:R}:lease    zset   id -> lease deadline (active jobs)
+--   KEYS[9]  {P:R}:dead     zset   id -> time it died (dead letter index)
+--   KEYS[10] {P:R}:wake     list   wake-up tokens for idle fetchers
+--   KEYS[11] {P:R}:waiters  hash   id -> number of waiters blocked on it
+--   KEYS[12] {P:R}:ticks    hash   schedule -> last tick SEP job id
+--
+-- Encodings (SEP is the byte 0x1f, which valid JSON never contains raw):
+--   spec   = prio SEP max_retries SEP created_at SEP eta SEP task SEP args
+--   meta   = attempts SEP started_at SEP last_error
+--   record = state SEP attempts SEP started_at SEP finished_at SEP error
+--            SEP result SEP spec            (state: 's' succeeded, 'd' dead)
+
+local SEP = '\31'
+local K_BASE, K_JOBS, K_META = KEYS[1], KEYS[2], KEYS[3]
+local K_QH, K_QN, K_QL = KEYS[4], KEYS[5], KEYS[6]
+local K_SCHED, K_LEASE, K_DEAD = KEYS[7], KEYS[8], KEYS[9]
+local K_WAKE, K_WAITERS, K_TICKS = KEYS[10], KEYS[11], KEYS[12]
+local CHUNK = 1000
+local MAX_TOKENS = 16
+local NOTIFY_TTL_MS = 60000
+
+local function result_key(id) return K_BASE .. ':r:' .. id end
+local function notify_key(id) return K_BASE .. ':w:' .. id end
+
+-- Splits `s` on SEP into at most `n` parts (the last part keeps the rest).
+local function split(s, n)
+  local out, start = {}, 1
+  for _ = 1, n - 1 do
+    local j = string.find(s, SEP, start, true)
+    if not j then break end
+    out[#out + 1] = string.sub(s, start, j - 1)
+    start = j + 1
+  end
+  out[#out + 1] = string.sub(s, start)
+  return out
+end
+
+local function queue_of(spec)
+  local p = string.sub(spec, 1, 1)
+  if p == 'h' then return K_QH elseif p == 'l' then return K_QL else return K_QN end
+end
+
+-- Calls a variadic command `cmd key [prefix] list...` in chunks, so long
+-- batches never exceed Lua's stack.
+local function vcall(cmd, key, list, prefix)
+  local n, i = #list, 1
+  while i <= n do
+    local j = math.min(i + CHUNK - 1, n)
+    if prefix then
+      redis.call(cmd, key, prefix, unpack(list, i, j))
+    else
+      redis.call(cmd, key, unpack(list, i, j))
+    end
+    i = j + 1
+  end
+end
+
+-- Variadic read (HMGET, ZMSCORE) in chunks; returns one flat list.
+local function vget(cmd, key, list)
+  local out, n, i = {}, #list, 1
+  while i <= n do
+    local j = math.min(i + CHUNK - 1, n)
+    local part = redis.call(cmd, key, unpack(list, i, j))
+    for k = 1, #part do out[#out + 1] = part[k] end
+    i = j + 1
+  end
+  return out
+end
+
+-- Pushes up to MAX_TOKENS wake-up tokens for idle fetchers (bounded list).
+local function wake(n)
+  if n <= 0 then return end
+  local t = {}
+  for i = 1, math.min(n, MAX_TOKENS) do t[i] = '1' end
+  redis.call('LPUSH', K_WAKE, unpack(t))
+  redis.call('LTRIM', K_WAKE, 0, MAX_TOKENS - 1)
+end
+
+local function parse_meta(meta)
+  if not meta then return 0, '', '' end
+  local m = split(meta, 3)
+  return tonumber(m[1]), m[2] or '', m[3] or ''
+end
+
+local function record(state, attempts, started, finished, err, result, spec)
+  return table.concat({state, tostring(attempts), started, tostring(finished), err, result, spec}, SEP)
+end
+
+-- Hands a final record to everyone waiting on `id` (count from the waiters
+-- hash), and clears the waiter mark.
+local function notify(id, count, rec)
+  local n = tonumber(count) or 0
+  if n <= 0 then return end
+  local key = notify_key(id)
+  for _ = 1, n do redis.call('LPUSH', key, rec) end
+  redis.call('PEXPIRE', key, NOTIFY_TTL_MS)
+  redis.call('HDEL', K_WAITERS, id)
+end
+
+-- Stores a dead record for `id` and indexes it in the dead letter.
+local function bury(id, rec, now, ttl_ms)
+  redis.call('SET', result_key(id), rec, 'PX', ttl_ms)
+  redis.call('ZADD', K_DEAD, now, id)
+end
+
+-- Drops dead-letter index entries whose record has expired.
+local function trim_dead(now, ttl_ms)
+  redis.call('ZREMRANGEBYSCORE', K_DEAD, '-inf', '(' .. tostring(now - ttl_ms))
+end
+
+-- Adds jobs given as triples (id, due, spec) in `args` from index `from`.
+-- Skips ids the route already holds (live, or finished with a result).
+local function add_jobs(now, args, from)
+  local qs = {h = {}, n = {}, l = {}}
+  local sched = {}
+  local added, ready = 0, 0
+  for i = from, #args, 3 do
+    local id, due, spec = args[i], tonumber(args[i + 1]), args[i + 2]
+    if redis.call('EXISTS', result_key(id)) == 0
+        and redis.call('HSETNX', K_JOBS, id, spec) == 1 then
+      added = added + 1
+      if due > now then
+        sched[#sched + 1] = due
+        sched[#sched + 1] = id
+      else
+        local p = string.sub(spec, 1, 1)
+        local q = qs[p] or qs.n
+        q[#q + 1] = id
+        ready = ready + 1
+      end
+    end
+  end
+  vcall('RPUSH', K_QH, qs.h)
+  vcall('RPUSH', K_QN, qs.n)
+  vcall('RPUSH', K_QL, qs.l)
+  vcall('ZADD', K_SCHED, sched)
+  -- A new eta may be earlier than what idle fetchers wait for: wake one.
+  if #sched > 0 then ready = ready + 1 end
+  wake(ready)
+  return added
+end
+
+-- Moves up to `limit` scheduled jobs whose eta has passed to the back of
+-- their queue. Returns how many moved.
+local function promote(now, limit)
+  local ids = redis.call('ZRANGEBYSCORE', K_SCHED, '-inf', now, 'LIMIT', 0, limit)
+  if #ids == 0 then return 0 end
+  local specs = vget('HMGET', K_JOBS, ids)
+  local qs = {h = {}, n = {}, l = {}}
+  for i = 1, #ids do
+    local spec = specs[i]
+    if spec then
+      local q = qs[string.sub(spec, 1, 1)] or qs.n
+      q[#q + 1] = ids[i]
+    end
+    -- A scheduled id without a spec has nothing left to run: drop it.
+  end
+  vcall('RPUSH', K_QH, qs.h)
+  vcall('RPUSH', K_QN, qs.n)
+  vcall('RPUSH', K_QL, qs.l)
+  vcall('ZREM', K_SCHED, ids)
+  return #ids
+end
+
+-- Script body follows.

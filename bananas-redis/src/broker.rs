@@ -1,0 +1,680 @@
+//! `impl Broker for RedisBroker`: each method is one script call per route.
+
+use std::{
+    collections::HashMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use async_trait::async_trait;
+use bananas_core::{
+    broker::{FetchRequest, QueueStats, TickMark, WorkerInfo},
+    job::{now_millis, Millis},
+    priority, Ack, Broker, Error, Job, JobId, JobRecord, Outcome, Priority, Result, Route,
+};
+use futures::future::{select_all, try_join_all};
+use redis::{AsyncCommands as _, Cmd};
+
+use crate::{
+    codec::{self, clean_text, SEP},
+    conn::broker_err,
+    keys::RouteKeys,
+    value::{bytes, int, items, text},
+    RedisBroker,
+};
+
+/// Jobs per enqueue script call; bigger batches are split and pipelined.
+const ENQUEUE_CHUNK: usize = 5000;
+
+fn ms(d: Duration) -> u64 {
+    d.as_millis().min(u64::MAX as u128) as u64
+}
+
+fn prio_char(p: Priority) -> char {
+    match p {
+        Priority::High => 'h',
+        Priority::Normal => 'n',
+        Priority::Low => 'l',
+    }
+}
+
+/// Groups items by route, keeping the order of first appearance.
+fn by_route<T>(items: impl IntoIterator<Item = (Route, T)>) -> Vec<(Route, Vec<T>)> {
+    let mut index: HashMap<Route, usize> = HashMap::new();
+    let mut groups: Vec<(Route, Vec<T>)> = Vec::new();
+    for (route, item) in items {
+        match index.get(&route) {
+            Some(&i) => groups[i].1.push(item),
+            None => {
+                index.insert(route.clone(), groups.len());
+                groups.push((route, vec![item]));
+            }
+        }
+    }
+    groups
+}
+
+/// One settled attempt, as `ack.lua` takes it.
+struct Settle<'a> {
+    kind: &'static str,
+    id: &'a str,
+    attempt: u32,
+    a: std::borrow::Cow<'a, str>,
+    b: std::borrow::Cow<'a, str>,
+}
+
+impl<'a> Settle<'a> {
+    fn from_ack(ack: &'a Ack) -> Self {
+        let (kind, a, b) = match &ack.outcome {
+            Outcome::Succeeded(Some(v)) => ("S", v.get().into(), "".into()),
+            Outcome::Succeeded(None) => ("N", "".into(), "".into()),
+            Outcome::Retry { at, error } => ("R", at.to_string().into(), clean_text(error)),
+            Outcome::Dead { reason } => ("D", clean_text(reason), "".into()),
+        };
+        Settle {
+            kind,
+            id: ack.job.id.as_str(),
+            attempt: ack.job.attempt,
+            a,
+            b,
+        }
+    }
+}
+
+/// What one route's fetch returned.
+struct Fetched {
+    jobs: Vec<Job>,
+    /// The earliest scheduled eta, when nothing was ready.
+    next_eta: Option<Millis>,
+    /// Some popped jobs were dead-lettered: try again at once.
+    again: bool,
+}
+
+impl RedisBroker {
+    async fn settle(&self, keys: &RouteKeys, batch: &[Settle<'_>]) -> Result<()> {
+        let cfg = &self.inner.cfg;
+        let now = now_millis();
+        let reply = self
+            .inner
+            .scripts
+            .ack
+            .run(&self.inner.conn, &keys.keys, |c: &mut Cmd| {
+                c.arg(now).arg(ms(cfg.result_ttl)).arg(ms(cfg.failure_ttl));
+                for s in batch {
+                    c.arg(s.kind)
+                        .arg(s.id)
+                        .arg(s.attempt)
+                        .arg(s.a.as_ref())
+                        .arg(s.b.as_ref());
+                }
+            })
+            .await
+            .map_err(broker_err)?;
+        let reply = items(reply);
+        let stale = reply.get(1).map(int).transpose()?.unwrap_or(0);
+        if stale > 0 {
+            tracing::debug!(
+                route = keys.base(),
+                stale,
+                "ignored acks of attempts that no longer hold their lease"
+            );
+        }
+        Ok(())
+    }
+
+    async fn fetch_route(
+        &self,
+        route: &Route,
+        cursor: usize,
+        max: usize,
+        lease: Duration,
+    ) -> Result<Fetched> {
+        let keys = self.route_keys(route).await?;
+        let plan: String = priority::plan(cursor, max).map(prio_char).collect();
+        let now = now_millis();
+        let deadline = now.saturating_add(ms(lease));
+        let cfg = &self.inner.cfg;
+        let reply = self
+            .inner
+            .scripts
+            .fetch
+            .run(&self.inner.conn, &keys.keys, |c: &mut Cmd| {
+                c.arg(now)
+                    .arg(deadline)
+                    .arg(&plan)
+                    .arg(cfg.promote_batch)
+                    .arg(ms(cfg.failure_ttl));
+            })
+            .await
+            .map_err(broker_err)?;
+        let reply = items(reply);
+        let flag = reply.first().map(text).unwrap_or_default();
+        let mut fetched = Fetched {
+            jobs: Vec::with_capacity((reply.len().saturating_sub(1)) / 3),
+            next_eta: None,
+            again: flag == "x",
+        };
+        if !fetched.again && !flag.is_empty() {
+            fetched.next_eta = flag.parse::<f64>().ok().map(|f| f as Millis);
+        }
+        let mut corrupt: Vec<(String, u32, String)> = Vec::new();
+        for t in reply.get(1..).unwrap_or_default().chunks_exact(3) {
+            let id = text(&t[0]);
+            let attempt = int(&t[1]).unwrap_or(1).clamp(0, u32::MAX as i64) as u32;
+            let spec = bytes(&t[2]).unwrap_or_default();
+            match codec::decode_spec(&spec) {
+                Ok(spec) => fetched
+                    .jobs
+                    .push(codec::job_from_spec(&id, route, attempt, spec)),
+                Err(reason) => {
+                    tracing::warn!(job_id = %id, %route, attempt, %reason, "moving a corrupt job to the dead letter");
+                    corrupt.push((id, attempt, reason));
+                }
+            }
+        }
+        if !corrupt.is_empty() {
+            let batch: Vec<Settle<'_>> = corrupt
+                .iter()
+                .map(|(id, attempt, reason)| Settle {
+                    kind: "D",
+                    id,
+                    attempt: *attempt,
+                    a: clean_text(reason),
+                    b: "".into(),
+                })
+                .collect();
+            self.settle(&keys, &batch).await?;
+            fetched.again = true;
+        }
+        Ok(fetched)
+    }
+
+    /// One pass over the routes, without blocking.
+    async fn fetch_now(&self, req: &FetchRequest) -> Result<Fetched> {
+        let mut out = Fetched {
+            jobs: Vec::new(),
+            next_eta: None,
+            again: false,
+        };
+        for route in &req.routes {
+            let want = req.max - out.jobs.len();
+            if want == 0 {
+                break;
+            }
+            let f = self
+                .fetch_route(route, req.cursor + out.jobs.len(), want, req.lease)
+                .await?;
+            out.jobs.extend(f.jobs);
+            out.again |= f.again;
+            out.next_eta = match (out.next_eta, f.next_eta) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        Ok(out)
+    }
+
+    /// Blocks until a wake-up token arrives on one of the routes or `wait`
+    /// passes. Returns false if blocking failed (the caller returns an empty
+    /// batch and the worker simply fetches again).
+    async fn block_for_wake(&self, routes: &[Route], wait: Duration) -> Result<bool> {
+        let mut keys = Vec::with_capacity(routes.len());
+        for r in routes {
+            keys.push(self.route_keys(r).await?);
+        }
+        let pool = &self.inner.blocking;
+        let res = if !self.inner.cluster || keys.len() == 1 {
+            let names: Vec<&str> = keys.iter().map(|k| k.wake()).collect();
+            pool.blpop(&names, wait).await
+        } else {
+            // Different routes live in different slots: block on each with
+            // its own connection; the losers' connections are dropped.
+            let futs = keys
+                .iter()
+                .map(|k| Box::pin(async move { pool.blpop(&[k.wake()], wait).await }));
+            select_all(futs).await.0
+        };
+        match res {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                tracing::debug!(error = %e, "idle wait on Redis failed");
+                Ok(false)
+            }
+        }
+    }
+
+    async fn route_calls<T, F, Fut>(
+        &self,
+        routes: &[(Route, Arc<RouteKeys>)],
+        f: F,
+    ) -> Result<Vec<T>>
+    where
+        F: Fn(Route, Arc<RouteKeys>) -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        try_join_all(routes.iter().map(|(r, k)| f(r.clone(), k.clone()))).await
+    }
+}
+
+#[async_trait]
+impl Broker for RedisBroker {
+    async fn enqueue(&self, jobs: Vec<Job>) -> Result<usize> {
+        let now = now_millis();
+        let mut encoded = Vec::with_capacity(jobs.len());
+        for job in &jobs {
+            let due = job.eta.unwrap_or(0);
+            encoded.push((
+                job.route.clone(),
+                (job.id.as_str(), due, codec::encode_spec(job)?),
+            ));
+        }
+        let groups = by_route(encoded);
+        let mut calls = Vec::new();
+        for (route, batch) in &groups {
+            let keys = self.route_keys(route).await?;
+            for chunk in batch.chunks(ENQUEUE_CHUNK) {
+                let keys = keys.clone();
+                calls.push(async move {
+                    let reply = self
+                        .inner
+                        .scripts
+                        .enqueue
+                        .run(&self.inner.conn, &keys.keys, |c: &mut Cmd| {
+                            c.arg(now);
+                            for (id, due, spec) in chunk {
+                                c.arg(*id).arg(*due).arg(spec.as_str());
+                            }
+                        })
+                        .await
+                        .map_err(broker_err)?;
+                    int(&reply)
+                });
+            }
+        }
+        let added: i64 = try_join_all(calls).await?.into_iter().sum();
+        Ok(added.max(0) as usize)
+    }
+
+    async fn fetch(&self, req: &FetchRequest) -> Result<Vec<Job>> {
+        if req.max == 0 || req.routes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let deadline = Instant::now() + req.block;
+        loop {
+            let f = self.fetch_now(req).await?;
+            if !f.jobs.is_empty() {
+                return Ok(f.jobs);
+            }
+            if f.again {
+                continue;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(f.jobs);
+            }
+            let mut wait = deadline - now;
+            if let Some(eta) = f.next_eta {
+                let until = eta.saturating_sub(now_millis()).max(1);
+                wait = wait.min(Duration::from_millis(until));
+            }
+            if !self.block_for_wake(&req.routes, wait).await? {
+                return Ok(Vec::new());
+            }
+        }
+    }
+
+    async fn ack(&self, acks: Vec<Ack>) -> Result<()> {
+        let groups = by_route(acks.iter().map(|a| (a.job.route.clone(), a)));
+        let mut calls = Vec::with_capacity(groups.len());
+        for (route, batch) in groups {
+            let keys = self.route_keys(&route).await?;
+            calls.push(async move {
+                let settles: Vec<Settle<'_>> = batch.iter().map(|a| Settle::from_ack(a)).collect();
+                self.settle(&keys, &settles).await
+            });
+        }
+        try_join_all(calls).await?;
+        Ok(())
+    }
+
+    async fn release(&self, jobs: Vec<Job>) -> Result<()> {
+        let groups = by_route(jobs.iter().map(|j| (j.route.clone(), j)));
+        for (route, batch) in groups {
+            let keys = self.route_keys(&route).await?;
+            self.inner
+                .scripts
+                .release
+                .run(&self.inner.conn, &keys.keys, |c: &mut Cmd| {
+                    for j in &batch {
+                        c.arg(j.id.as_str()).arg(j.attempt);
+                    }
+                })
+                .await
+                .map_err(broker_err)?;
+        }
+        Ok(())
+    }
+
+    async fn extend_leases(&self, jobs: &[(Route, JobId)], lease: Duration) -> Result<()> {
+        let deadline = now_millis().saturating_add(ms(lease));
+        let groups = by_route(jobs.iter().map(|(r, id)| (r.clone(), id)));
+        let mut calls = Vec::with_capacity(groups.len());
+        for (route, ids) in groups {
+            let keys = self.route_keys(&route).await?;
+            calls.push(async move {
+                self.inner
+                    .scripts
+                    .extend
+                    .run(&self.inner.conn, &keys.keys, |c: &mut Cmd| {
+                        c.arg(deadline);
+                        for id in &ids {
+                            c.arg(id.as_str());
+                        }
+                    })
+                    .await
+                    .map_err(broker_err)
+            });
+        }
+        try_join_all(calls).await?;
+        Ok(())
+    }
+
+    async fn recover_expired(&self, routes: &[Route]) -> Result<usize> {
+        let cfg = &self.inner.cfg;
+        let mut total = 0;
+        for route in routes {
+            let keys = self.route_keys(route).await?;
+            loop {
+                let reply = self
+                    .inner
+                    .scripts
+                    .recover
+                    .run(&self.inner.conn, &keys.keys, |c: &mut Cmd| {
+                        c.arg(now_millis())
+                            .arg(cfg.recover_batch)
+                            .arg(ms(cfg.failure_ttl));
+                    })
+                    .await
+                    .map_err(broker_err)?;
+                let n = int(&reply)?.max(0) as usize;
+                total += n;
+                if n < cfg.recover_batch {
+                    break;
+                }
+            }
+        }
+        if total > 0 {
+            tracing::info!(recovered = total, "returned jobs with expired leases");
+        }
+        Ok(total)
+    }
+
+    async fn job(&self, id: &JobId) -> Result<Option<JobRecord>> {
+        let routes = self.known_routes().await?;
+        let found = self
+            .route_calls(&routes, |route, keys| async move {
+                let reply = self
+                    .inner
+                    .scripts
+                    .job_info
+                    .run(&self.inner.conn, &keys.keys, |c: &mut Cmd| {
+                        c.arg(id.as_str());
+                    })
+                    .await
+                    .map_err(broker_err)?;
+                let r = items(reply);
+                Ok(match r.first().map(text).as_deref() {
+                    Some("f") => Some(codec::decode_record(
+                        id.as_str(),
+                        &route,
+                        &bytes(&r[1]).unwrap_or_default(),
+                    )),
+                    Some("l") if r.len() >= 5 => Some(codec::decode_live(
+                        id.as_str(),
+                        &route,
+                        &text(&r[1]),
+                        &bytes(&r[2]).unwrap_or_default(),
+                        &bytes(&r[3]).unwrap_or_default(),
+                        &bytes(&r[4]).unwrap_or_default(),
+                    )),
+                    _ => None,
+                })
+            })
+            .await?;
+        Ok(found.into_iter().flatten().next())
+    }
+
+    async fn wait(&self, id: &JobId, timeout: Duration) -> Result<Option<JobRecord>> {
+        let routes = self.known_routes().await?;
+        let checks = self
+            .route_calls(&routes, |route, keys| async move {
+                let reply = self
+                    .inner
+                    .scripts
+                    .wait_check
+                    .run(&self.inner.conn, &keys.keys, |c: &mut Cmd| {
+                        c.arg(id.as_str());
+                    })
+                    .await
+                    .map_err(broker_err)?;
+                Ok((route, keys, items(reply)))
+            })
+            .await?;
+        let mut waiting = None;
+        for (route, keys, r) in checks {
+            match r.first().map(text).as_deref() {
+                Some("f") if r.len() >= 2 => {
+                    let rec = bytes(&r[1]).unwrap_or_default();
+                    return Ok(Some(codec::decode_record(id.as_str(), &route, &rec)));
+                }
+                Some("w") if waiting.is_none() => waiting = Some((route, keys)),
+                _ => {}
+            }
+        }
+        let Some((route, keys)) = waiting else {
+            return Ok(None);
+        };
+        let notify = keys.notify(id.as_str());
+        match self.inner.blocking.blpop(&[&notify], timeout).await? {
+            Some(rec) => Ok(Some(codec::decode_record(id.as_str(), &route, &rec))),
+            None => Ok(None),
+        }
+    }
+
+    async fn dead_jobs(&self, limit: usize) -> Result<Vec<JobRecord>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let routes = self.known_routes().await?;
+        let lists = self
+            .route_calls(&routes, |route, keys| async move {
+                let reply = self
+                    .inner
+                    .scripts
+                    .dead_list
+                    .run(&self.inner.conn, &keys.keys, |c: &mut Cmd| {
+                        c.arg(limit);
+                    })
+                    .await
+                    .map_err(broker_err)?;
+                let r = items(reply);
+                let mut out = Vec::with_capacity(r.len() / 2);
+                for pair in r.chunks_exact(2) {
+                    let died: f64 = text(&pair[0]).parse().unwrap_or(0.0);
+                    let raw = bytes(&pair[1]).unwrap_or_default();
+                    let sep = raw
+                        .iter()
+                        .position(|&b| b == SEP as u8)
+                        .unwrap_or(raw.len());
+                    let id = String::from_utf8_lossy(&raw[..sep]).into_owned();
+                    let rec = raw.get(sep + 1..).unwrap_or_default();
+                    out.push((died, codec::decode_record(&id, &route, rec)));
+                }
+                Ok(out)
+            })
+            .await?;
+        let mut all: Vec<(f64, JobRecord)> = lists.into_iter().flatten().collect();
+        all.sort_by(|a, b| b.0.total_cmp(&a.0));
+        all.truncate(limit);
+        Ok(all.into_iter().map(|(_, r)| r).collect())
+    }
+
+    async fn requeue_dead(&self, id: &JobId) -> Result<bool> {
+        for (_, keys) in self.known_routes().await? {
+            let reply = self
+                .inner
+                .scripts
+                .requeue_dead
+                .run(&self.inner.conn, &keys.keys, |c: &mut Cmd| {
+                    c.arg(id.as_str());
+                })
+                .await
+                .map_err(broker_err)?;
+            if int(&reply)? == 1 {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    async fn purge_dead(&self) -> Result<usize> {
+        const BATCH: usize = 1000;
+        let mut deleted = 0;
+        for (_, keys) in self.known_routes().await? {
+            loop {
+                let reply = self
+                    .inner
+                    .scripts
+                    .purge_dead
+                    .run(&self.inner.conn, &keys.keys, |c: &mut Cmd| {
+                        c.arg(BATCH);
+                    })
+                    .await
+                    .map_err(broker_err)?;
+                let r = items(reply);
+                let removed = r.first().map(int).transpose()?.unwrap_or(0);
+                deleted += r.get(1).map(int).transpose()?.unwrap_or(0).max(0) as usize;
+                if removed < BATCH as i64 {
+                    break;
+                }
+            }
+        }
+        Ok(deleted)
+    }
+
+    async fn stats(&self) -> Result<Vec<QueueStats>> {
+        let routes = self.known_routes().await?;
+        self.route_calls(&routes, |route, keys| async move {
+            let reply = self
+                .inner
+                .scripts
+                .stats
+                .run(&self.inner.conn, &keys.keys, |_: &mut Cmd| {})
+                .await
+                .map_err(broker_err)?;
+            let r = items(reply);
+            let n = |i: usize| -> Result<u64> {
+                Ok(r.get(i).map(int).transpose()?.unwrap_or(0).max(0) as u64)
+            };
+            Ok(QueueStats {
+                route: route.as_str().to_owned(),
+                high: n(0)?,
+                normal: n(1)?,
+                low: n(2)?,
+                scheduled: n(3)?,
+                active: n(4)?,
+                dead: n(5)?,
+            })
+        })
+        .await
+    }
+
+    async fn heartbeat(&self, info: &WorkerInfo, ttl: Duration) -> Result<()> {
+        let json = serde_json::to_string(info)?;
+        let g = &self.inner.global;
+        let keys = [g.workers.clone(), g.worker(&info.id)];
+        self.inner
+            .scripts
+            .heartbeat
+            .run(&self.inner.conn, &keys, |c: &mut Cmd| {
+                c.arg(&info.id)
+                    .arg(&json)
+                    .arg(ms(ttl).max(1))
+                    .arg(now_millis());
+            })
+            .await
+            .map_err(broker_err)?;
+        Ok(())
+    }
+
+    async fn workers(&self) -> Result<Vec<WorkerInfo>> {
+        let g = &self.inner.global;
+        let keys = [g.workers.as_str(), g.base.as_str()];
+        let reply = self
+            .inner
+            .scripts
+            .workers
+            .run(&self.inner.conn, &keys, |c: &mut Cmd| {
+                c.arg(now_millis());
+            })
+            .await
+            .map_err(broker_err)?;
+        Ok(items(reply)
+            .iter()
+            .filter_map(|v| serde_json::from_slice(&bytes(v)?).ok())
+            .collect())
+    }
+
+    async fn claim_tick(&self, schedule: &str, tick: Millis, job: Job) -> Result<bool> {
+        let keys = self.route_keys(&job.route).await?;
+        let spec = codec::encode_spec(&job)?;
+        let reply = self
+            .inner
+            .scripts
+            .claim_tick
+            .run(&self.inner.conn, &keys.keys, |c: &mut Cmd| {
+                c.arg(now_millis())
+                    .arg(schedule)
+                    .arg(tick)
+                    .arg(job.id.as_str())
+                    .arg(job.eta.unwrap_or(0))
+                    .arg(&spec);
+            })
+            .await
+            .map_err(broker_err)?;
+        Ok(int(&reply)? == 1)
+    }
+
+    async fn last_tick(&self, schedule: &str, route: &Route) -> Result<Option<TickMark>> {
+        let keys = RouteKeys::new(&self.inner.cfg.prefix, route.as_str());
+        let mut conn = self.inner.conn.clone();
+        let raw: Option<String> = conn
+            .hget(&keys.keys[11], schedule)
+            .await
+            .map_err(broker_err)?;
+        let Some(raw) = raw else { return Ok(None) };
+        let (tick, id) = raw.split_once(SEP).ok_or_else(|| {
+            Error::Broker(format!(
+                "corrupt tick mark for schedule `{schedule}`: {raw:?}"
+            ))
+        })?;
+        let tick = tick.parse().map_err(|_| {
+            Error::Broker(format!(
+                "corrupt tick mark for schedule `{schedule}`: {raw:?}"
+            ))
+        })?;
+        Ok(Some(TickMark {
+            tick,
+            job_id: JobId::from(id),
+        }))
+    }
+
+    async fn ping(&self) -> Result<()> {
+        let mut conn = self.inner.conn.clone();
+        let _: String = redis::cmd("PING")
+            .query_async(&mut conn)
+            .await
+            .map_err(broker_err)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,177 @@
+//! Settings of the Redis broker and how its URL is read.
+
+use std::time::Duration;
+
+use bananas_core::{Error, Result};
+
+use crate::RedisBroker;
+
+/// Settings of a [`RedisBroker`], built with [`RedisBroker::builder`].
+///
+/// ```no_run
+/// # async fn demo() -> bananas_core::Result<()> {
+/// use std::time::Duration;
+/// use bananas_redis::RedisBroker;
+///
+/// let broker = RedisBroker::builder("redis://127.0.0.1:6379")
+///     .prefix("myapp")
+///     .result_ttl(Duration::from_secs(3600))
+///     .connect()
+///     .await?;
+/// # let _ = broker; Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct RedisConfig {
+    pub(crate) url: String,
+    pub(crate) prefix: String,
+    pub(crate) result_ttl: Duration,
+    pub(crate) failure_ttl: Duration,
+    pub(crate) response_timeout: Duration,
+    pub(crate) promote_batch: usize,
+    pub(crate) recover_batch: usize,
+}
+
+impl RedisConfig {
+    /// Default settings for `url`.
+    ///
+    /// `url` is anything redis-rs reads (`redis://host:port/db`,
+    /// `rediss://…` with the `tls` feature, `redis://user:pass@host`), or a
+    /// Redis Cluster as `redis+cluster://host1:port1,host2:port2,…`
+    /// (`rediss+cluster://` for TLS; credentials go before the first host).
+    pub fn new(url: impl Into<String>) -> Self {
+        RedisConfig {
+            url: url.into(),
+            prefix: "bananas".to_owned(),
+            result_ttl: Duration::from_secs(24 * 3600),
+            failure_ttl: Duration::from_secs(7 * 24 * 3600),
+            response_timeout: Duration::from_secs(10),
+            promote_batch: 1000,
+            recover_batch: 1000,
+        }
+    }
+
+    /// The prefix of every key (default `bananas`). It may not contain
+    /// `{`, `}` or whitespace.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// How long the result of a succeeded job is kept (default 24 hours).
+    pub fn result_ttl(mut self, ttl: Duration) -> Self {
+        self.result_ttl = ttl;
+        self
+    }
+
+    /// How long a dead job is kept in the dead letter (default 7 days).
+    pub fn failure_ttl(mut self, ttl: Duration) -> Self {
+        self.failure_ttl = ttl;
+        self
+    }
+
+    /// How long a non-blocking command may take before it fails
+    /// (default 10 s).
+    pub fn response_timeout(mut self, timeout: Duration) -> Self {
+        self.response_timeout = timeout;
+        self
+    }
+
+    /// The most due scheduled jobs one fetch promotes, and the most expired
+    /// leases one recovery script handles (default 1000 each).
+    pub fn batch_limit(mut self, n: usize) -> Self {
+        self.promote_batch = n.max(1);
+        self.recover_batch = n.max(1);
+        self
+    }
+
+    /// Connects with these settings.
+    pub async fn connect(self) -> Result<RedisBroker> {
+        RedisBroker::with_config(self).await
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        let p = &self.prefix;
+        if p.is_empty() || p.contains(['{', '}']) || p.contains(char::is_whitespace) {
+            return Err(Error::Config(format!(
+                "invalid Redis key prefix `{p}`: it must be non-empty, without `{{`, `}}` or whitespace"
+            )));
+        }
+        if self.result_ttl.as_millis() == 0 || self.failure_ttl.as_millis() == 0 {
+            return Err(Error::Config(
+                "Redis result and failure TTLs must be at least 1 ms".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Where to connect: one server, or the seed nodes of a cluster.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Endpoint {
+    Single(String),
+    Cluster(Vec<String>),
+}
+
+/// Reads `redis+cluster://[user:pass@]h1:p1,h2:p2` into per-node URLs;
+/// anything else is left to redis-rs.
+pub(crate) fn parse_endpoint(url: &str) -> Result<Endpoint> {
+    let (scheme, rest) = if let Some(rest) = url.strip_prefix("redis+cluster://") {
+        ("redis", rest)
+    } else if let Some(rest) = url.strip_prefix("rediss+cluster://") {
+        ("rediss", rest)
+    } else {
+        return Ok(Endpoint::Single(url.to_owned()));
+    };
+    let (auth, hosts) = match rest.rsplit_once('@') {
+        Some((auth, hosts)) => (format!("{auth}@"), hosts),
+        None => (String::new(), rest),
+    };
+    let hosts = hosts.trim_end_matches('/');
+    let nodes: Vec<String> = hosts
+        .split(',')
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .map(|h| format!("{scheme}://{auth}{h}"))
+        .collect();
+    if nodes.is_empty() || hosts.contains('/') {
+        return Err(Error::Config(format!(
+            "invalid Redis Cluster URL `{url}`: expected redis+cluster://host1:port1,host2:port2,..."
+        )));
+    }
+    Ok(Endpoint::Cluster(nodes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_urls_become_node_lists() {
+        assert_eq!(
+            parse_endpoint("redis+cluster://a:1,b:2").unwrap(),
+            Endpoint::Cluster(vec!["redis://a:1".into(), "redis://b:2".into()])
+        );
+        assert_eq!(
+            parse_endpoint("rediss+cluster://u:p@a:1,b:2/").unwrap(),
+            Endpoint::Cluster(vec!["rediss://u:p@a:1".into(), "rediss://u:p@b:2".into()])
+        );
+        assert!(parse_endpoint("redis+cluster://").is_err());
+        assert_eq!(
+            parse_endpoint("redis://h:1/2").unwrap(),
+            Endpoint::Single("redis://h:1/2".into())
+        );
+    }
+
+    #[test]
+    fn bad_prefixes_are_rejected() {
+        assert!(RedisConfig::new("redis://x")
+            .prefix("a{b")
+            .validate()
+            .is_err());
+        assert!(RedisConfig::new("redis://x").prefix("").validate().is_err());
+        assert!(RedisConfig::new("redis://x")
+            .prefix("bt-1")
+            .validate()
+            .is_ok());
+    }
+}

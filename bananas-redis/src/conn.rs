@@ -1,0 +1,195 @@
+//! Connections: one shared multiplexed connection for ordinary commands and
+//! a pool of dedicated connections for blocking pops.
+
+use std::{sync::Mutex, time::Duration};
+
+use redis::{
+    aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection},
+    cluster::{ClusterClient, ClusterClientBuilder},
+    cluster_async::ClusterConnection,
+    AsyncConnectionConfig, Cmd, ErrorKind, FromRedisValue, Pipeline, RedisError, RedisFuture,
+    RedisResult, ServerErrorKind, Value,
+};
+
+use bananas_core::{Error, Result};
+
+use crate::config::Endpoint;
+
+/// Turns a Redis error into the broker error the runtime logs and backs
+/// off on.
+pub(crate) fn broker_err(e: RedisError) -> Error {
+    Error::Broker(format!("redis: {e}"))
+}
+
+/// The shared connection: it reconnects by itself after a restart or a
+/// killed connection (the command in flight fails; the next one succeeds).
+#[derive(Clone)]
+pub(crate) enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// A connection used by one blocking call at a time.
+pub(crate) enum BlockConn {
+    Single(MultiplexedConnection),
+    Cluster(ClusterConnection),
+}
+
+impl BlockConn {
+    async fn query<T: FromRedisValue>(&mut self, cmd: &Cmd) -> RedisResult<T> {
+        match self {
+            BlockConn::Single(c) => cmd.query_async(c).await,
+            BlockConn::Cluster(c) => cmd.query_async(c).await,
+        }
+    }
+}
+
+enum Source {
+    Single(redis::Client),
+    Cluster(Box<ClusterClient>),
+}
+
+/// Dedicated connections for blocking pops, kept for reuse. A connection
+/// whose call failed or was abandoned is dropped, which closes it (and
+/// unblocks it on the server).
+pub(crate) struct BlockPool {
+    source: Source,
+    idle: Mutex<Vec<BlockConn>>,
+}
+
+const POOL_KEEP: usize = 64;
+
+impl BlockPool {
+    async fn get(&self) -> Result<BlockConn> {
+        if let Some(c) = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop() {
+            return Ok(c);
+        }
+        match &self.source {
+            Source::Single(client) => {
+                let cfg = AsyncConnectionConfig::new()
+                    .set_response_timeout(None)
+                    .set_connection_timeout(Some(Duration::from_secs(2)));
+                let c = client
+                    .get_multiplexed_async_connection_with_config(&cfg)
+                    .await
+                    .map_err(broker_err)?;
+                Ok(BlockConn::Single(c))
+            }
+            Source::Cluster(client) => Ok(BlockConn::Cluster(
+                client.get_async_connection().await.map_err(broker_err)?,
+            )),
+        }
+    }
+
+    fn put(&self, c: BlockConn) {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < POOL_KEEP {
+            idle.push(c);
+        }
+    }
+
+    /// `BLPOP keys… timeout` on a dedicated connection. Returns the popped
+    /// value, or `None` on timeout.
+    pub(crate) async fn blpop(&self, keys: &[&str], wait: Duration) -> Result<Option<Vec<u8>>> {
+        let mut conn = self.get().await?;
+        let mut cmd = redis::cmd("BLPOP");
+        cmd.arg(keys).arg(wait.as_secs_f64().max(0.001));
+        // The server answers on timeout; the local bound only guards against
+        // a connection that silently died.
+        let guard = wait + Duration::from_secs(2);
+        match tokio::time::timeout(guard, conn.query::<Option<(Vec<u8>, Vec<u8>)>>(&cmd)).await {
+            Ok(Ok(v)) => {
+                self.put(conn);
+                Ok(v.map(|(_, v)| v))
+            }
+            Ok(Err(e)) => Err(broker_err(e)),
+            Err(_) => Err(Error::Broker(
+                "redis: a blocking pop got no answer in time; the connection was dropped".into(),
+            )),
+        }
+    }
+}
+
+/// Opens the shared connection and the blocking pool.
+pub(crate) async fn open(
+    endpoint: &Endpoint,
+    response_timeout: Duration,
+) -> Result<(Conn, BlockPool)> {
+    match endpoint {
+        Endpoint::Single(url) => {
+            let client = redis::Client::open(url.as_str())
+                .map_err(|e| Error::Config(format!("invalid Redis URL `{}`: {e}", redact(url))))?;
+            let cfg = ConnectionManagerConfig::new()
+                .set_response_timeout(Some(response_timeout))
+                .set_connection_timeout(Some(Duration::from_secs(2)))
+                .set_max_delay(Duration::from_secs(2));
+            let manager = client
+                .get_connection_manager_with_config(cfg)
+                .await
+                .map_err(broker_err)?;
+            let pool = BlockPool {
+                source: Source::Single(client),
+                idle: Mutex::new(Vec::new()),
+            };
+            Ok((Conn::Single(manager), pool))
+        }
+        Endpoint::Cluster(nodes) => {
+            let shared = ClusterClientBuilder::new(nodes.clone())
+                .response_timeout(response_timeout)
+                .connection_timeout(Duration::from_secs(2))
+                .build()
+                .map_err(|e| Error::Config(format!("invalid Redis Cluster URL: {e}")))?;
+            let conn = shared.get_async_connection().await.map_err(broker_err)?;
+            let blocking = ClusterClientBuilder::new(nodes.clone())
+                .connection_timeout(Duration::from_secs(2))
+                .build()
+                .map_err(|e| Error::Config(format!("invalid Redis Cluster URL: {e}")))?;
+            let pool = BlockPool {
+                source: Source::Cluster(Box::new(blocking)),
+                idle: Mutex::new(Vec::new()),
+            };
+            Ok((Conn::Cluster(conn), pool))
+        }
+    }
+}
+
+/// The URL without its password, for messages.
+pub(crate) fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://***@{}", &url[..s], &url[at + 1..]),
+        _ => url.to_owned(),
+    }
+}
+
+/// Whether the error says the script is not cached on the server.
+pub(crate) fn is_noscript(e: &RedisError) -> bool {
+    e.kind() == ErrorKind::Server(ServerErrorKind::NoScript)
+}
