@@ -35,6 +35,10 @@
 pub mod app;
 pub mod broker;
 pub mod context;
+#[cfg(feature = "http")]
+pub mod http;
+#[cfg(feature = "http")]
+pub mod metrics;
 pub mod scheduler;
 pub mod task;
 pub mod worker;

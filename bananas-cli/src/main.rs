@@ -1,0 +1,2 @@
+//! The `bananas` command.
+fn main() {}

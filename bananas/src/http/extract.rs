@@ -1,0 +1,112 @@
+//! Extractors whose rejections are JSON [`ApiError`]s, so axum's plain-text
+//! rejections never reach a client.
+
+use axum::{
+    body::Bytes,
+    extract::{rejection::BytesRejection, FromRequest, FromRequestParts, Path, Request},
+    http::{header, request::Parts, StatusCode},
+};
+use serde_json::Value;
+
+use super::error::ApiError;
+
+/// A JSON request body, parsed into a [`Value`]. The caller checks its shape
+/// field by field so each error names the field.
+#[derive(Debug)]
+pub(crate) struct JsonBody(pub(crate) Value);
+
+impl<S: Send + Sync> FromRequest<S> for JsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.to_owned());
+        let json = content_type.as_deref().is_some_and(|ct| {
+            let mime = ct.split(';').next().unwrap_or("").trim();
+            mime.eq_ignore_ascii_case("application/json")
+                || (mime.starts_with("application/") && mime.ends_with("+json"))
+        });
+        if !json {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!(
+                    "expected `Content-Type: application/json`, got {}",
+                    content_type.map_or("none".to_owned(), |c| format!("`{c}`"))
+                ),
+            ));
+        }
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(bytes_rejection)?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(ApiError::bad_request("the request body is empty: expected a JSON object"));
+        }
+        let value: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))?;
+        Ok(JsonBody(value))
+    }
+}
+
+fn bytes_rejection(r: BytesRejection) -> ApiError {
+    if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "the request body is larger than the server's limit (BANANAS_HTTP_BODY_LIMIT)",
+        )
+    } else {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("cannot read the request body: {}", r.body_text()),
+        )
+    }
+}
+
+/// The `{id}` segment of a path.
+#[derive(Debug)]
+pub(crate) struct IdPath(pub(crate) String);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path(id) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::bad_request(format!("invalid job id in the path: {}", e.body_text())))?;
+        if id.is_empty() || id.len() > 256 {
+            return Err(ApiError::bad_request(
+                "invalid job id in the path: expected 1 to 256 characters",
+            ));
+        }
+        Ok(IdPath(id))
+    }
+}
+
+/// Reads `limit` from a query string like `limit=50`.
+pub(crate) fn query_limit(query: Option<&str>, default: usize, max: usize) -> Result<usize, ApiError> {
+    let mut limit = default;
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        match k {
+            "limit" => {
+                limit = v
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=max).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::bad_request(format!(
+                            "query parameter `limit`=`{v}`: expected an integer from 1 to {max}"
+                        ))
+                    })?;
+            }
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown query parameter `{other}`: expected `limit`"
+                )))
+            }
+        }
+    }
+    Ok(limit)
+}

@@ -1,0 +1,311 @@
+//! The job documents of the API: what `POST /jobs` takes
+//! ([`EnqueueRequest`]) and what `GET /jobs/{id}` answers ([`JobView`]).
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde::Serialize;
+use serde_json::{value::RawValue, Map, Value};
+
+use crate::{
+    job::{now_millis, Job, JobRecord, JobState, Millis, Priority, Route},
+    task::Registry,
+    Error,
+};
+
+/// The most retries a request may ask for (the same bound as the macro's).
+pub const MAX_RETRIES: u32 = 1000;
+
+/// The longest countdown a request may ask for: 10 years, in seconds.
+pub const MAX_COUNTDOWN_SECS: f64 = 10.0 * 365.0 * 24.0 * 3600.0;
+
+const FIELDS: &str = "`name`, `payload`, `priority`, `route`, `countdown`, `eta`, `retries`";
+const FIELD_NAMES: [&str; 7] = [
+    "name", "payload", "priority", "route", "countdown", "eta", "retries",
+];
+
+/// A validated `POST /jobs` body. Options left out take the task's defaults
+/// when the server knows the task, and the global defaults otherwise
+/// (route `default`, priority `normal`, 3 retries).
+#[derive(Debug, Clone)]
+pub struct EnqueueRequest {
+    /// The task name.
+    pub name: String,
+    /// The arguments: a JSON object keyed by parameter name.
+    pub payload: Box<RawValue>,
+    /// The priority, if given.
+    pub priority: Option<Priority>,
+    /// The route, if given.
+    pub route: Option<Route>,
+    /// When to run (from `countdown` or `eta`), if given.
+    pub eta: Option<Millis>,
+    /// Retries after the first attempt, if given.
+    pub retries: Option<u32>,
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+impl EnqueueRequest {
+    /// Checks a request body field by field. The error names the field and
+    /// what was expected; it is a client error (400).
+    pub fn from_json(body: Value) -> Result<Self, String> {
+        let Value::Object(mut obj) = body else {
+            return Err(format!(
+                "the request body must be a JSON object with {FIELDS}, got {}",
+                type_name(&body)
+            ));
+        };
+        if let Some(k) = obj.keys().find(|k| !FIELD_NAMES.contains(&k.as_str())) {
+            return Err(format!("unknown field `{k}`: expected {FIELDS}"));
+        }
+        let name = match obj.remove("name") {
+            None | Some(Value::Null) => return Err("missing field `name`: the task name".to_owned()),
+            Some(Value::String(s)) if s.trim().is_empty() => {
+                return Err("field `name` must not be empty".to_owned())
+            }
+            Some(Value::String(s)) => s,
+            Some(v) => return Err(format!("field `name` must be a string, got {}", type_name(&v))),
+        };
+        let payload = match obj.remove("payload") {
+            None | Some(Value::Null) => Value::Object(Map::new()),
+            Some(v @ Value::Object(_)) => v,
+            Some(v) => {
+                return Err(format!(
+                    "field `payload` must be an object keyed by the task's parameter names, got {}",
+                    type_name(&v)
+                ))
+            }
+        };
+        let payload = serde_json::value::to_raw_value(&payload).map_err(|e| e.to_string())?;
+        let priority = match obj.remove("priority") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.parse::<Priority>().map_err(|_| {
+                format!("field `priority`: unknown priority `{s}`, expected one of `high`, `normal`, `low`")
+            })?),
+            Some(v) => {
+                return Err(format!(
+                    "field `priority` must be one of \"high\", \"normal\", \"low\", got {}",
+                    type_name(&v)
+                ))
+            }
+        };
+        let route = match obj.remove("route") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(Route::new(s).map_err(|e| match e {
+                Error::Config(m) => format!("field `route`: {m}"),
+                e => format!("field `route`: {e}"),
+            })?),
+            Some(v) => return Err(format!("field `route` must be a string, got {}", type_name(&v))),
+        };
+        let retries = match obj.remove("retries") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(
+                v.as_u64()
+                    .filter(|&n| n <= u64::from(MAX_RETRIES))
+                    .map(|n| n as u32)
+                    .ok_or_else(|| {
+                        format!("field `retries` must be an integer from 0 to {MAX_RETRIES}, got {v}")
+                    })?,
+            ),
+        };
+        let countdown = obj.remove("countdown").filter(|v| !v.is_null());
+        let eta = obj.remove("eta").filter(|v| !v.is_null());
+        let eta = match (countdown, eta) {
+            (Some(_), Some(_)) => {
+                return Err("give either `countdown` or `eta`, not both".to_owned())
+            }
+            (Some(c), None) => Some(parse_countdown(&c)?),
+            (None, Some(e)) => Some(parse_eta(&e)?),
+            (None, None) => None,
+        };
+        Ok(EnqueueRequest {
+            name,
+            payload,
+            priority,
+            route,
+            eta,
+            retries,
+        })
+    }
+
+    /// Builds the job. With a registry the task must exist and the payload
+    /// must match its parameters ([`Error::UnknownTask`],
+    /// [`Error::InvalidArgs`]), and omitted options take the task's
+    /// defaults; without one any name is accepted.
+    pub fn into_job(self, registry: Option<&Registry>) -> Result<Job, Error> {
+        let def = match registry {
+            Some(r) => Some(r.validate(&self.name, &self.payload)?),
+            None => None,
+        };
+        let mut job = Job::new(self.name, self.payload);
+        job.priority = self.priority.or(def.map(|d| d.priority)).unwrap_or_default();
+        job.route = match (self.route, def) {
+            (Some(r), _) => r,
+            (None, Some(d)) => Route::new(d.route)?,
+            (None, None) => Route::default(),
+        };
+        if let Some(n) = self.retries.or(def.map(|d| d.retries)) {
+            job.max_retries = n;
+        }
+        job.eta = self.eta;
+        Ok(job)
+    }
+}
+
+/// Seconds from now, as a number, to an eta in milliseconds.
+pub fn parse_countdown(v: &Value) -> Result<Millis, String> {
+    let secs = v
+        .as_f64()
+        .filter(|s| s.is_finite() && *s >= 0.0 && *s <= MAX_COUNTDOWN_SECS)
+        .ok_or_else(|| {
+            format!("field `countdown` must be a number of seconds from 0 to {MAX_COUNTDOWN_SECS}, got {v}")
+        })?;
+    Ok(now_millis() + (secs * 1000.0).round() as u64)
+}
+
+/// An RFC 3339 string or an integer of milliseconds since the Unix epoch.
+pub fn parse_eta(v: &Value) -> Result<Millis, String> {
+    const WHAT: &str = "field `eta` must be an RFC 3339 time like \"2030-01-01T09:00:00Z\" \
+                        or milliseconds since the Unix epoch";
+    match v {
+        Value::String(s) => DateTime::parse_from_rfc3339(s)
+            .ok()
+            .map(|t| t.timestamp_millis())
+            .filter(|&ms| ms >= 0)
+            .map(|ms| ms as Millis)
+            .ok_or_else(|| format!("{WHAT}, got \"{s}\"")),
+        Value::Number(n) => n.as_u64().ok_or_else(|| format!("{WHAT}, got {n}")),
+        other => Err(format!("{WHAT}, got {}", type_name(other))),
+    }
+}
+
+/// A millisecond timestamp as RFC 3339 (UTC, millisecond precision).
+pub fn rfc3339(ms: Millis) -> Option<String> {
+    Utc.timestamp_millis_opt(i64::try_from(ms).ok()?)
+        .single()
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+}
+
+/// A timestamp in both forms: RFC 3339 for people, milliseconds for programs.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Timestamp {
+    /// RFC 3339, UTC.
+    pub at: String,
+    /// Milliseconds since the Unix epoch.
+    pub ms: Millis,
+}
+
+impl Timestamp {
+    /// The timestamp of `ms`.
+    pub fn from_millis(ms: Millis) -> Self {
+        Timestamp {
+            at: rfc3339(ms).unwrap_or_default(),
+            ms,
+        }
+    }
+}
+
+/// What `GET /jobs/{id}` and `GET /dead` answer for a job.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobView {
+    /// The job id.
+    pub id: String,
+    /// The task name.
+    pub name: String,
+    /// `queued`, `scheduled`, `active`, `succeeded`, `retrying` or `dead`.
+    pub state: JobState,
+    /// The route.
+    pub route: String,
+    /// The priority.
+    pub priority: Priority,
+    /// Attempts started so far.
+    pub attempts: u32,
+    /// Retries allowed after the first attempt.
+    pub max_retries: u32,
+    /// The arguments.
+    pub payload: Box<RawValue>,
+    /// The result, once it succeeded (`null` otherwise).
+    pub result: Option<Box<RawValue>>,
+    /// The last error, if an attempt failed (`null` otherwise).
+    pub error: Option<String>,
+    /// When it was submitted.
+    pub created_at: Timestamp,
+    /// When it was (or is) due, if delayed.
+    pub eta: Option<Timestamp>,
+    /// When the last attempt started.
+    pub started_at: Option<Timestamp>,
+    /// When it reached its final state.
+    pub finished_at: Option<Timestamp>,
+}
+
+impl From<JobRecord> for JobView {
+    fn from(r: JobRecord) -> Self {
+        JobView {
+            id: r.id.to_string(),
+            name: r.task,
+            state: r.state,
+            route: r.route.to_string(),
+            priority: r.priority,
+            attempts: r.attempts,
+            max_retries: r.max_retries,
+            payload: r.args,
+            result: r.result,
+            error: r.error,
+            created_at: Timestamp::from_millis(r.created_at),
+            eta: r.eta.map(Timestamp::from_millis),
+            started_at: r.started_at.map(Timestamp::from_millis),
+            finished_at: r.finished_at.map(Timestamp::from_millis),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn err(v: Value) -> String {
+        EnqueueRequest::from_json(v).unwrap_err()
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        assert!(err(json!({})).contains("missing field `name`"));
+        assert!(err(json!([])).contains("JSON object"));
+        assert!(err(json!({"name": 1})).contains("`name` must be a string"));
+        assert!(err(json!({"name": "a", "payload": [1]})).contains("`payload`"));
+        assert!(err(json!({"name": "a", "priority": "urgent"})).contains("urgent"));
+        assert!(err(json!({"name": "a", "route": "bad route"})).contains("`route`"));
+        assert!(err(json!({"name": "a", "retries": -1})).contains("`retries`"));
+        assert!(err(json!({"name": "a", "countdown": "5"})).contains("`countdown`"));
+        assert!(err(json!({"name": "a", "eta": "tomorrow"})).contains("`eta`"));
+        assert!(err(json!({"name": "a", "eta": 1, "countdown": 1})).contains("not both"));
+        assert!(err(json!({"name": "a", "delay": 1})).contains("unknown field `delay`"));
+    }
+
+    #[test]
+    fn eta_takes_rfc3339_or_millis() {
+        assert_eq!(parse_eta(&json!("1970-01-01T00:00:01Z")).unwrap(), 1000);
+        assert_eq!(parse_eta(&json!(1234)).unwrap(), 1234);
+        assert!(parse_eta(&json!(-5)).is_err());
+    }
+
+    #[test]
+    fn defaults_without_registry() {
+        let job = EnqueueRequest::from_json(json!({"name": "x", "countdown": 1.5}))
+            .unwrap()
+            .into_job(None)
+            .unwrap();
+        assert_eq!(job.route.as_str(), "default");
+        assert_eq!(job.priority, Priority::Normal);
+        assert_eq!(job.args.get(), "{}");
+        assert!(job.eta.unwrap() >= now_millis() + 1000);
+    }
+}

@@ -1,0 +1,185 @@
+//! The HTTP API (the `http` feature): submit jobs, read their state, manage
+//! the dead letter, and check health and metrics over HTTP.
+//!
+//! An app serves it when `BANANAS_HTTP_ADDR` is set; `bananas serve` serves
+//! it standalone, without task code. Every endpoint is described in
+//! `docs/HTTP.md` and in the OpenAPI document served at `GET /openapi.json`.
+//!
+//! ```no_run
+//! # async fn demo() -> bananas::Result<()> {
+//! use bananas::http::{self, ApiState};
+//! use tokio_util::sync::CancellationToken;
+//!
+//! let app = bananas::App::builder().build().await?;
+//! let state = ApiState::new(app.client().clone())
+//!     .registry(app.registry().clone()) // 422 for unknown tasks and bad arguments
+//!     .scheduler(app.scheduler())       // GET /schedules
+//!     .token(std::env::var("BANANAS_API_TOKEN").ok());
+//! http::serve(state, "127.0.0.1:8080".parse().unwrap(), CancellationToken::new()).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Errors are JSON, `{"error": "…"}`: 400 for an invalid request, 401 for a
+//! missing or wrong token, 404 for an unknown job or path, 413 for a body
+//! over the limit, 415 for a body that is not `application/json`, 422 for a
+//! task the app does not know or arguments that do not match it, and 503
+//! when the broker does not answer. User input never produces a 500.
+
+mod auth;
+mod error;
+mod extract;
+mod jobs;
+mod openapi;
+mod routes;
+
+use std::{fmt, net::SocketAddr, sync::Arc};
+
+use axum::{extract::DefaultBodyLimit, Router};
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use error::ApiError;
+pub use jobs::{MAX_COUNTDOWN_SECS, MAX_RETRIES, parse_countdown, parse_eta, rfc3339, EnqueueRequest, JobView, Timestamp};
+pub use openapi::OPENAPI_JSON;
+
+use crate::{app::Client, scheduler::Scheduler, task::Registry, Error, Result};
+
+/// The default limit of a request body: 1 MiB.
+pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+
+/// Everything the API serves from: the client, and optionally the app's
+/// tasks, its scheduler, a token and the metrics handle.
+#[derive(Clone)]
+pub struct ApiState {
+    client: Client,
+    registry: Option<Registry>,
+    scheduler: Option<Scheduler>,
+    token: Option<String>,
+    body_limit: usize,
+    metrics: Option<PrometheusHandle>,
+}
+
+impl fmt::Debug for ApiState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiState")
+            .field("client", &self.client)
+            .field("registry", &self.registry.as_ref().map(Registry::len))
+            .field("scheduler", &self.scheduler.is_some())
+            .field("token", &self.token.as_ref().map(|_| "***"))
+            .field("body_limit", &self.body_limit)
+            .field("metrics", &self.metrics.is_some())
+            .finish()
+    }
+}
+
+impl ApiState {
+    /// Serves from `client`'s broker. Without [`ApiState::registry`], any
+    /// task name is accepted (what the standalone `bananas serve` does).
+    pub fn new(client: Client) -> Self {
+        ApiState {
+            client,
+            registry: None,
+            scheduler: None,
+            token: None,
+            body_limit: DEFAULT_BODY_LIMIT,
+            metrics: None,
+        }
+    }
+
+    /// Validates submitted jobs against these tasks: an unknown name or
+    /// arguments that do not match get 422, and omitted options take the
+    /// task's defaults.
+    pub fn registry(mut self, registry: Registry) -> Self {
+        self.registry = Some(registry);
+        self
+    }
+
+    /// Answers `GET /schedules` from this scheduler. Without one the list
+    /// is empty: the broker alone does not know the schedules.
+    pub fn scheduler(mut self, scheduler: Scheduler) -> Self {
+        self.scheduler = Some(scheduler);
+        self
+    }
+
+    /// Requires `Authorization: Bearer <token>` on every endpoint except
+    /// `/health`. `None` (or an empty token) turns auth off.
+    pub fn token(mut self, token: Option<String>) -> Self {
+        self.token = token.filter(|t| !t.is_empty());
+        self
+    }
+
+    /// The largest request body, in bytes (default [`DEFAULT_BODY_LIMIT`]).
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = bytes;
+        self
+    }
+
+    /// Renders `GET /metrics` from this handle. Without one the API calls
+    /// [`crate::metrics::install`] on the first scrape.
+    pub fn metrics(mut self, handle: PrometheusHandle) -> Self {
+        self.metrics = Some(handle);
+        self
+    }
+
+    fn metrics_handle(&self) -> std::result::Result<PrometheusHandle, ApiError> {
+        match &self.metrics {
+            Some(h) => Ok(h.clone()),
+            None => crate::metrics::install().map_err(|e| {
+                ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+            }),
+        }
+    }
+}
+
+/// The `(method, path)` of every endpoint, as the router serves them.
+pub fn endpoints() -> Vec<(&'static str, &'static str)> {
+    routes::endpoints()
+        .into_iter()
+        .map(|e| (e.method, e.path))
+        .collect()
+}
+
+/// The API's router.
+pub fn router(state: ApiState) -> Router {
+    let body_limit = state.body_limit;
+    let state = Arc::new(state);
+    let mut router: Router<Arc<ApiState>> = Router::new();
+    for e in routes::endpoints() {
+        router = router.route(e.path, e.handler);
+    }
+    router
+        .fallback(routes::not_found)
+        .method_not_allowed_fallback(routes::method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ))
+        .with_state(state)
+}
+
+/// Serves the API on `addr` until `stop` is cancelled; in-flight requests
+/// finish first.
+pub async fn serve(state: ApiState, addr: SocketAddr, stop: CancellationToken) -> Result<()> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error::Config(format!("cannot listen on {addr} for the HTTP API: {e}")))?;
+    serve_listener(state, listener, stop).await
+}
+
+/// Serves the API on an already bound listener until `stop` is cancelled.
+pub async fn serve_listener(
+    state: ApiState,
+    listener: TcpListener,
+    stop: CancellationToken,
+) -> Result<()> {
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::Config(format!("HTTP API listener: {e}")))?;
+    tracing::info!(%addr, auth = state.token.is_some(), "serving the HTTP API");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(stop.cancelled_owned())
+        .await
+        .map_err(|e| Error::Config(format!("HTTP API on {addr} failed: {e}")))
+}

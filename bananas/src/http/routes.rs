@@ -1,0 +1,277 @@
+//! The endpoints: one table ([`endpoints`]) that builds the router and that
+//! the OpenAPI test checks the document against, and their handlers.
+
+use std::{sync::Arc, time::Duration};
+
+use axum::{
+    extract::State,
+    http::{header, StatusCode, Uri},
+    response::{IntoResponse, Response},
+    routing::{delete, get, post, MethodRouter},
+    Json,
+};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use super::{
+    error::ApiError,
+    extract::{query_limit, IdPath, JsonBody},
+    jobs::{EnqueueRequest, JobView, Timestamp},
+    openapi::OPENAPI_JSON,
+    ApiState,
+};
+use crate::{
+    broker::{QueueStats, WorkerInfo},
+    job::JobId,
+    scheduler::ScheduleState,
+};
+
+type Shared = Arc<ApiState>;
+
+/// How long `/health` waits for the broker.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long `/metrics` waits for the queue depths before rendering anyway.
+const METRICS_STATS_TIMEOUT: Duration = Duration::from_secs(2);
+/// `GET /dead` answers at most this many jobs unless `limit` says otherwise.
+const DEAD_DEFAULT_LIMIT: usize = 100;
+/// The largest `limit` of `GET /dead`.
+const DEAD_MAX_LIMIT: usize = 10_000;
+
+/// One endpoint: its method, its path (in axum's and OpenAPI's `{param}`
+/// syntax) and its handler.
+pub(crate) struct Endpoint {
+    pub(crate) method: &'static str,
+    pub(crate) path: &'static str,
+    pub(crate) handler: MethodRouter<Shared>,
+}
+
+/// Every endpoint of the API.
+pub(crate) fn endpoints() -> Vec<Endpoint> {
+    fn e(method: &'static str, path: &'static str, handler: MethodRouter<Shared>) -> Endpoint {
+        Endpoint {
+            method,
+            path,
+            handler,
+        }
+    }
+    vec![
+        e("POST", "/jobs", post(enqueue)),
+        e("GET", "/jobs/{id}", get(job)),
+        e("GET", "/queues", get(queues)),
+        e("GET", "/workers", get(workers)),
+        e("GET", "/dead", get(dead_list)),
+        e("DELETE", "/dead", delete(dead_purge)),
+        e("POST", "/dead/{id}/requeue", post(dead_requeue)),
+        e("GET", "/schedules", get(schedules)),
+        e("GET", "/health", get(health)),
+        e("GET", "/metrics", get(metrics)),
+        e("GET", "/openapi.json", get(openapi)),
+    ]
+}
+
+async fn enqueue(
+    State(state): State<Shared>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let req = EnqueueRequest::from_json(body).map_err(ApiError::bad_request)?;
+    let job = req.into_job(state.registry.as_ref())?;
+    let id = job.id.clone();
+    let delayed = job.eta.is_some_and(|eta| eta > crate::job::now_millis());
+    tracing::info!(job_id = %id, task = %job.task, route = %job.route, "job submitted over HTTP");
+    state.client.enqueue(vec![job]).await?;
+    let body = json!({
+        "id": id.as_str(),
+        "state": if delayed { "scheduled" } else { "queued" },
+    });
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, format!("/jobs/{id}"))],
+        Json(body),
+    )
+        .into_response())
+}
+
+async fn job(State(state): State<Shared>, IdPath(id): IdPath) -> Result<Json<JobView>, ApiError> {
+    match state.client.job(&JobId::from(id.as_str())).await? {
+        Some(r) => Ok(Json(r.into())),
+        None => Err(ApiError::not_found(format!(
+            "job `{id}` not found (it never existed, or its result expired)"
+        ))),
+    }
+}
+
+/// The answer of `GET /queues`.
+#[derive(Debug, Serialize)]
+struct QueuesView {
+    queues: Vec<QueueStats>,
+    totals: QueueStats,
+}
+
+/// Adds up every route's depths (the total's `route` is `*`).
+pub(crate) fn totals(queues: &[QueueStats]) -> QueueStats {
+    queues.iter().fold(
+        QueueStats {
+            route: "*".to_owned(),
+            ..QueueStats::default()
+        },
+        |mut t, q| {
+            t.high += q.high;
+            t.normal += q.normal;
+            t.low += q.low;
+            t.scheduled += q.scheduled;
+            t.active += q.active;
+            t.dead += q.dead;
+            t
+        },
+    )
+}
+
+async fn queues(State(state): State<Shared>) -> Result<Json<QueuesView>, ApiError> {
+    let mut queues = state.client.broker().stats().await?;
+    queues.sort_by(|a, b| a.route.cmp(&b.route));
+    crate::metrics::record_queue_stats(&queues);
+    let totals = totals(&queues);
+    Ok(Json(QueuesView { queues, totals }))
+}
+
+async fn workers(State(state): State<Shared>) -> Result<Json<Value>, ApiError> {
+    let workers: Vec<WorkerInfo> = state.client.broker().workers().await?;
+    Ok(Json(json!({ "workers": workers })))
+}
+
+async fn dead_list(State(state): State<Shared>, uri: Uri) -> Result<Json<Value>, ApiError> {
+    let limit = query_limit(uri.query(), DEAD_DEFAULT_LIMIT, DEAD_MAX_LIMIT)?;
+    let jobs: Vec<JobView> = state
+        .client
+        .broker()
+        .dead_jobs(limit)
+        .await?
+        .into_iter()
+        .map(JobView::from)
+        .collect();
+    Ok(Json(json!({ "jobs": jobs })))
+}
+
+async fn dead_requeue(
+    State(state): State<Shared>,
+    IdPath(id): IdPath,
+) -> Result<Json<Value>, ApiError> {
+    if state
+        .client
+        .broker()
+        .requeue_dead(&JobId::from(id.as_str()))
+        .await?
+    {
+        tracing::info!(job_id = %id, "dead job requeued over HTTP");
+        Ok(Json(json!({ "id": id, "requeued": true })))
+    } else {
+        Err(ApiError::not_found(format!(
+            "no dead job `{id}` (it is not in the dead letter)"
+        )))
+    }
+}
+
+async fn dead_purge(State(state): State<Shared>) -> Result<Json<Value>, ApiError> {
+    let n = state.client.broker().purge_dead().await?;
+    tracing::info!(purged = n, "dead letter purged over HTTP");
+    Ok(Json(json!({ "purged": n })))
+}
+
+/// One schedule in `GET /schedules`.
+#[derive(Debug, Serialize)]
+pub(crate) struct ScheduleView {
+    id: String,
+    cron: String,
+    tz: String,
+    next_run: Option<Timestamp>,
+    last_run: Option<Timestamp>,
+    last_job_id: Option<String>,
+    last_outcome: Option<crate::job::JobState>,
+    last_error: Option<String>,
+}
+
+impl From<ScheduleState> for ScheduleView {
+    fn from(s: ScheduleState) -> Self {
+        let ts = |t: chrono::DateTime<chrono::Utc>| {
+            u64::try_from(t.timestamp_millis())
+                .ok()
+                .map(Timestamp::from_millis)
+        };
+        ScheduleView {
+            id: s.id,
+            cron: s.cron,
+            tz: s.tz,
+            next_run: s.next_run.and_then(ts),
+            last_run: s.last_run.and_then(ts),
+            last_job_id: s.last_job_id.map(|id| id.to_string()),
+            last_outcome: s.last_outcome,
+            last_error: s.last_error,
+        }
+    }
+}
+
+async fn schedules(State(state): State<Shared>) -> Result<Json<Value>, ApiError> {
+    let schedules: Vec<ScheduleView> = match &state.scheduler {
+        Some(s) => s.states().await?.into_iter().map(Into::into).collect(),
+        None => Vec::new(),
+    };
+    Ok(Json(json!({ "schedules": schedules })))
+}
+
+async fn health(State(state): State<Shared>) -> Response {
+    match tokio::time::timeout(HEALTH_TIMEOUT, state.client.broker().ping()).await {
+        Ok(Ok(())) => Json(json!({ "status": "ok" })).into_response(),
+        Ok(Err(e)) => unavailable(e.to_string()),
+        Err(_) => unavailable(format!(
+            "the broker did not answer within {HEALTH_TIMEOUT:?}"
+        )),
+    }
+}
+
+fn unavailable(error: String) -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(json!({ "status": "unavailable", "error": error })),
+    )
+        .into_response()
+}
+
+async fn metrics(State(state): State<Shared>) -> Result<Response, ApiError> {
+    let handle = state.metrics_handle()?;
+    let broker = state.client.broker().clone();
+    match tokio::time::timeout(
+        METRICS_STATS_TIMEOUT,
+        crate::metrics::refresh_queue_depth(&*broker),
+    )
+    .await
+    {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "cannot read queue depths for /metrics"),
+        Err(_) => tracing::warn!("reading queue depths for /metrics timed out"),
+    }
+    Ok((
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
+        crate::metrics::render(&handle),
+    )
+        .into_response())
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI_JSON).into_response()
+}
+
+/// Answers requests to a path the API does not have.
+pub(crate) async fn not_found(uri: Uri) -> ApiError {
+    ApiError::not_found(format!(
+        "no such endpoint `{}`: see GET /openapi.json",
+        uri.path()
+    ))
+}
+
+/// Answers requests with a method the path does not take.
+pub(crate) async fn method_not_allowed(method: axum::http::Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("`{method} {}` is not allowed: see GET /openapi.json", uri.path()),
+    )
+}
