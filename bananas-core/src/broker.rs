@@ -118,6 +118,10 @@ pub trait Broker: Send + Sync + std::fmt::Debug + 'static {
 
     /// Settles attempts: stores results (with the broker's TTL), schedules
     /// retries, or moves jobs to the dead letter. The attempts' leases end.
+    /// A success without a value (a task with `result = false`) leaves
+    /// nothing behind: afterwards [`Broker::job`] returns `None` for it.
+    /// An ack whose lease is gone (the job was recovered and handed to
+    /// another worker) is ignored.
     async fn ack(&self, acks: Vec<Ack>) -> Result<()>;
 
     /// Hands back leased jobs that never ran (graceful shutdown). They go

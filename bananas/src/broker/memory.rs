@@ -269,6 +269,10 @@ impl Broker for MemoryBroker {
                     continue;
                 }
                 match ack.outcome {
+                    Outcome::Succeeded(None) => {
+                        // The task keeps no result: nothing is left behind.
+                        st.jobs.remove(id);
+                    }
                     Outcome::Succeeded(value) => {
                         let ttl = self.ttls.success.as_millis() as u64;
                         let e = st.jobs.get_mut(id).expect("leased job exists");
