@@ -85,7 +85,10 @@ fn describe() {
         "bananas_lease_recoveries_total",
         "Jobs whose lease expired and that were put back in their queue."
     );
-    describe_gauge!("bananas_queue_depth", "Jobs queued, per route and priority.");
+    describe_gauge!(
+        "bananas_queue_depth",
+        "Jobs queued, per route and priority."
+    );
     describe_gauge!(
         "bananas_queue_scheduled",
         "Jobs waiting for their eta (delayed or in retry backoff), per route."
@@ -107,7 +110,8 @@ pub fn record_queue_stats(stats: &[QueueStats]) {
             metrics::gauge!("bananas_queue_depth", "route" => q.route.clone(), "priority" => p.as_str())
                 .set(q.depth(p) as f64);
         }
-        metrics::gauge!("bananas_queue_scheduled", "route" => q.route.clone()).set(q.scheduled as f64);
+        metrics::gauge!("bananas_queue_scheduled", "route" => q.route.clone())
+            .set(q.scheduled as f64);
         metrics::gauge!("bananas_queue_active", "route" => q.route.clone()).set(q.active as f64);
         metrics::gauge!("bananas_queue_dead", "route" => q.route.clone()).set(q.dead as f64);
     }

@@ -42,7 +42,9 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
             .await
             .map_err(bytes_rejection)?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Err(ApiError::bad_request("the request body is empty: expected a JSON object"));
+            return Err(ApiError::bad_request(
+                "the request body is empty: expected a JSON object",
+            ));
         }
         let value: Value = serde_json::from_slice(&bytes)
             .map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))?;
@@ -74,7 +76,9 @@ impl<S: Send + Sync> FromRequestParts<S> for IdPath {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let Path(id) = Path::<String>::from_request_parts(parts, state)
             .await
-            .map_err(|e| ApiError::bad_request(format!("invalid job id in the path: {}", e.body_text())))?;
+            .map_err(|e| {
+                ApiError::bad_request(format!("invalid job id in the path: {}", e.body_text()))
+            })?;
         if id.is_empty() || id.len() > 256 {
             return Err(ApiError::bad_request(
                 "invalid job id in the path: expected 1 to 256 characters",
@@ -85,7 +89,11 @@ impl<S: Send + Sync> FromRequestParts<S> for IdPath {
 }
 
 /// Reads `limit` from a query string like `limit=50`.
-pub(crate) fn query_limit(query: Option<&str>, default: usize, max: usize) -> Result<usize, ApiError> {
+pub(crate) fn query_limit(
+    query: Option<&str>,
+    default: usize,
+    max: usize,
+) -> Result<usize, ApiError> {
     let mut limit = default;
     for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));

@@ -19,7 +19,13 @@ pub const MAX_COUNTDOWN_SECS: f64 = 10.0 * 365.0 * 24.0 * 3600.0;
 
 const FIELDS: &str = "`name`, `payload`, `priority`, `route`, `countdown`, `eta`, `retries`";
 const FIELD_NAMES: [&str; 7] = [
-    "name", "payload", "priority", "route", "countdown", "eta", "retries",
+    "name",
+    "payload",
+    "priority",
+    "route",
+    "countdown",
+    "eta",
+    "retries",
 ];
 
 /// A validated `POST /jobs` body. Options left out take the task's defaults
@@ -66,12 +72,19 @@ impl EnqueueRequest {
             return Err(format!("unknown field `{k}`: expected {FIELDS}"));
         }
         let name = match obj.remove("name") {
-            None | Some(Value::Null) => return Err("missing field `name`: the task name".to_owned()),
+            None | Some(Value::Null) => {
+                return Err("missing field `name`: the task name".to_owned())
+            }
             Some(Value::String(s)) if s.trim().is_empty() => {
                 return Err("field `name` must not be empty".to_owned())
             }
             Some(Value::String(s)) => s,
-            Some(v) => return Err(format!("field `name` must be a string, got {}", type_name(&v))),
+            Some(v) => {
+                return Err(format!(
+                    "field `name` must be a string, got {}",
+                    type_name(&v)
+                ))
+            }
         };
         let payload = match obj.remove("payload") {
             None | Some(Value::Null) => Value::Object(Map::new()),
@@ -102,7 +115,12 @@ impl EnqueueRequest {
                 Error::Config(m) => format!("field `route`: {m}"),
                 e => format!("field `route`: {e}"),
             })?),
-            Some(v) => return Err(format!("field `route` must be a string, got {}", type_name(&v))),
+            Some(v) => {
+                return Err(format!(
+                    "field `route` must be a string, got {}",
+                    type_name(&v)
+                ))
+            }
         };
         let retries = match obj.remove("retries") {
             None | Some(Value::Null) => None,
@@ -111,7 +129,9 @@ impl EnqueueRequest {
                     .filter(|&n| n <= u64::from(MAX_RETRIES))
                     .map(|n| n as u32)
                     .ok_or_else(|| {
-                        format!("field `retries` must be an integer from 0 to {MAX_RETRIES}, got {v}")
+                        format!(
+                            "field `retries` must be an integer from 0 to {MAX_RETRIES}, got {v}"
+                        )
                     })?,
             ),
         };
@@ -145,7 +165,10 @@ impl EnqueueRequest {
             None => None,
         };
         let mut job = Job::new(self.name, self.payload);
-        job.priority = self.priority.or(def.map(|d| d.priority)).unwrap_or_default();
+        job.priority = self
+            .priority
+            .or(def.map(|d| d.priority))
+            .unwrap_or_default();
         job.route = match (self.route, def) {
             (Some(r), _) => r,
             (None, Some(d)) => Route::new(d.route)?,

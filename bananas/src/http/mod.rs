@@ -40,7 +40,10 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use error::ApiError;
-pub use jobs::{MAX_COUNTDOWN_SECS, MAX_RETRIES, parse_countdown, parse_eta, rfc3339, EnqueueRequest, JobView, Timestamp};
+pub use jobs::{
+    parse_countdown, parse_eta, rfc3339, EnqueueRequest, JobView, Timestamp, MAX_COUNTDOWN_SECS,
+    MAX_RETRIES,
+};
 pub use openapi::OPENAPI_JSON;
 
 use crate::{app::Client, scheduler::Scheduler, task::Registry, Error, Result};

@@ -272,6 +272,9 @@ pub(crate) async fn not_found(uri: Uri) -> ApiError {
 pub(crate) async fn method_not_allowed(method: axum::http::Method, uri: Uri) -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
-        format!("`{method} {}` is not allowed: see GET /openapi.json", uri.path()),
+        format!(
+            "`{method} {}` is not allowed: see GET /openapi.json",
+            uri.path()
+        ),
     )
 }

@@ -1,0 +1,692 @@
+//! The HTTP API over real HTTP on loopback: every endpoint, each error case,
+//! and auth. Runs on the in-memory broker.
+
+mod http_util;
+
+use std::{sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+use bananas::{
+    broker::{Broker, FetchRequest, MemoryBroker, QueueStats, TickMark, WorkerInfo},
+    http::ApiState,
+    job::{Ack, Job, JobId, JobRecord, Millis, Route},
+    task::Registry,
+    App, Client, Error, JobState,
+};
+use http_util::{start, Server};
+use serde_json::{json, Value};
+
+/// Adds two numbers.
+#[bananas::task]
+async fn add(a: i64, b: i64) -> i64 {
+    a + b
+}
+
+/// Always fails, and is dead after its first attempt.
+#[bananas::task(retries = 0, route = "slow", priority = low)]
+async fn doomed(reason: String) -> anyhow::Result<()> {
+    anyhow::bail!("doomed: {reason}")
+}
+
+fn registry() -> Registry {
+    Registry::from_inventory().expect("no duplicate tasks")
+}
+
+/// An app with a worker on the memory broker, and the API over it with the
+/// app's tasks.
+async fn app_and_api(
+    token: Option<&str>,
+) -> (App, Server, tokio::task::JoinHandle<bananas::Result<()>>) {
+    let app = App::builder()
+        .broker(Arc::new(MemoryBroker::new()))
+        .registry(registry())
+        .build()
+        .await
+        .unwrap();
+    let worker = tokio::spawn(app.clone().run());
+    let state = ApiState::new(app.client().clone())
+        .registry(app.registry().clone())
+        .scheduler(app.scheduler())
+        .token(token.map(str::to_owned));
+    let server = start(state).await;
+    (app, server, worker)
+}
+
+/// The API over a memory broker with no worker and no task code, like
+/// `bananas serve`.
+async fn standalone() -> (Client, Server) {
+    let client = Client::new(Arc::new(MemoryBroker::new()));
+    let server = start(ApiState::new(client.clone()).body_limit(1024)).await;
+    (client, server)
+}
+
+async fn wait_final(client: &Client, id: &str) -> JobRecord {
+    client
+        .wait(&JobId::from(id), Duration::from_secs(10))
+        .await
+        .unwrap()
+        .expect("job did not finish in time")
+}
+
+#[tokio::test]
+async fn quickstart_curl_lines_work_against_an_app() {
+    let (app, server, worker) = app_and_api(None).await;
+    // curl -X POST /jobs -H "Content-Type: application/json" -d '{…}'
+    let r = server
+        .post_json(
+            "/jobs",
+            r#"{"name": "add", "payload": {"a": 2, "b": 40}, "priority": "high"}"#,
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    assert_eq!(r.headers["location"], format!("/jobs/{id}").as_str());
+    wait_final(app.client(), &id).await;
+
+    // curl /jobs/{id}
+    let r = server.get(&format!("/jobs/{id}")).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["id"], id.as_str());
+    assert_eq!(v["name"], "add");
+    assert_eq!(v["state"], "succeeded");
+    assert_eq!(v["priority"], "high");
+    assert_eq!(v["route"], "default");
+    assert_eq!(v["attempts"], 1);
+    assert_eq!(v["result"], 42);
+    assert_eq!(v["error"], Value::Null);
+    assert_eq!(v["payload"], json!({"a": 2, "b": 40}));
+    assert!(v["created_at"]["at"].as_str().unwrap().ends_with('Z'));
+    assert!(v["created_at"]["ms"].as_u64().unwrap() > 0);
+    assert!(v["finished_at"]["ms"].as_u64().unwrap() >= v["created_at"]["ms"].as_u64().unwrap());
+    app.shutdown();
+    worker.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn enqueue_takes_the_tasks_defaults_and_the_requests_options() {
+    let (client, server) = standalone().await;
+    // A standalone server accepts any name and uses the global defaults.
+    let r = server.post_json("/jobs", r#"{"name": "anything"}"#).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.json()["state"], "queued");
+    let rec = client
+        .job(&JobId::from(r.json()["id"].as_str().unwrap()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (rec.route.as_str(), rec.max_retries, rec.args.get()),
+        ("default", 3, "{}")
+    );
+
+    let r = server
+        .post_json(
+            "/jobs",
+            r#"{"name": "x", "payload": {"k": [1]}, "priority": "low", "route": "gpu",
+                "countdown": 60, "retries": 7}"#,
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.json()["state"], "scheduled");
+    let v = server
+        .get(&format!("/jobs/{}", r.json()["id"].as_str().unwrap()))
+        .await
+        .json();
+    assert_eq!(v["state"], "scheduled");
+    assert_eq!(v["priority"], "low");
+    assert_eq!(v["route"], "gpu");
+    assert_eq!(v["max_retries"], 7);
+    let eta = v["eta"]["ms"].as_u64().unwrap();
+    assert!(
+        eta >= v["created_at"]["ms"].as_u64().unwrap() + 59_000,
+        "{v}"
+    );
+
+    // eta as RFC 3339 and as milliseconds.
+    for eta in [json!("2100-01-01T00:00:00Z"), json!(4_102_444_800_000u64)] {
+        let body = json!({"name": "x", "eta": eta}).to_string();
+        let r = server.post_json("/jobs", &body).await;
+        assert_eq!(r.status, 201, "{}", r.text());
+        let v = server
+            .get(&format!("/jobs/{}", r.json()["id"].as_str().unwrap()))
+            .await
+            .json();
+        assert_eq!(v["eta"]["ms"], 4_102_444_800_000u64);
+        assert_eq!(v["eta"]["at"], "2100-01-01T00:00:00.000Z");
+    }
+
+    // With the app's registry, omitted options come from the task.
+    let (app, server, worker) = app_and_api(None).await;
+    app.shutdown();
+    worker.await.unwrap().unwrap();
+    let r = server
+        .post_json("/jobs", r#"{"name": "doomed", "payload": {"reason": "x"}}"#)
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let v = server
+        .get(&format!("/jobs/{}", r.json()["id"].as_str().unwrap()))
+        .await
+        .json();
+    assert_eq!(
+        (
+            v["route"].as_str(),
+            v["priority"].as_str(),
+            v["max_retries"].as_u64()
+        ),
+        (Some("slow"), Some("low"), Some(0))
+    );
+}
+
+#[tokio::test]
+async fn bad_requests_get_400_naming_the_problem() {
+    let (_client, server) = standalone().await;
+    let cases: &[(&str, &str)] = &[
+        (r#"{"name": "x""#, "malformed JSON"),
+        ("not json", "malformed JSON"),
+        ("", "empty"),
+        ("[1, 2]", "JSON object"),
+        (r#"{"payload": {}}"#, "missing field `name`"),
+        (r#"{"name": ""}"#, "`name` must not be empty"),
+        (r#"{"name": 5}"#, "`name` must be a string"),
+        (
+            r#"{"name": "x", "payload": "a=1"}"#,
+            "`payload` must be an object",
+        ),
+        (
+            r#"{"name": "x", "priority": "urgent"}"#,
+            "unknown priority `urgent`",
+        ),
+        (r#"{"name": "x", "priority": 1}"#, "`priority`"),
+        (
+            r#"{"name": "x", "route": "no spaces"}"#,
+            "invalid route `no spaces`",
+        ),
+        (r#"{"name": "x", "route": 7}"#, "`route` must be a string"),
+        (r#"{"name": "x", "retries": -1}"#, "`retries`"),
+        (r#"{"name": "x", "retries": 1001}"#, "`retries`"),
+        (r#"{"name": "x", "retries": "3"}"#, "`retries`"),
+        (r#"{"name": "x", "countdown": -1}"#, "`countdown`"),
+        (r#"{"name": "x", "countdown": "soon"}"#, "`countdown`"),
+        (r#"{"name": "x", "eta": "next tuesday"}"#, "`eta`"),
+        (r#"{"name": "x", "eta": 1.5}"#, "`eta`"),
+        (r#"{"name": "x", "eta": 1, "countdown": 1}"#, "not both"),
+        (r#"{"name": "x", "delay": 5}"#, "unknown field `delay`"),
+    ];
+    for (body, needle) in cases {
+        let r = server.post_json("/jobs", body).await;
+        assert_eq!(r.status, 400, "{body}: {}", r.text());
+        let e = r.error();
+        assert!(e.contains(needle), "{body}: expected {needle:?} in {e:?}");
+    }
+
+    // Not JSON at all: 415, still a JSON error.
+    let r = server
+        .send(
+            "POST",
+            "/jobs",
+            &[("content-type", "text/plain")],
+            Some(b"{}".to_vec()),
+        )
+        .await;
+    assert_eq!(r.status, 415);
+    assert!(r.error().contains("application/json"));
+    let r = server
+        .send("POST", "/jobs", &[], Some(br#"{"name":"x"}"#.to_vec()))
+        .await;
+    assert_eq!(r.status, 415);
+    assert!(r.error().contains("Content-Type"));
+
+    // Over the body limit (1 KiB here): 413 with a JSON error.
+    let big = json!({"name": "x", "payload": {"blob": "x".repeat(4096)}}).to_string();
+    let r = server.post_json("/jobs", &big).await;
+    assert_eq!(r.status, 413);
+    assert!(r.error().contains("limit"));
+
+    // Bad `limit` on /dead.
+    for q in ["limit=0", "limit=abc", "limit=10001", "page=2"] {
+        let r = server.get(&format!("/dead?{q}")).await;
+        assert_eq!(r.status, 400, "{q}");
+        assert!(r.error().contains(if q.starts_with("page") {
+            "`page`"
+        } else {
+            "`limit`"
+        }));
+    }
+}
+
+#[tokio::test]
+async fn unknown_tasks_and_bad_arguments_get_422_with_an_app() {
+    let (app, server, worker) = app_and_api(None).await;
+    let r = server
+        .post_json("/jobs", r#"{"name": "nope", "payload": {}}"#)
+        .await;
+    assert_eq!(r.status, 422);
+    assert!(r.error().contains("unknown task `nope`"), "{}", r.text());
+
+    let r = server
+        .post_json("/jobs", r#"{"name": "add", "payload": {"a": 1}}"#)
+        .await;
+    assert_eq!(r.status, 422);
+    let e = r.error();
+    assert!(e.contains("`add`") && e.contains('b'), "{e}");
+
+    let r = server
+        .post_json(
+            "/jobs",
+            r#"{"name": "add", "payload": {"a": "one", "b": 2}}"#,
+        )
+        .await;
+    assert_eq!(r.status, 422);
+    assert!(r.error().contains("`add`"));
+
+    // Nothing was enqueued by the rejected requests.
+    let q = server.get("/queues").await.json();
+    assert_eq!(q["totals"]["normal"], 0, "{q}");
+    app.shutdown();
+    worker.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn unknown_ids_paths_and_methods_get_json_404_and_405() {
+    let (_client, server) = standalone().await;
+    let r = server.get("/jobs/does-not-exist").await;
+    assert_eq!(r.status, 404);
+    assert!(r.error().contains("`does-not-exist`"));
+
+    let r = server
+        .send("POST", "/dead/does-not-exist/requeue", &[], None)
+        .await;
+    assert_eq!(r.status, 404);
+    assert!(r.error().contains("`does-not-exist`"));
+
+    let r = server.get("/nowhere").await;
+    assert_eq!(r.status, 404);
+    assert!(r.error().contains("/nowhere"));
+
+    let r = server.send("PUT", "/jobs", &[], None).await;
+    assert_eq!(r.status, 405);
+    assert!(r.error().contains("PUT /jobs"));
+}
+
+#[tokio::test]
+async fn dead_letter_list_requeue_and_purge() {
+    let (app, server, worker) = app_and_api(None).await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let body =
+            json!({"name": "doomed", "payload": {"reason": format!("r{i}")}, "route": "default"});
+        let r = server.post_json("/jobs", &body.to_string()).await;
+        assert_eq!(r.status, 201, "{}", r.text());
+        let id = r.json()["id"].as_str().unwrap().to_owned();
+        assert_eq!(wait_final(app.client(), &id).await.state, JobState::Dead);
+        ids.push(id);
+    }
+
+    let r = server.get("/dead").await;
+    assert_eq!(r.status, 200);
+    let jobs = r.json()["jobs"].as_array().unwrap().clone();
+    assert_eq!(jobs.len(), 3);
+    assert!(jobs
+        .iter()
+        .all(|j| j["state"] == "dead" && j["error"].as_str().unwrap().contains("doomed: r")));
+    assert_eq!(
+        server.get("/dead?limit=2").await.json()["jobs"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let q = server.get("/queues").await.json();
+    assert_eq!(q["totals"]["dead"], 3, "{q}");
+
+    // Requeue one: it runs again and dies again.
+    let r = server
+        .send("POST", &format!("/dead/{}/requeue", ids[0]), &[], None)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json(), json!({"id": ids[0], "requeued": true}));
+    server
+        .wait_for(&format!("/jobs/{}", ids[0]), |v| {
+            v["state"] == "dead" && v["attempts"] == 1
+        })
+        .await;
+
+    let r = server.delete("/dead").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json(), json!({"purged": 3}));
+    assert_eq!(server.get("/dead").await.json()["jobs"], json!([]));
+    app.shutdown();
+    worker.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn queues_and_workers() {
+    let (client, server) = standalone().await;
+    for (prio, route) in [("high", "a"), ("low", "a"), ("low", "a"), ("normal", "b")] {
+        let body = json!({"name": "x", "priority": prio, "route": route}).to_string();
+        assert_eq!(server.post_json("/jobs", &body).await.status, 201);
+    }
+    server
+        .post_json("/jobs", r#"{"name": "x", "route": "b", "countdown": 600}"#)
+        .await;
+    let v = server.get("/queues").await.json();
+    let a = v["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["route"] == "a")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (a["high"].as_u64(), a["normal"].as_u64(), a["low"].as_u64()),
+        (Some(1), Some(0), Some(2)),
+        "{v}"
+    );
+    assert_eq!(v["totals"]["route"], "*");
+    assert_eq!(v["totals"]["high"], 1);
+    assert_eq!(v["totals"]["normal"], 1);
+    assert_eq!(v["totals"]["scheduled"], 1, "{v}");
+
+    let info = WorkerInfo {
+        id: "w1".into(),
+        host: "h".into(),
+        pid: 1,
+        routes: vec!["a".into()],
+        concurrency: 4,
+        in_flight: 0,
+        started_at: 1,
+        seen_at: 2,
+    };
+    client
+        .broker()
+        .heartbeat(&info, Duration::from_secs(60))
+        .await
+        .unwrap();
+    let v = server.get("/workers").await.json();
+    assert_eq!(v["workers"][0]["id"], "w1");
+    assert_eq!(v["workers"][0]["concurrency"], 4);
+}
+
+#[tokio::test]
+async fn schedules_without_a_scheduler_is_an_empty_list() {
+    let (_client, server) = standalone().await;
+    let r = server.get("/schedules").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json(), json!({"schedules": []}));
+}
+
+#[tokio::test]
+async fn health_is_200_when_the_broker_answers_and_503_when_not() {
+    let (_client, server) = standalone().await;
+    let r = server.get("/health").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json(), json!({"status": "ok"}));
+
+    let server = start(ApiState::new(Client::new(Arc::new(DownBroker)))).await;
+    let r = server.get("/health").await;
+    assert_eq!(r.status, 503);
+    assert_eq!(r.json()["status"], "unavailable");
+    assert!(r.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("connection refused"));
+    // Other endpoints say the broker is down with a 503, not a 500.
+    let r = server.get("/queues").await;
+    assert_eq!(r.status, 503);
+    assert!(r.error().contains("connection refused"));
+    let r = server.post_json("/jobs", r#"{"name": "x"}"#).await;
+    assert_eq!(r.status, 503);
+}
+
+#[tokio::test]
+async fn metrics_are_prometheus_text() {
+    let (app, server, worker) = app_and_api(None).await;
+    let r = server
+        .post_json("/jobs", r#"{"name": "add", "payload": {"a": 1, "b": 2}}"#)
+        .await;
+    wait_final(app.client(), r.json()["id"].as_str().unwrap()).await;
+    server
+        .post_json(
+            "/jobs",
+            r#"{"name": "add", "payload": {"a": 1, "b": 2}, "route": "later", "countdown": 600}"#,
+        )
+        .await;
+    // The worker acknowledges in batches; wait until the counter shows up.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let text = loop {
+        let r = server.get("/metrics").await;
+        assert_eq!(r.status, 200);
+        assert!(r.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain"));
+        let text = r.text();
+        if text.contains(r#"bananas_jobs_total{task="add",outcome="succeeded"}"#) {
+            break text;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no job counter in:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(
+        text.contains("# TYPE bananas_job_duration_seconds histogram"),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"bananas_job_duration_seconds_bucket{task="add",le="#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"bananas_queue_scheduled{route="later"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"bananas_queue_depth{route="later",priority="high"} 0"#),
+        "{text}"
+    );
+    app.shutdown();
+    worker.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn auth_requires_the_bearer_token_except_on_health() {
+    let (app, server, worker) = app_and_api(Some("s3cret")).await;
+    // Without a token: 401 with a JSON error everywhere but /health.
+    for (method, path) in bananas::http::endpoints() {
+        let path = path.replace("{id}", "some-id");
+        let r = server
+            .send(
+                method,
+                &path,
+                &[("content-type", "application/json")],
+                Some(b"{}".to_vec()),
+            )
+            .await;
+        if path == "/health" {
+            assert_eq!(r.status, 200, "{method} {path}");
+        } else {
+            assert_eq!(r.status, 401, "{method} {path}: {}", r.text());
+            assert!(r.error().contains("Authorization"), "{method} {path}");
+            assert_eq!(r.headers["www-authenticate"], "Bearer");
+        }
+    }
+    // Unknown paths do not reveal anything either.
+    assert_eq!(server.get("/nowhere").await.status, 401);
+    // A wrong token, or the right one in the wrong scheme.
+    for header in [
+        "Bearer s3cre",
+        "Bearer s3cret2",
+        "Basic s3cret",
+        "s3cret",
+        "Bearer ",
+    ] {
+        let r = server
+            .send("GET", "/queues", &[("authorization", header)], None)
+            .await;
+        assert_eq!(r.status, 401, "{header}");
+        assert!(r.error().contains("invalid API token"), "{header}");
+    }
+    // The right token.
+    let server = server.with_token("s3cret");
+    assert_eq!(server.get("/queues").await.status, 200);
+    let r = server
+        .post_json("/jobs", r#"{"name": "add", "payload": {"a": 1, "b": 1}}"#)
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    wait_final(app.client(), &id).await;
+    assert_eq!(server.get(&format!("/jobs/{id}")).await.json()["result"], 2);
+    app.shutdown();
+    worker.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn the_openapi_document_matches_the_routes() {
+    let (_client, server) = standalone().await;
+    let r = server.get("/openapi.json").await;
+    assert_eq!(r.status, 200);
+    let doc = r.json();
+    assert_eq!(
+        doc,
+        serde_json::from_str::<Value>(bananas::http::OPENAPI_JSON).unwrap()
+    );
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+
+    let mut documented: Vec<(String, String)> = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            documented.push((method.to_uppercase(), path.clone()));
+        }
+    }
+    documented.sort();
+    let mut served: Vec<(String, String)> = bananas::http::endpoints()
+        .into_iter()
+        .map(|(m, p)| (m.to_owned(), p.to_owned()))
+        .collect();
+    served.sort();
+    assert_eq!(
+        documented, served,
+        "the OpenAPI paths and the router's routes differ"
+    );
+
+    // Every documented operation reaches a handler: never the 404 of an
+    // unknown path nor a 405.
+    for (method, path) in &documented {
+        let concrete = path.replace("{id}", "some-id");
+        let r = server
+            .send(
+                method,
+                &concrete,
+                &[("content-type", "application/json")],
+                Some(br#"{"name":"x"}"#.to_vec()),
+            )
+            .await;
+        assert_ne!(r.status, 405, "{method} {path}");
+        if r.status == 404 {
+            assert!(
+                !r.error().contains("no such endpoint"),
+                "{method} {path} is not routed"
+            );
+        }
+        // Every documented status is one the operation can give.
+        let op = &doc["paths"][path.as_str()][method.to_lowercase()];
+        assert!(
+            op["responses"].get(r.status.to_string()).is_some(),
+            "{method} {path} answered {} which is not documented",
+            r.status
+        );
+    }
+}
+
+#[tokio::test]
+async fn serve_binds_and_stops() {
+    let stop = tokio_util::sync::CancellationToken::new();
+    let client = Client::new(Arc::new(MemoryBroker::new()));
+    // Port 0 through `serve` itself, then a port that is taken.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let err = bananas::http::serve(
+        ApiState::new(client.clone()),
+        taken.local_addr().unwrap(),
+        stop.clone(),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("cannot listen on"), "{err}");
+    let task = tokio::spawn(bananas::http::serve(
+        ApiState::new(client),
+        "127.0.0.1:0".parse().unwrap(),
+        stop.clone(),
+    ));
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
+
+/// A broker that never answers.
+#[derive(Debug)]
+struct DownBroker;
+
+fn down<T>() -> bananas::Result<T> {
+    Err(Error::Broker("connection refused (test)".into()))
+}
+
+#[async_trait]
+impl Broker for DownBroker {
+    async fn enqueue(&self, _: Vec<Job>) -> bananas::Result<usize> {
+        down()
+    }
+    async fn fetch(&self, _: &FetchRequest) -> bananas::Result<Vec<Job>> {
+        down()
+    }
+    async fn ack(&self, _: Vec<Ack>) -> bananas::Result<()> {
+        down()
+    }
+    async fn release(&self, _: Vec<Job>) -> bananas::Result<()> {
+        down()
+    }
+    async fn extend_leases(&self, _: &[(Route, JobId)], _: Duration) -> bananas::Result<()> {
+        down()
+    }
+    async fn recover_expired(&self, _: &[Route]) -> bananas::Result<usize> {
+        down()
+    }
+    async fn job(&self, _: &JobId) -> bananas::Result<Option<JobRecord>> {
+        down()
+    }
+    async fn wait(&self, _: &JobId, _: Duration) -> bananas::Result<Option<JobRecord>> {
+        down()
+    }
+    async fn dead_jobs(&self, _: usize) -> bananas::Result<Vec<JobRecord>> {
+        down()
+    }
+    async fn requeue_dead(&self, _: &JobId) -> bananas::Result<bool> {
+        down()
+    }
+    async fn purge_dead(&self) -> bananas::Result<usize> {
+        down()
+    }
+    async fn stats(&self) -> bananas::Result<Vec<QueueStats>> {
+        down()
+    }
+    async fn heartbeat(&self, _: &WorkerInfo, _: Duration) -> bananas::Result<()> {
+        down()
+    }
+    async fn workers(&self) -> bananas::Result<Vec<WorkerInfo>> {
+        down()
+    }
+    async fn claim_tick(&self, _: &str, _: Millis, _: Job) -> bananas::Result<bool> {
+        down()
+    }
+    async fn last_tick(&self, _: &str, _: &Route) -> bananas::Result<Option<TickMark>> {
+        down()
+    }
+    async fn ping(&self) -> bananas::Result<()> {
+        down()
+    }
+}
