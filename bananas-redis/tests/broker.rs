@@ -1,0 +1,230 @@
+//! The Redis broker against a real server: the shared one (`REDIS_URL`, or
+//! 127.0.0.1:6379) with a prefix per test, or a private `redis-server` for
+//! tests that kill connections or restart the server.
+
+mod common;
+
+use std::time::Duration;
+
+use bananas_core::{job::now_millis, Broker, JobState, Outcome, Priority};
+use common::{scenarios, *};
+
+macro_rules! shared_scenario {
+    ($name:ident) => {
+        #[tokio::test]
+        async fn $name() {
+            let (b, _cleanup) = shared_broker(stringify!($name)).await;
+            scenarios::$name(&b).await;
+        }
+    };
+    ($name:ident, raw) => {
+        #[tokio::test]
+        async fn $name() {
+            let (b, cleanup) = shared_broker(stringify!($name)).await;
+            scenarios::$name(&b, &cleanup.url, &cleanup.prefix).await;
+        }
+    };
+}
+
+shared_scenario!(roundtrip);
+shared_scenario!(priorities);
+shared_scenario!(delayed);
+shared_scenario!(retry);
+shared_scenario!(dead_letter);
+shared_scenario!(wait, raw);
+shared_scenario!(leases);
+shared_scenario!(concurrent_recoverers);
+shared_scenario!(claim_ticks);
+shared_scenario!(idle_wakeup);
+shared_scenario!(corrupt, raw);
+shared_scenario!(no_leftovers, raw);
+
+#[tokio::test]
+async fn only_results_are_left_behind() {
+    let (b, cleanup) = shared_broker("leftovers").await;
+    scenarios::no_leftovers(&b, &cleanup.url, &cleanup.prefix).await;
+    let p = &cleanup.prefix;
+    let keys = cleanup.keys();
+    let results = keys
+        .iter()
+        .filter(|k| k.starts_with(&format!("{{{p}:mem}}:r:")))
+        .count();
+    let others: Vec<_> = keys
+        .iter()
+        .filter(|k| !k.starts_with(&format!("{{{p}:mem}}:r:")))
+        .filter(|k| **k != format!("{{{p}}}:routes") && **k != format!("{{{p}:mem}}:wake"))
+        .collect();
+    assert!(others.is_empty(), "unexpected keys left: {others:?}");
+    // Results of the jobs whose args contain a 7 (and only those).
+    let expected = (0..300)
+        .filter(|i: &usize| format!("{{\"n\":{i}}}").contains('7'))
+        .count();
+    assert_eq!(results, expected);
+}
+
+#[tokio::test]
+async fn results_expire_with_their_ttl() {
+    let (b, _cleanup) = broker_on(&redis_url(), "ttl", |c| {
+        c.result_ttl(Duration::from_millis(200))
+            .failure_ttl(Duration::from_millis(200))
+    })
+    .await;
+    let j1 = job_on("ttl", Priority::Normal, 1);
+    let j2 = job_on("ttl", Priority::Normal, 2);
+    b.enqueue(vec![j1.clone(), j2.clone()]).await.unwrap();
+    let got = fetch_n(&b, &["ttl"], 2).await;
+    b.ack(vec![
+        ok(&got[0], "1"),
+        ack(&got[1], Outcome::Dead { reason: "x".into() }),
+    ])
+    .await
+    .unwrap();
+    assert!(b.job(&got[0].id).await.unwrap().is_some());
+    for id in [&j1.id, &j2.id] {
+        eventually("the record expired", || {
+            let b = b.clone();
+            let id = id.clone();
+            async move { b.job(&id).await.unwrap().is_none() }
+        })
+        .await;
+    }
+    assert!(b.dead_jobs(10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn heartbeats_list_live_workers() {
+    let (b, _cleanup) = shared_broker("workers").await;
+    let info = |id: &str| bananas_core::broker::WorkerInfo {
+        id: id.into(),
+        host: "h".into(),
+        pid: 1,
+        routes: vec!["default".into()],
+        concurrency: 4,
+        in_flight: 0,
+        started_at: now_millis(),
+        seen_at: now_millis(),
+    };
+    b.heartbeat(&info("w1"), Duration::from_secs(60))
+        .await
+        .unwrap();
+    b.heartbeat(&info("w2"), Duration::from_millis(50))
+        .await
+        .unwrap();
+    eventually("the short heartbeat expired", || {
+        let b = b.clone();
+        async move {
+            let w = b.workers().await.unwrap();
+            w.len() == 1 && w[0].id == "w1"
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn bad_settings_are_config_errors() {
+    let err = bananas_redis::RedisBroker::builder("redis://127.0.0.1:1")
+        .prefix("a{b}")
+        .connect()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, bananas_core::Error::Config(_)), "{err}");
+    let err = bananas_redis::RedisBroker::connect("nope://x")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, bananas_core::Error::Config(_)), "{err}");
+}
+
+/// Redis memory per queued no-op job, on a private server so nothing else
+/// moves the figure. The benchmark reports the number; this only guards
+/// against a gross regression.
+#[tokio::test]
+async fn queued_jobs_are_compact() {
+    let server = PrivateRedis::start(false);
+    let (b, _cleanup) = broker_on(&server.url(), "mem", |c| c).await;
+    b.enqueue(vec![job_on("default", Priority::Normal, 0)])
+        .await
+        .unwrap();
+    let used = |s: &PrivateRedis| -> i64 {
+        let info = s.cli(&["info", "memory"]);
+        info.lines()
+            .find_map(|l| l.strip_prefix("used_memory:"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let before = used(&server);
+    let n = 20_000;
+    let jobs: Vec<_> = (0..n).map(|_| common::job("noop", "{}")).collect();
+    assert_eq!(b.enqueue(jobs).await.unwrap(), n);
+    let per_job = (used(&server) - before) / n as i64;
+    println!("redis memory per queued no-op job: {per_job} bytes");
+    assert!(per_job < 400, "{per_job} bytes per queued job");
+}
+
+/// `CLIENT KILL TYPE normal` drops every connection, including one blocked in
+/// an idle fetch; the broker reconnects by itself.
+#[tokio::test]
+async fn reconnects_after_client_kill() {
+    let server = PrivateRedis::start(false);
+    let (b, _cleanup) = broker_on(&server.url(), "kill", |c| c).await;
+    b.enqueue(vec![job_on("k", Priority::Normal, 0)])
+        .await
+        .unwrap();
+    assert_eq!(fetch_n(&b, &["k"], 1).await.len(), 1);
+    let idle = {
+        let b = b.clone();
+        let mut r = req(&["k"], 10);
+        r.block = Duration::from_secs(30);
+        tokio::spawn(async move { b.fetch(&r).await })
+    };
+    eventually("the idle fetch is blocked", || async {
+        server.cli(&["client", "list"]).contains("cmd=blpop")
+    })
+    .await;
+    server.cli(&["client", "kill", "type", "normal"]);
+    // The blocked fetch returns (empty or with an error) instead of hanging.
+    let _ = idle.await.unwrap();
+    let j = job_on("k", Priority::Normal, 1);
+    eventually("enqueue works again", || {
+        let b = b.clone();
+        let j = j.clone();
+        async move { b.enqueue(vec![j]).await.is_ok() }
+    })
+    .await;
+    let got = fetch_n(&b, &["k"], 1).await;
+    assert_eq!(got[0].id, j.id);
+    b.ack(vec![ok(&got[0], "1")]).await.unwrap();
+    assert_eq!(
+        b.job(&j.id).await.unwrap().unwrap().state,
+        JobState::Succeeded
+    );
+}
+
+/// A restart of an append-only server loses no acknowledged enqueue, and the
+/// broker resumes without help.
+#[tokio::test]
+async fn resumes_after_a_restart_without_losing_jobs() {
+    let mut server = PrivateRedis::start(true);
+    let (b, _cleanup) = broker_on(&server.url(), "restart", |c| c).await;
+    let jobs: Vec<_> = (0..100)
+        .map(|i| job_on("rs", Priority::Normal, i))
+        .collect();
+    assert_eq!(b.enqueue(jobs).await.unwrap(), 100);
+    let first = fetch_n(&b, &["rs"], 10).await;
+    b.ack(first.iter().map(|j| ok(j, "1")).collect())
+        .await
+        .unwrap();
+    server.restart();
+    eventually("the broker answers again", || {
+        let b = b.clone();
+        async move { b.ping().await.is_ok() }
+    })
+    .await;
+    let rest = fetch_n(&b, &["rs"], 90).await;
+    assert_eq!(rest.len(), 90);
+    for j in &first {
+        let rec = b.job(&j.id).await.unwrap().unwrap();
+        assert_eq!(rec.state, JobState::Succeeded);
+    }
+}

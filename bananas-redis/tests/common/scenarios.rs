@@ -1,0 +1,558 @@
+//! Broker behaviour, written once and run against one server
+//! (`tests/broker.rs`) and against a Redis Cluster (`tests/cluster.rs`).
+
+use std::{collections::HashSet, time::Duration};
+
+use bananas_core::{job::now_millis, Broker, Job, JobId, JobState, Outcome, Priority, Route};
+use bananas_redis::RedisBroker;
+
+use super::*;
+
+fn route(name: &str) -> Route {
+    Route::new(name).unwrap()
+}
+
+fn count(jobs: &[Job], p: Priority) -> usize {
+    jobs.iter().filter(|j| j.priority == p).count()
+}
+
+pub async fn roundtrip(b: &RedisBroker) {
+    let j1 = job("add", r#"{"a":1,"b":"x"}"#);
+    let j2 = job("noop", "{}");
+    let j3 = job("fail", "[1,2]");
+    assert_eq!(
+        b.enqueue(vec![j1.clone(), j2.clone(), j3.clone()])
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        b.enqueue(vec![j1.clone()]).await.unwrap(),
+        0,
+        "enqueue is idempotent"
+    );
+    let rec = b.job(&j1.id).await.unwrap().expect("queued job is known");
+    assert_eq!(rec.state, JobState::Queued);
+    assert_eq!(rec.args.get(), r#"{"a":1,"b":"x"}"#);
+    assert_eq!(rec.task, "add");
+
+    let jobs = b.fetch(&req(&["default"], 10)).await.unwrap();
+    assert_eq!(jobs.len(), 3);
+    assert!(jobs.iter().all(|j| j.attempt == 1));
+    let f1 = jobs.iter().find(|j| j.id == j1.id).unwrap();
+    assert_eq!(f1.args.get(), j1.args.get());
+    assert_eq!(f1.created_at, j1.created_at);
+    assert_eq!(
+        b.job(&j1.id).await.unwrap().unwrap().state,
+        JobState::Active
+    );
+    assert!(b.fetch(&req(&["default"], 10)).await.unwrap().is_empty());
+
+    let by_id = |id: &JobId| jobs.iter().find(|j| &j.id == id).unwrap().clone();
+    b.ack(vec![
+        ok(&by_id(&j1.id), r#"{"sum":3}"#),
+        ack(&by_id(&j2.id), Outcome::Succeeded(None)),
+        ack(
+            &by_id(&j3.id),
+            Outcome::Dead {
+                reason: "no such task".into(),
+            },
+        ),
+    ])
+    .await
+    .unwrap();
+    let r1 = b.job(&j1.id).await.unwrap().unwrap();
+    assert_eq!(r1.state, JobState::Succeeded);
+    assert_eq!(r1.result.as_ref().unwrap().get(), r#"{"sum":3}"#);
+    assert_eq!(r1.attempts, 1);
+    assert!(r1.finished_at.is_some() && r1.started_at.is_some());
+    assert!(
+        b.job(&j2.id).await.unwrap().is_none(),
+        "result=false leaves nothing"
+    );
+    let r3 = b.job(&j3.id).await.unwrap().unwrap();
+    assert_eq!(r3.state, JobState::Dead);
+    assert_eq!(r3.error.as_deref(), Some("no such task"));
+    assert_eq!(
+        b.enqueue(vec![j1.clone()]).await.unwrap(),
+        0,
+        "a finished id is held"
+    );
+
+    let stats = b.stats().await.unwrap();
+    let s = stats.iter().find(|s| s.route == "default").unwrap();
+    assert_eq!(
+        (s.high, s.normal, s.low, s.scheduled, s.active, s.dead),
+        (0, 0, 0, 0, 0, 1)
+    );
+    b.ping().await.unwrap();
+}
+
+pub async fn priorities(b: &RedisBroker) {
+    let mut jobs = Vec::new();
+    for i in 0..30 {
+        for p in Priority::ALL {
+            jobs.push(job_on("prio", p, i));
+        }
+    }
+    b.enqueue(jobs).await.unwrap();
+    for cursor in [0, 10] {
+        let mut r = req(&["prio"], 10);
+        r.cursor = cursor;
+        let got = b.fetch(&r).await.unwrap();
+        assert_eq!(
+            (
+                count(&got, Priority::High),
+                count(&got, Priority::Normal),
+                count(&got, Priority::Low)
+            ),
+            (6, 3, 1),
+            "one cycle of the 6/3/1 plan"
+        );
+    }
+    let s = b.stats().await.unwrap();
+    let s = s.iter().find(|s| s.route == "prio").unwrap();
+    assert_eq!((s.high, s.normal, s.low, s.active), (18, 24, 28, 20));
+
+    // An empty preferred queue falls through: no capacity wasted.
+    b.enqueue(
+        (0..10)
+            .map(|i| job_on("prio-low", Priority::Low, i))
+            .collect(),
+    )
+    .await
+    .unwrap();
+    let got = b.fetch(&req(&["prio-low"], 10)).await.unwrap();
+    assert_eq!(count(&got, Priority::Low), 10);
+
+    // A steady stream of high jobs does not starve low ones.
+    let mut jobs = Vec::new();
+    for i in 0..100 {
+        jobs.push(job_on("prio-starve", Priority::High, i));
+        jobs.push(job_on("prio-starve", Priority::Low, i));
+    }
+    b.enqueue(jobs).await.unwrap();
+    let mut low = 0;
+    for batch in 0..5 {
+        let mut r = req(&["prio-starve"], 10);
+        r.cursor = batch * 10;
+        let got = b.fetch(&r).await.unwrap();
+        assert_eq!(got.len(), 10);
+        low += count(&got, Priority::Low);
+    }
+    assert_eq!(low, 5, "low gets one slot in ten");
+}
+
+pub async fn delayed(b: &RedisBroker) {
+    let mut j = job_on("delayed", Priority::Normal, 1);
+    let eta = now_millis() + 300;
+    j.eta = Some(eta);
+    b.enqueue(vec![j.clone()]).await.unwrap();
+    let rec = b.job(&j.id).await.unwrap().unwrap();
+    assert_eq!(rec.state, JobState::Scheduled);
+    assert_eq!(rec.eta, Some(eta));
+    let s = b.stats().await.unwrap();
+    assert_eq!(
+        s.iter().find(|s| s.route == "delayed").unwrap().scheduled,
+        1
+    );
+    let got = b.fetch(&req(&["delayed"], 10)).await.unwrap();
+    assert!(got.is_empty() || now_millis() >= eta, "not before its eta");
+    // Blocking respects the eta: the idle fetch wakes up for it.
+    let mut r = req(&["delayed"], 10);
+    r.block = Duration::from_secs(20);
+    let mut got = got;
+    while got.is_empty() {
+        got = b.fetch(&r).await.unwrap();
+    }
+    assert!(now_millis() >= eta);
+    assert_eq!(got[0].id, j.id);
+    assert_eq!(got[0].eta, Some(eta));
+}
+
+pub async fn retry(b: &RedisBroker) {
+    let j = job_on("retry", Priority::High, 1);
+    b.enqueue(vec![j.clone()]).await.unwrap();
+    let got = fetch_n(b, &["retry"], 1).await;
+    let at = now_millis() + 50;
+    b.ack(vec![ack(
+        &got[0],
+        Outcome::Retry {
+            at,
+            error: "boom".into(),
+        },
+    )])
+    .await
+    .unwrap();
+    let rec = b.job(&j.id).await.unwrap().unwrap();
+    assert_eq!(rec.state, JobState::Retrying);
+    assert_eq!(rec.error.as_deref(), Some("boom"));
+    assert_eq!(rec.attempts, 1);
+    assert_eq!(rec.eta, Some(at));
+    let again = fetch_n(b, &["retry"], 1).await;
+    assert_eq!(again[0].attempt, 2);
+    assert_eq!(again[0].priority, Priority::High);
+    b.ack(vec![ok(&again[0], "7")]).await.unwrap();
+    let rec = b.job(&j.id).await.unwrap().unwrap();
+    assert_eq!(rec.state, JobState::Succeeded);
+    assert_eq!(rec.result.unwrap().get(), "7");
+    assert_eq!(
+        rec.error, None,
+        "the final result replaces the earlier failure"
+    );
+    assert_eq!(rec.attempts, 2);
+}
+
+pub async fn dead_letter(b: &RedisBroker) {
+    let j1 = job_on("dl", Priority::Normal, 1);
+    let j2 = job_on("dl", Priority::Low, 2);
+    b.enqueue(vec![j1.clone(), j2.clone()]).await.unwrap();
+    let got = fetch_n(b, &["dl"], 2).await;
+    for j in &got {
+        b.ack(vec![ack(
+            j,
+            Outcome::Dead {
+                reason: format!("bad {}", j.args.get()),
+            },
+        )])
+        .await
+        .unwrap();
+    }
+    let dead = b.dead_jobs(10).await.unwrap();
+    let mine: Vec<_> = dead.iter().filter(|r| r.route.as_str() == "dl").collect();
+    assert_eq!(mine.len(), 2);
+    assert!(mine
+        .iter()
+        .all(|r| r.state == JobState::Dead && r.error.as_deref().unwrap().starts_with("bad")));
+    assert_eq!(b.dead_jobs(1).await.unwrap().len(), 1);
+
+    assert!(b.requeue_dead(&j1.id).await.unwrap());
+    assert!(!b.requeue_dead(&j1.id).await.unwrap());
+    assert!(!b.requeue_dead(&JobId::from("nope")).await.unwrap());
+    assert_eq!(
+        b.job(&j1.id).await.unwrap().unwrap().state,
+        JobState::Queued
+    );
+    let again = fetch_n(b, &["dl"], 1).await;
+    assert_eq!(again[0].id, j1.id);
+    assert_eq!(again[0].attempt, 1, "requeue resets attempts");
+    b.ack(vec![ok(&again[0], "null")]).await.unwrap();
+
+    assert!(b.purge_dead().await.unwrap() >= 1);
+    assert!(b.dead_jobs(10).await.unwrap().is_empty());
+    assert!(b.job(&j2.id).await.unwrap().is_none());
+    assert_eq!(
+        b.job(&j1.id).await.unwrap().unwrap().state,
+        JobState::Succeeded
+    );
+}
+
+pub async fn wait(b: &RedisBroker, raw_url: &str, prefix: &str) {
+    let raw = Raw::connect(raw_url).await;
+    let waiters = format!("{{{prefix}:wait}}:waiters");
+
+    // The result lands before anyone waits.
+    let j = job_on("wait", Priority::Normal, 1);
+    b.enqueue(vec![j.clone()]).await.unwrap();
+    let got = fetch_n(b, &["wait"], 1).await;
+    b.ack(vec![ok(&got[0], "1")]).await.unwrap();
+    let rec = b
+        .wait(&j.id, Duration::from_secs(5))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rec.result.unwrap().get(), "1");
+
+    // The result lands while waiters wait: stored, no result, dead.
+    for outcome in [
+        Outcome::Succeeded(Some(args("2"))),
+        Outcome::Succeeded(None),
+        Outcome::Dead {
+            reason: "gone".into(),
+        },
+    ] {
+        let j = job_on("wait", Priority::Normal, 2);
+        b.enqueue(vec![j.clone()]).await.unwrap();
+        let waiter = {
+            let b = b.clone();
+            let id = j.id.clone();
+            tokio::spawn(async move { b.wait(&id, Duration::from_secs(20)).await })
+        };
+        let id = j.id.to_string();
+        eventually("the waiter registered", || {
+            let cmd = redis::cmd("HEXISTS").arg(&waiters).arg(&id).clone();
+            let mut raw = raw.clone();
+            async move { raw.query::<bool>(&cmd).await }
+        })
+        .await;
+        let got = fetch_n(b, &["wait"], 1).await;
+        b.ack(vec![ack(&got[0], outcome.clone())]).await.unwrap();
+        let rec = waiter
+            .await
+            .unwrap()
+            .unwrap()
+            .expect("waiter woke with the record");
+        match outcome {
+            Outcome::Succeeded(Some(_)) => {
+                assert_eq!(rec.state, JobState::Succeeded);
+                assert_eq!(rec.result.unwrap().get(), "2");
+            }
+            Outcome::Succeeded(None) => {
+                assert_eq!(rec.state, JobState::Succeeded);
+                assert!(rec.result.is_none());
+            }
+            _ => {
+                assert_eq!(rec.state, JobState::Dead);
+                assert_eq!(rec.error.as_deref(), Some("gone"));
+            }
+        }
+    }
+
+    // Nothing lands: None after the timeout; unknown ids: None.
+    let j = job_on("wait", Priority::Normal, 3);
+    b.enqueue(vec![j.clone()]).await.unwrap();
+    assert!(b
+        .wait(&j.id, Duration::from_millis(100))
+        .await
+        .unwrap()
+        .is_none());
+    assert!(b
+        .wait(&JobId::new(), Duration::from_millis(100))
+        .await
+        .unwrap()
+        .is_none());
+}
+
+async fn wait_past(deadline_ms: u64) {
+    eventually("the clock passed the lease deadline", || async move {
+        now_millis() > deadline_ms
+    })
+    .await;
+}
+
+pub async fn leases(b: &RedisBroker) {
+    let mut j = job_on("lease", Priority::Normal, 1);
+    j.max_retries = 3;
+    let mut last = job_on("lease", Priority::Normal, 2);
+    last.max_retries = 0;
+    b.enqueue(vec![j.clone(), last.clone()]).await.unwrap();
+    let mut r = req(&["lease"], 10);
+    r.lease = Duration::from_millis(50);
+    let got = b.fetch(&r).await.unwrap();
+    assert_eq!(got.len(), 2);
+    wait_past(now_millis() + 60).await;
+    assert_eq!(b.recover_expired(&[route("lease")]).await.unwrap(), 2);
+    let rec = b.job(&j.id).await.unwrap().unwrap();
+    assert_eq!((rec.state, rec.attempts), (JobState::Queued, 1));
+    let dead = b.job(&last.id).await.unwrap().unwrap();
+    assert_eq!(dead.state, JobState::Dead);
+    assert_eq!(
+        dead.error.as_deref(),
+        Some("lease expired: worker lost (attempt 1)")
+    );
+
+    let again = fetch_n(b, &["lease"], 1).await;
+    assert_eq!(again[0].attempt, 2);
+    // The lost worker's late ack is stale and ignored.
+    let stale = got.iter().find(|x| x.id == j.id).unwrap();
+    b.ack(vec![ok(stale, "\"stale\"")]).await.unwrap();
+    assert_eq!(b.job(&j.id).await.unwrap().unwrap().state, JobState::Active);
+    b.ack(vec![ok(&again[0], "\"fresh\"")]).await.unwrap();
+    let rec = b.job(&j.id).await.unwrap().unwrap();
+    assert_eq!(rec.result.unwrap().get(), "\"fresh\"");
+
+    // Extending keeps a lease alive; releasing does not count the attempt.
+    let k = job_on("lease-ext", Priority::Normal, 1);
+    b.enqueue(vec![k.clone()]).await.unwrap();
+    let mut r = req(&["lease-ext"], 10);
+    r.lease = Duration::from_millis(50);
+    let got = b.fetch(&r).await.unwrap();
+    b.extend_leases(
+        &[(route("lease-ext"), k.id.clone())],
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
+    wait_past(now_millis() + 60).await;
+    assert_eq!(b.recover_expired(&[route("lease-ext")]).await.unwrap(), 0);
+    b.release(got).await.unwrap();
+    assert_eq!(b.job(&k.id).await.unwrap().unwrap().state, JobState::Queued);
+    let again = fetch_n(b, &["lease-ext"], 1).await;
+    assert_eq!(again[0].attempt, 1);
+}
+
+pub async fn concurrent_recoverers(b: &RedisBroker) {
+    b.enqueue(
+        (0..50)
+            .map(|i| job_on("lease-many", Priority::Normal, i))
+            .collect(),
+    )
+    .await
+    .unwrap();
+    let mut r = req(&["lease-many"], 50);
+    r.lease = Duration::from_millis(20);
+    assert_eq!(b.fetch(&r).await.unwrap().len(), 50);
+    wait_past(now_millis() + 30).await;
+    let handles: Vec<_> = (0..8)
+        .map(|_| {
+            let b = b.clone();
+            tokio::spawn(async move { b.recover_expired(&[route("lease-many")]).await.unwrap() })
+        })
+        .collect();
+    let mut total = 0;
+    for h in handles {
+        total += h.await.unwrap();
+    }
+    assert_eq!(total, 50, "each expired lease recovered exactly once");
+    let s = b.stats().await.unwrap();
+    let s = s.iter().find(|s| s.route == "lease-many").unwrap();
+    assert_eq!((s.normal, s.active), (50, 0));
+    let again = fetch_n(b, &["lease-many"], 50).await;
+    let ids: HashSet<_> = again.iter().map(|j| j.id.clone()).collect();
+    assert_eq!(ids.len(), 50);
+    assert!(again.iter().all(|j| j.attempt == 2));
+}
+
+pub async fn claim_ticks(b: &RedisBroker) {
+    let tick = 1_700_000_000_000u64;
+    let mk = |t: u64| {
+        let mut j = job_on("ticks", Priority::Normal, 0);
+        j.id = JobId::from(format!("every-minute@{t}"));
+        j
+    };
+    let handles: Vec<_> = (0..16)
+        .map(|_| {
+            let b = b.clone();
+            let j = mk(tick);
+            tokio::spawn(async move { b.claim_tick("every-minute", tick, j).await.unwrap() })
+        })
+        .collect();
+    let mut wins = 0;
+    for h in handles {
+        wins += h.await.unwrap() as usize;
+    }
+    assert_eq!(wins, 1, "exactly one claimer wins a tick");
+    let mark = b
+        .last_tick("every-minute", &route("ticks"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(mark.tick, tick);
+    assert_eq!(mark.job_id, mk(tick).id);
+    assert!(!b
+        .claim_tick("every-minute", tick - 60_000, mk(tick - 60_000))
+        .await
+        .unwrap());
+    assert!(b
+        .claim_tick("every-minute", tick + 60_000, mk(tick + 60_000))
+        .await
+        .unwrap());
+    assert!(b
+        .last_tick("other", &route("ticks"))
+        .await
+        .unwrap()
+        .is_none());
+    let got = fetch_n(b, &["ticks"], 2).await;
+    assert_eq!(got.len(), 2);
+    assert!(b.fetch(&req(&["ticks"], 10)).await.unwrap().is_empty());
+}
+
+pub async fn idle_wakeup(b: &RedisBroker) {
+    for routes in [&["idle"][..], &["idle-a", "idle-b"][..]] {
+        let fetcher = {
+            let b = b.clone();
+            let mut r = req(routes, 10);
+            r.block = Duration::from_secs(30);
+            tokio::spawn(async move { b.fetch(&r).await.unwrap() })
+        };
+        let j = job_on(routes[routes.len() - 1], Priority::Normal, 1);
+        b.enqueue(vec![j.clone()]).await.unwrap();
+        let got = fetcher.await.unwrap();
+        assert_eq!(got.len(), 1, "the idle fetcher woke up with the job");
+        assert_eq!(got[0].id, j.id);
+    }
+}
+
+pub async fn corrupt(b: &RedisBroker, raw_url: &str, prefix: &str) {
+    let mut raw = Raw::connect(raw_url).await;
+    let good = job_on("bad", Priority::Normal, 1);
+    b.enqueue(vec![good.clone()]).await.unwrap();
+    let k = |s: &str| format!("{{{prefix}:bad}}:{s}");
+    let bad: [(&str, Option<&str>); 3] = [
+        ("garbage", Some("this is not a spec")),
+        ("badjson", Some("n\x1f3\x1f1\x1f\x1fadd\x1f{nope")),
+        ("missing", None),
+    ];
+    for (id, spec) in bad {
+        if let Some(spec) = spec {
+            raw.query::<i64>(redis::cmd("HSET").arg(k("jobs")).arg(id).arg(spec))
+                .await;
+        }
+        raw.query::<i64>(redis::cmd("LPUSH").arg(k("q:n")).arg(id))
+            .await;
+    }
+    let got = fetch_n(b, &["bad"], 1).await;
+    assert_eq!(got[0].id, good.id, "the good job still runs");
+    let dead = b.dead_jobs(10).await.unwrap();
+    let reason = |id: &str| {
+        dead.iter()
+            .find(|r| r.id.as_str() == id)
+            .and_then(|r| r.error.clone())
+            .unwrap_or_else(|| panic!("{id} is in the dead letter"))
+    };
+    assert!(
+        reason("garbage").contains("corrupt"),
+        "{}",
+        reason("garbage")
+    );
+    assert!(
+        reason("badjson").contains("not valid JSON"),
+        "{}",
+        reason("badjson")
+    );
+    assert!(
+        reason("missing").contains("missing"),
+        "{}",
+        reason("missing")
+    );
+    let rec = b.job(&JobId::from("badjson")).await.unwrap().unwrap();
+    assert_eq!(rec.state, JobState::Dead);
+    assert_eq!(rec.task, "add");
+}
+
+/// After processing, nothing is left but results (and the route registry
+/// and a bounded wake-up list).
+pub async fn no_leftovers(b: &RedisBroker, raw_url: &str, prefix: &str) {
+    let mut raw = Raw::connect(raw_url).await;
+    let jobs: Vec<Job> = (0..300)
+        .map(|i| job_on("mem", Priority::ALL[i % 3], i))
+        .collect();
+    b.enqueue(jobs).await.unwrap();
+    let mut settled = 0;
+    while settled < 300 {
+        let got = fetch_n(b, &["mem"], 1).await;
+        let more = b.fetch(&req(&["mem"], 99)).await.unwrap();
+        let all: Vec<Job> = got.into_iter().chain(more).collect();
+        settled += all.len();
+        b.ack(
+            all.iter()
+                .map(|j| {
+                    if j.args.get().contains("7") {
+                        ok(j, "1")
+                    } else {
+                        ack(j, Outcome::Succeeded(None))
+                    }
+                })
+                .collect(),
+        )
+        .await
+        .unwrap();
+    }
+    for key in [
+        "jobs", "meta", "q:h", "q:n", "q:l", "sched", "lease", "dead", "waiters",
+    ] {
+        let k = format!("{{{prefix}:mem}}:{key}");
+        let n: i64 = raw.query(redis::cmd("EXISTS").arg(&k)).await;
+        assert_eq!(n, 0, "{k} is gone once every job finished");
+    }
+}
