@@ -1,11 +1,7 @@
 //! Start-up and configuration: [`run`], [`App`] and its builder, and the
 //! [`Client`] that submits jobs.
 
-use std::{
-    future::Future,
-    sync::Arc,
-    time::Duration,
-};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use parking_lot::RwLock;
 use tokio_util::sync::CancellationToken;
@@ -66,7 +62,12 @@ pub async fn connect_broker(url: &str) -> Result<Arc<dyn Broker>> {
         "memory" => Ok(Arc::new(MemoryBroker::new())),
         #[cfg(feature = "redis")]
         "redis" | "rediss" | "redis+cluster" | "rediss+cluster" => {
-            Ok(Arc::new(bananas_redis::RedisBroker::connect(url).await?))
+            let (url, prefix) = split_prefix(url)?;
+            let mut config = bananas_redis::RedisBroker::builder(&url);
+            if let Some(prefix) = prefix {
+                config = config.prefix(prefix);
+            }
+            Ok(Arc::new(config.connect().await?))
         }
         #[cfg(not(feature = "redis"))]
         "redis" | "rediss" | "redis+cluster" | "rediss+cluster" => Err(Error::Config(format!(
@@ -76,6 +77,34 @@ pub async fn connect_broker(url: &str) -> Result<Arc<dyn Broker>> {
             "unsupported broker URL `{url}`: expected memory://, redis://, rediss:// or redis+cluster://"
         ))),
     }
+}
+
+/// Takes the `prefix` query parameter (the Redis key prefix, default
+/// `bananas`) out of a broker URL: `redis://host:6379/0?prefix=myapp`.
+pub fn split_prefix(url: &str) -> Result<(String, Option<String>)> {
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok((url.to_owned(), None));
+    };
+    let mut prefix = None;
+    let mut rest = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("prefix", v)) if !v.is_empty() => prefix = Some(v.to_owned()),
+            Some(("prefix", _)) => {
+                return Err(Error::Config(format!(
+                    "broker URL `{}`: `prefix` must not be empty",
+                    redact(url)
+                )))
+            }
+            _ => rest.push(pair),
+        }
+    }
+    let url = if rest.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", rest.join("&"))
+    };
+    Ok((url, prefix))
 }
 
 static INSTALLED: RwLock<Option<Client>> = RwLock::new(None);
@@ -120,15 +149,11 @@ impl Settings {
             s.url = url;
         }
         if let Some(v) = env("WORKER_CONCURRENCY") {
-            s.worker.concurrency = v
-                .parse()
-                .ok()
-                .filter(|&n: &usize| n > 0)
-                .ok_or_else(|| {
-                    Error::Config(format!(
-                        "WORKER_CONCURRENCY=`{v}`: expected a positive integer"
-                    ))
-                })?;
+            s.worker.concurrency = v.parse().ok().filter(|&n: &usize| n > 0).ok_or_else(|| {
+                Error::Config(format!(
+                    "WORKER_CONCURRENCY=`{v}`: expected a positive integer"
+                ))
+            })?;
         }
         if let Some(v) = env("WORKER_ROUTING_KEYS") {
             s.worker.routes = parse_routes(&v)
@@ -267,12 +292,16 @@ impl AppBuilder {
             Some(b) => b,
             None => connect_broker(&self.settings.url).await?,
         };
+        let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        // Built now, so a new schedule's first tick is the first one after
+        // the app was built, not after `run` got going.
+        let scheduler = Scheduler::new(broker.clone(), &registry, clock);
         Ok(App {
             inner: Arc::new(AppInner {
                 client: Client::new(broker),
                 registry,
                 settings: self.settings,
-                clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+                scheduler,
                 shutdown: CancellationToken::new(),
             }),
         })
@@ -291,7 +320,7 @@ struct AppInner {
     client: Client,
     registry: Registry,
     settings: Settings,
-    clock: Arc<dyn Clock>,
+    scheduler: Scheduler,
     shutdown: CancellationToken,
 }
 
@@ -327,12 +356,8 @@ impl App {
     }
 
     /// A scheduler for this app's periodic tasks, on its broker and clock.
-    pub fn scheduler(&self) -> Scheduler {
-        Scheduler::new(
-            self.inner.client.broker().clone(),
-            &self.inner.registry,
-            self.inner.clock.clone(),
-        )
+    pub fn scheduler(&self) -> &Scheduler {
+        &self.inner.scheduler
     }
 
     /// Asks [`App::run`] to stop: the worker stops fetching, lets in-flight
@@ -352,8 +377,8 @@ impl App {
     pub async fn run_until(self, signal: impl Future<Output = ()> + Send) -> Result<()> {
         let inner = &self.inner;
         let stop = inner.shutdown.clone();
-        let scheduler = if inner.settings.scheduler && self.scheduler().has_schedules() {
-            let s = self.scheduler();
+        let scheduler = if inner.settings.scheduler && inner.scheduler.has_schedules() {
+            let s = inner.scheduler.clone();
             let stop = stop.clone();
             Some(tokio::spawn(async move { s.run(stop).await }))
         } else {
@@ -377,7 +402,9 @@ impl App {
         stop.cancel();
         let mut result = Ok(());
         if let Some(w) = worker {
-            result = w.await.map_err(|e| Error::Config(format!("worker task failed: {e}")))?;
+            result = w
+                .await
+                .map_err(|e| Error::Config(format!("worker task failed: {e}")))?;
         }
         if let Some(s) = scheduler {
             let _ = s.await;
