@@ -215,7 +215,14 @@ async fn resumes_after_a_restart_without_losing_jobs() {
     b.ack(first.iter().map(|j| ok(j, "1")).collect())
         .await
         .unwrap();
-    server.restart();
+    server.stop();
+    let err = b.ping().await.unwrap_err();
+    assert!(matches!(err, bananas_core::Error::Broker(_)), "{err}");
+    assert!(b
+        .enqueue(vec![job_on("rs", Priority::Normal, 999)])
+        .await
+        .is_err());
+    server.start_again();
     eventually("the broker answers again", || {
         let b = b.clone();
         async move { b.ping().await.is_ok() }

@@ -235,8 +235,8 @@ impl PrivateRedis {
         }
     }
 
-    pub fn restart(&mut self) {
-        self.stop();
+    /// Starts the stopped server again on the same port and directory.
+    pub fn start_again(&mut self) {
         self.spawn();
     }
 
