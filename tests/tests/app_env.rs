@@ -1,0 +1,68 @@
+//! `bananas::app` configuration from the environment. One test, because the
+//! environment is shared by every thread of the process.
+
+use std::time::Duration;
+
+use bananas::app::Settings;
+
+#[test]
+fn settings_from_env() {
+    let clear = || {
+        for v in [
+            "BANANAS_URL",
+            "WORKER_CONCURRENCY",
+            "WORKER_ROUTING_KEYS",
+            "WORKER_SHUTDOWN_TIMEOUT",
+            "BANANAS_SCHEDULER",
+        ] {
+            std::env::remove_var(v);
+        }
+    };
+    clear();
+    let s = Settings::from_env().unwrap();
+    assert_eq!(s.url, "memory://");
+    assert_eq!(s.worker.concurrency, 10);
+    assert_eq!(s.worker.routes.len(), 1);
+    assert_eq!(s.worker.routes[0].as_str(), "default");
+    assert!(s.scheduler);
+
+    std::env::set_var("BANANAS_URL", "redis://127.0.0.1:6379");
+    std::env::set_var("WORKER_CONCURRENCY", "20");
+    std::env::set_var("WORKER_ROUTING_KEYS", "gpu, default");
+    std::env::set_var("WORKER_SHUTDOWN_TIMEOUT", "2.5");
+    std::env::set_var("BANANAS_SCHEDULER", "off");
+    let s = Settings::from_env().unwrap();
+    assert_eq!(s.url, "redis://127.0.0.1:6379");
+    assert_eq!(s.worker.concurrency, 20);
+    let routes: Vec<&str> = s.worker.routes.iter().map(|r| r.as_str()).collect();
+    assert_eq!(routes, ["gpu", "default"]);
+    assert_eq!(s.worker.shutdown_timeout, Duration::from_millis(2500));
+    assert!(!s.scheduler);
+
+    // Each bad value is an error that names the variable and the value.
+    for (var, value, says) in [
+        ("WORKER_CONCURRENCY", "lots", "positive integer"),
+        ("WORKER_CONCURRENCY", "0", "positive integer"),
+        ("WORKER_ROUTING_KEYS", "gpu,bad route", "invalid route `bad route`"),
+        ("WORKER_SHUTDOWN_TIMEOUT", "soon", "expected seconds"),
+    ] {
+        clear();
+        std::env::set_var(var, value);
+        let err = Settings::from_env().unwrap_err().to_string();
+        assert!(
+            err.contains(var) && err.contains(value) && err.contains(says),
+            "{var}={value}: {err}"
+        );
+    }
+    clear();
+}
+
+#[tokio::test]
+async fn unknown_broker_urls_are_rejected() {
+    let err = bananas::app::connect_broker("kafka://x").await.unwrap_err();
+    assert!(err.to_string().contains("unsupported broker URL `kafka://x`"), "{err}");
+    let err = bananas::app::connect_broker("redis://127.0.0.1:6379?prefix=")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("prefix"), "{err}");
+}

@@ -1,0 +1,192 @@
+//! The `Broker` contract, run against every broker: idempotent batched
+//! enqueue, batch fetch with leases, waiting for results without polling,
+//! hand-back, stats, heartbeats and tick claims.
+
+use std::{sync::Arc, time::Duration};
+
+use bananas::{
+    broker::{Broker, FetchRequest, WorkerInfo},
+    job::{now_millis, Ack, Job, JobState, Outcome, Priority, Route},
+};
+use bananas_tests::{broker_suite, Kind, TestBroker};
+use serde_json::value::RawValue;
+
+fn job(task: &str) -> Job {
+    Job::new(task, RawValue::from_string(r#"{"x":1}"#.to_owned()).unwrap())
+}
+
+fn fetch_req(max: usize) -> FetchRequest {
+    FetchRequest {
+        routes: vec![Route::default()],
+        max,
+        lease: Duration::from_secs(30),
+        cursor: 0,
+        block: Duration::from_millis(20),
+    }
+}
+
+fn done(job: Job, value: &str) -> Ack {
+    Ack {
+        job,
+        outcome: Outcome::Succeeded(Some(RawValue::from_string(value.to_owned()).unwrap())),
+        started_at: now_millis(),
+        finished_at: now_millis(),
+    }
+}
+
+async fn batches_and_idempotent_enqueue(kind: Kind) {
+    let tb = TestBroker::new(kind, "batches").await;
+    let b = &tb.broker;
+    let jobs: Vec<Job> = (0..50).map(|_| job("t")).collect();
+    let again = jobs[..10].to_vec();
+    assert_eq!(b.enqueue(jobs).await.unwrap(), 50);
+    assert_eq!(b.enqueue(again).await.unwrap(), 0, "known ids are skipped");
+
+    let got = b.fetch(&fetch_req(20)).await.unwrap();
+    assert_eq!(got.len(), 20, "one fetch takes a whole batch");
+    assert!(got.iter().all(|j| j.attempt == 1));
+    let stats = b.stats().await.unwrap();
+    let s = stats.iter().find(|s| s.route == "default").unwrap();
+    assert_eq!((s.normal, s.active), (30, 20));
+
+    b.ack(got.into_iter().map(|j| done(j, "1")).collect())
+        .await
+        .unwrap();
+    let stats = b.stats().await.unwrap();
+    let s = stats.iter().find(|s| s.route == "default").unwrap();
+    assert_eq!((s.normal, s.active), (30, 0));
+    tb.cleanup().await;
+}
+
+async fn wait_sees_results_before_and_after(kind: Kind) {
+    let tb = TestBroker::new(kind, "wait").await;
+    let b = tb.broker.clone();
+    let (early, late) = (job("t"), job("t"));
+    let (early_id, late_id) = (early.id.clone(), late.id.clone());
+    b.enqueue(vec![early, late]).await.unwrap();
+    let got = b.fetch(&fetch_req(2)).await.unwrap();
+    let (a, c) = {
+        let mut it = got.into_iter();
+        let a = it.next().unwrap();
+        let c = it.next().unwrap();
+        if a.id == early_id { (a, c) } else { (c, a) }
+    };
+    // The result lands before anyone waits: the wait still sees it.
+    b.ack(vec![done(a, "\"early\"")]).await.unwrap();
+    let rec = b.wait(&early_id, Duration::from_secs(5)).await.unwrap().unwrap();
+    assert_eq!(rec.result.unwrap().get(), "\"early\"");
+
+    // The waiter starts first; the result lands while it waits.
+    let waiter = {
+        let b = b.clone();
+        let id = late_id.clone();
+        tokio::spawn(async move { b.wait(&id, Duration::from_secs(10)).await })
+    };
+    tokio::task::yield_now().await;
+    b.ack(vec![done(c, "\"late\"")]).await.unwrap();
+    let rec = waiter.await.unwrap().unwrap().expect("woken by the result");
+    assert_eq!((rec.state, rec.result.unwrap().get()), (JobState::Succeeded, "\"late\""));
+
+    // Waiting for a job that never finishes times out with None.
+    let never = job("t");
+    let id = never.id.clone();
+    b.enqueue(vec![never]).await.unwrap();
+    assert!(b.wait(&id, Duration::from_millis(100)).await.unwrap().is_none());
+    tb.cleanup().await;
+}
+
+async fn release_puts_jobs_back_uncounted(kind: Kind) {
+    let tb = TestBroker::new(kind, "release").await;
+    let b = &tb.broker;
+    let j = job("t");
+    let id = j.id.clone();
+    b.enqueue(vec![j]).await.unwrap();
+    let got = b.fetch(&fetch_req(1)).await.unwrap();
+    b.release(got).await.unwrap();
+    let rec = b.job(&id).await.unwrap().unwrap();
+    assert_eq!((rec.state, rec.attempts), (JobState::Queued, 0));
+    let got = b.fetch(&fetch_req(1)).await.unwrap();
+    assert_eq!((got.len(), got[0].attempt), (1, 1));
+    tb.cleanup().await;
+}
+
+async fn priorities_follow_the_weighted_plan(kind: Kind) {
+    let tb = TestBroker::new(kind, "plan").await;
+    let b = &tb.broker;
+    let mut jobs = Vec::new();
+    for p in [Priority::Low, Priority::Normal, Priority::High] {
+        for _ in 0..20 {
+            let mut j = job(p.as_str());
+            j.priority = p;
+            jobs.push(j);
+        }
+    }
+    b.enqueue(jobs).await.unwrap();
+    let got = b.fetch(&fetch_req(10)).await.unwrap();
+    let count = |p: Priority| got.iter().filter(|j| j.priority == p).count();
+    assert_eq!(
+        (count(Priority::High), count(Priority::Normal), count(Priority::Low)),
+        (6, 3, 1),
+        "ten slots split 6:3:1"
+    );
+    tb.cleanup().await;
+}
+
+async fn tick_claims_are_exclusive(kind: Kind) {
+    let tb = TestBroker::new(kind, "ticks").await;
+    let b: Arc<dyn Broker> = tb.broker.clone();
+    let mut racers = Vec::new();
+    for _ in 0..8 {
+        let b = b.clone();
+        racers.push(tokio::spawn(async move {
+            let mut won = 0;
+            for tick in 1..=20u64 {
+                let mut j = job("tick");
+                j.id = format!("sched-s-{tick}").into();
+                if b.claim_tick("s", tick * 1000, j).await.unwrap() {
+                    won += 1;
+                }
+            }
+            won
+        }));
+    }
+    let mut total = 0;
+    for r in racers {
+        total += r.await.unwrap();
+    }
+    assert_eq!(total, 20, "each tick claimed exactly once");
+    let mark = b.last_tick("s", &Route::default()).await.unwrap().unwrap();
+    assert_eq!((mark.tick, mark.job_id.as_str()), (20_000, "sched-s-20"));
+    // An older tick can never be claimed again.
+    assert!(!b.claim_tick("s", 5_000, job("tick")).await.unwrap());
+    tb.cleanup().await;
+}
+
+async fn heartbeats_list_live_workers(kind: Kind) {
+    let tb = TestBroker::new(kind, "workers").await;
+    let b = &tb.broker;
+    let info = WorkerInfo {
+        id: format!("w-{}", bananas_tests::unique_prefix("w")),
+        host: "h".into(),
+        pid: 1,
+        routes: vec!["default".into()],
+        concurrency: 4,
+        in_flight: 2,
+        started_at: now_millis(),
+        seen_at: now_millis(),
+    };
+    b.heartbeat(&info, Duration::from_secs(30)).await.unwrap();
+    let workers = b.workers().await.unwrap();
+    assert!(workers.iter().any(|w| w == &info), "{workers:?}");
+    b.ping().await.unwrap();
+    tb.cleanup().await;
+}
+
+broker_suite!(
+    batches_and_idempotent_enqueue,
+    wait_sees_results_before_and_after,
+    release_puts_jobs_back_uncounted,
+    priorities_follow_the_weighted_plan,
+    tick_claims_are_exclusive,
+    heartbeats_list_live_workers,
+);
