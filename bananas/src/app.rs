@@ -166,6 +166,16 @@ impl Settings {
                 ))
             })?;
         }
+        if let Some(v) = env("WORKER_LEASE") {
+            let lease = parse_secs(&v).filter(|d| !d.is_zero()).ok_or_else(|| {
+                Error::Config(format!(
+                    "WORKER_LEASE=`{v}`: expected a positive number of seconds, like `30`"
+                ))
+            })?;
+            s.worker.lease = lease;
+            s.worker.recover_interval = (lease / 2)
+                .clamp(Duration::from_millis(100), s.worker.recover_interval);
+        }
         if let Some(v) = env("BANANAS_SCHEDULER") {
             s.scheduler = !matches!(v.as_str(), "0" | "false" | "off" | "no");
         }
