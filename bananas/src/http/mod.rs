@@ -45,6 +45,7 @@ pub use jobs::{
     MAX_RETRIES,
 };
 pub use openapi::OPENAPI_JSON;
+pub use routes::totals;
 
 use crate::{app::Client, scheduler::Scheduler, task::Registry, Error, Result};
 

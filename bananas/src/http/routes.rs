@@ -108,7 +108,7 @@ struct QueuesView {
 }
 
 /// Adds up every route's depths (the total's `route` is `*`).
-pub(crate) fn totals(queues: &[QueueStats]) -> QueueStats {
+pub fn totals(queues: &[QueueStats]) -> QueueStats {
     queues.iter().fold(
         QueueStats {
             route: "*".to_owned(),

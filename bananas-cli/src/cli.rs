@@ -1,0 +1,135 @@
+//! The command line, as clap reads it.
+
+use std::net::SocketAddr;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Inspect and operate Bananas queues, jobs, dead letter and schedules.
+#[derive(Debug, Parser)]
+#[command(name = "bananas", version, about)]
+pub(crate) struct Cli {
+    /// The broker: `redis://host:port/db`, `rediss://…`, `redis+cluster://h1:p1,h2:p2`.
+    #[arg(
+        long,
+        global = true,
+        env = "BANANAS_URL",
+        default_value = "redis://127.0.0.1:6379",
+        hide_env_values = true
+    )]
+    pub(crate) url: String,
+
+    /// The Redis key prefix of the deployment (default `bananas`).
+    #[arg(long, global = true, env = "BANANAS_PREFIX")]
+    pub(crate) prefix: Option<String>,
+
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Queue depths per route and priority, and the live workers.
+    Stats,
+    /// Jobs.
+    #[command(subcommand)]
+    Jobs(JobsCommand),
+    /// The dead letter.
+    #[command(subcommand)]
+    Dead(DeadCommand),
+    /// Submit a job by task name (no task code needed, so no validation of
+    /// the payload against the task).
+    Enqueue(EnqueueArgs),
+    /// Next run, last run and last outcome of each schedule.
+    Schedules(SchedulesArgs),
+    /// Serve the HTTP API against the broker, without task code.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum JobsCommand {
+    /// A job's state, attempts, result or error, and timestamps.
+    Show {
+        /// The job id.
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum DeadCommand {
+    /// Dead jobs, newest first.
+    List {
+        /// At most this many.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+        limit: u64,
+    },
+    /// Move a dead job (or all of them) back to its queue, attempts reset.
+    Requeue {
+        /// The job id.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<String>,
+        /// Requeue every dead job.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Delete every dead job.
+    Purge,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct EnqueueArgs {
+    /// The task name.
+    pub(crate) name: String,
+    /// The arguments: a JSON object keyed by parameter name.
+    #[arg(long, default_value = "{}")]
+    pub(crate) payload: String,
+    /// `high`, `normal` or `low` (default `normal`).
+    #[arg(long)]
+    pub(crate) priority: Option<String>,
+    /// The route (default `default`).
+    #[arg(long)]
+    pub(crate) route: Option<String>,
+    /// Run no earlier than this many seconds from now.
+    #[arg(long, conflicts_with = "eta", allow_negative_numbers = true)]
+    pub(crate) countdown: Option<f64>,
+    /// Run no earlier than this time (RFC 3339, or ms since the epoch).
+    #[arg(long)]
+    pub(crate) eta: Option<String>,
+    /// Retries after the first attempt (default 3).
+    #[arg(long)]
+    pub(crate) retries: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SchedulesArgs {
+    /// The HTTP API of a running app (`BANANAS_HTTP_ADDR`), which knows its
+    /// schedules: `http://host:port`.
+    #[arg(long, env = "BANANAS_API_URL")]
+    pub(crate) api: Option<String>,
+    /// The app's API token.
+    #[arg(long, env = "BANANAS_API_TOKEN", hide_env_values = true)]
+    pub(crate) token: Option<String>,
+    /// Without `--api`: the schedule ids (task names) to look up in the
+    /// broker. It knows their last run, not their cron.
+    #[arg(conflicts_with = "api")]
+    pub(crate) ids: Vec<String>,
+    /// The route of the scheduled tasks given by id.
+    #[arg(long, default_value = "default", conflicts_with = "api")]
+    pub(crate) route: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Where to listen. Port 0 picks a free one; the address is printed.
+    #[arg(long, env = "BANANAS_HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    pub(crate) addr: SocketAddr,
+    /// Require `Authorization: Bearer <token>` (all but /health).
+    #[arg(long, env = "BANANAS_API_TOKEN", hide_env_values = true)]
+    pub(crate) token: Option<String>,
+    /// The largest request body, in bytes.
+    #[arg(long, env = "BANANAS_HTTP_BODY_LIMIT", default_value_t = bananas::http::DEFAULT_BODY_LIMIT)]
+    pub(crate) body_limit: usize,
+}

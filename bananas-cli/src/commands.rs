@@ -1,0 +1,439 @@
+//! What each command does.
+
+use std::sync::Arc;
+
+use bananas::{
+    broker::{Broker, QueueStats, WorkerInfo},
+    http::{self, rfc3339, ApiState, EnqueueRequest, JobView},
+    job::{JobId, Route},
+    Client,
+};
+use serde_json::{json, Map, Value};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    api,
+    cli::{Cli, Command, DeadCommand, EnqueueArgs, JobsCommand, SchedulesArgs, ServeArgs},
+    output::{fields, short, Table},
+};
+
+/// How many dead jobs `dead requeue --all` reads per round.
+const REQUEUE_BATCH: usize = 1000;
+
+/// Runs the command; the error is the one-line message to print.
+pub(crate) async fn run(cli: Cli) -> Result<(), String> {
+    let json = cli.json;
+    if let Command::Schedules(args) = &cli.command {
+        if let Some(base) = &args.api {
+            return schedules_from_api(base, args.token.as_deref(), json).await;
+        }
+    }
+    let client = connect(&cli.url, cli.prefix.as_deref()).await?;
+    match cli.command {
+        Command::Stats => stats(&client, json).await,
+        Command::Jobs(JobsCommand::Show { id }) => show_job(&client, &id, json).await,
+        Command::Dead(DeadCommand::List { limit }) => {
+            dead_list(&client, limit as usize, json).await
+        }
+        Command::Dead(DeadCommand::Requeue { id, all }) => {
+            dead_requeue(&client, id, all, json).await
+        }
+        Command::Dead(DeadCommand::Purge) => {
+            let n = client.broker().purge_dead().await.map_err(err)?;
+            print(json, json!({ "purged": n }), || {
+                format!("purged {n} dead jobs\n")
+            });
+            Ok(())
+        }
+        Command::Enqueue(args) => enqueue(&client, args, json).await,
+        Command::Schedules(args) => schedules_from_broker(&client, args, json).await,
+        Command::Serve(args) => serve(client, args).await,
+    }
+}
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+fn print(json: bool, value: Value, human: impl FnOnce() -> String) {
+    if json {
+        println!("{value:#}");
+    } else {
+        print!("{}", human());
+    }
+}
+
+/// Connects to `url`; with a Redis URL and `prefix`, under that key prefix.
+async fn connect(url: &str, prefix: Option<&str>) -> Result<Client, String> {
+    let redacted = bananas::app::redact(url);
+    let with = |e: bananas::Error| format!("cannot connect to the broker at `{redacted}`: {e}");
+    #[cfg(feature = "redis")]
+    if let Some(prefix) = prefix {
+        if url.starts_with("redis") {
+            let broker = bananas_redis::RedisBroker::builder(url)
+                .prefix(prefix)
+                .connect()
+                .await
+                .map_err(with)?;
+            let client = Client::new(Arc::new(broker));
+            client.broker().ping().await.map_err(with)?;
+            return Ok(client);
+        }
+    }
+    if prefix.is_some() && !url.starts_with("redis") {
+        return Err(format!(
+            "--prefix (BANANAS_PREFIX) only applies to Redis URLs, not `{redacted}`"
+        ));
+    }
+    let client = Client::connect(url).await.map_err(with)?;
+    client.broker().ping().await.map_err(with)?;
+    Ok(client)
+}
+
+fn time(ms: Option<u64>) -> String {
+    ms.and_then(rfc3339).unwrap_or_else(|| "-".to_owned())
+}
+
+async fn stats(client: &Client, json: bool) -> Result<(), String> {
+    let broker: &Arc<dyn Broker> = client.broker();
+    let mut queues: Vec<QueueStats> = broker.stats().await.map_err(err)?;
+    queues.sort_by(|a, b| a.route.cmp(&b.route));
+    let workers: Vec<WorkerInfo> = broker.workers().await.map_err(err)?;
+    let totals = http::totals(&queues);
+    print(
+        json,
+        json!({ "queues": queues, "totals": totals, "workers": workers }),
+        || {
+            let mut t = Table::new(&[
+                "ROUTE",
+                "HIGH",
+                "NORMAL",
+                "LOW",
+                "SCHEDULED",
+                "ACTIVE",
+                "DEAD",
+            ]);
+            for q in queues.iter().chain([&totals]) {
+                let route = if q.route == "*" {
+                    "TOTAL".to_owned()
+                } else {
+                    q.route.clone()
+                };
+                t.row(vec![
+                    route,
+                    q.high.to_string(),
+                    q.normal.to_string(),
+                    q.low.to_string(),
+                    q.scheduled.to_string(),
+                    q.active.to_string(),
+                    q.dead.to_string(),
+                ]);
+            }
+            let mut out = t.render();
+            out.push('\n');
+            if workers.is_empty() {
+                out.push_str("no live workers\n");
+            } else {
+                let mut w = Table::new(&[
+                    "WORKER",
+                    "HOST",
+                    "PID",
+                    "ROUTES",
+                    "CONCURRENCY",
+                    "IN FLIGHT",
+                    "STARTED",
+                    "SEEN",
+                ]);
+                for x in &workers {
+                    w.row(vec![
+                        x.id.clone(),
+                        x.host.clone(),
+                        x.pid.to_string(),
+                        x.routes.join(","),
+                        x.concurrency.to_string(),
+                        x.in_flight.to_string(),
+                        time(Some(x.started_at)),
+                        time(Some(x.seen_at)),
+                    ]);
+                }
+                out.push_str(&w.render());
+            }
+            out
+        },
+    );
+    Ok(())
+}
+
+async fn show_job(client: &Client, id: &str, json: bool) -> Result<(), String> {
+    let record = client
+        .job(&JobId::from(id))
+        .await
+        .map_err(err)?
+        .ok_or_else(|| format!("job `{id}` not found (it never existed, or its result expired)"))?;
+    let view = JobView::from(record);
+    let value = serde_json::to_value(&view).map_err(err)?;
+    print(json, value, || {
+        let ts = |t: &Option<http::Timestamp>| t.as_ref().map_or("-".to_owned(), |t| t.at.clone());
+        fields(&[
+            ("id", view.id.clone()),
+            ("task", view.name.clone()),
+            ("state", view.state.to_string()),
+            ("route", view.route.clone()),
+            ("priority", view.priority.to_string()),
+            (
+                "attempts",
+                format!("{} (retries allowed: {})", view.attempts, view.max_retries),
+            ),
+            ("payload", view.payload.get().to_owned()),
+            (
+                "result",
+                view.result
+                    .as_ref()
+                    .map_or("-".to_owned(), |r| r.get().to_owned()),
+            ),
+            (
+                "error",
+                view.error.clone().unwrap_or_else(|| "-".to_owned()),
+            ),
+            ("created", view.created_at.at.clone()),
+            ("eta", ts(&view.eta)),
+            ("started", ts(&view.started_at)),
+            ("finished", ts(&view.finished_at)),
+        ])
+    });
+    Ok(())
+}
+
+async fn dead_list(client: &Client, limit: usize, json: bool) -> Result<(), String> {
+    let jobs: Vec<JobView> = client
+        .broker()
+        .dead_jobs(limit)
+        .await
+        .map_err(err)?
+        .into_iter()
+        .map(JobView::from)
+        .collect();
+    let value = json!({ "jobs": jobs });
+    print(json, value, || {
+        if jobs.is_empty() {
+            return "no dead jobs\n".to_owned();
+        }
+        let mut t = Table::new(&["ID", "TASK", "ROUTE", "ATTEMPTS", "DIED", "ERROR"]);
+        for j in &jobs {
+            t.row(vec![
+                j.id.clone(),
+                j.name.clone(),
+                j.route.clone(),
+                j.attempts.to_string(),
+                j.finished_at
+                    .as_ref()
+                    .map_or("-".to_owned(), |t| t.at.clone()),
+                short(j.error.as_deref().unwrap_or("-"), 60),
+            ]);
+        }
+        t.render()
+    });
+    Ok(())
+}
+
+async fn dead_requeue(
+    client: &Client,
+    id: Option<String>,
+    all: bool,
+    json: bool,
+) -> Result<(), String> {
+    let broker = client.broker();
+    let mut requeued = Vec::new();
+    if all {
+        // Each round requeues what it read, so the dead letter shrinks; a job
+        // that dies again meanwhile may be requeued again, which is bounded
+        // by the number of rounds.
+        for _ in 0..1000 {
+            let dead = broker.dead_jobs(REQUEUE_BATCH).await.map_err(err)?;
+            if dead.is_empty() {
+                break;
+            }
+            let mut moved = 0;
+            for r in dead {
+                if broker.requeue_dead(&r.id).await.map_err(err)? {
+                    requeued.push(r.id.to_string());
+                    moved += 1;
+                }
+            }
+            if moved == 0 {
+                break;
+            }
+        }
+    } else if let Some(id) = id {
+        if !broker
+            .requeue_dead(&JobId::from(id.as_str()))
+            .await
+            .map_err(err)?
+        {
+            return Err(format!("no dead job `{id}` (it is not in the dead letter)"));
+        }
+        requeued.push(id);
+    }
+    let n = requeued.len();
+    print(json, json!({ "requeued": requeued }), || {
+        match (all, requeued.first()) {
+            (false, Some(id)) => format!("requeued {id}\n"),
+            _ => format!("requeued {n} dead jobs\n"),
+        }
+    });
+    Ok(())
+}
+
+async fn enqueue(client: &Client, args: EnqueueArgs, json: bool) -> Result<(), String> {
+    let payload: Value = serde_json::from_str(&args.payload)
+        .map_err(|e| format!("--payload is not valid JSON: {e}"))?;
+    let mut body = Map::new();
+    body.insert("name".into(), Value::String(args.name));
+    body.insert("payload".into(), payload);
+    if let Some(p) = args.priority {
+        body.insert("priority".into(), Value::String(p));
+    }
+    if let Some(r) = args.route {
+        body.insert("route".into(), Value::String(r));
+    }
+    if let Some(c) = args.countdown {
+        body.insert("countdown".into(), json!(c));
+    }
+    if let Some(e) = args.eta {
+        let v = e.parse::<u64>().map_or(Value::String(e), |ms| json!(ms));
+        body.insert("eta".into(), v);
+    }
+    if let Some(r) = args.retries {
+        body.insert("retries".into(), json!(r));
+    }
+    let req = EnqueueRequest::from_json(Value::Object(body)).map_err(|e| {
+        // Name the flag rather than the JSON field.
+        e.replacen("field `", "--", 1).replacen('`', "", 1)
+    })?;
+    let job = req.into_job(None).map_err(err)?;
+    let id = job.id.to_string();
+    let state = if job.eta.is_some_and(|t| t > bananas::job::now_millis()) {
+        "scheduled"
+    } else {
+        "queued"
+    };
+    client.enqueue(vec![job]).await.map_err(err)?;
+    print(json, json!({ "id": id, "state": state }), || {
+        format!("{id}\n")
+    });
+    Ok(())
+}
+
+async fn schedules_from_api(base: &str, token: Option<&str>, json: bool) -> Result<(), String> {
+    let value = api::get_json(base, "/schedules", token).await?;
+    let list = value["schedules"].as_array().cloned().unwrap_or_default();
+    print(json, value, || {
+        if list.is_empty() {
+            return "no schedules\n".to_owned();
+        }
+        let s = |v: &Value| v.as_str().unwrap_or("-").to_owned();
+        let mut t = Table::new(&[
+            "SCHEDULE",
+            "CRON",
+            "TZ",
+            "NEXT RUN",
+            "LAST RUN",
+            "LAST OUTCOME",
+            "LAST ERROR",
+        ]);
+        for x in &list {
+            t.row(vec![
+                s(&x["id"]),
+                s(&x["cron"]),
+                s(&x["tz"]),
+                s(&x["next_run"]["at"]),
+                s(&x["last_run"]["at"]),
+                s(&x["last_outcome"]),
+                short(x["last_error"].as_str().unwrap_or("-"), 40),
+            ]);
+        }
+        t.render()
+    });
+    Ok(())
+}
+
+async fn schedules_from_broker(
+    client: &Client,
+    args: SchedulesArgs,
+    json: bool,
+) -> Result<(), String> {
+    if args.ids.is_empty() {
+        return Err("the broker alone does not know which schedules exist: give --api URL of a running app \
+                    (BANANAS_API_URL), or schedule ids (task names) to look up"
+            .to_owned());
+    }
+    let route = Route::new(args.route.as_str()).map_err(|e| format!("--route: {e}"))?;
+    let mut out = Vec::new();
+    for id in &args.ids {
+        let mark = client.broker().last_tick(id, &route).await.map_err(err)?;
+        let record = match &mark {
+            Some(m) => client.job(&m.job_id).await.map_err(err)?,
+            None => None,
+        };
+        out.push(json!({
+            "id": id,
+            "cron": null,
+            "tz": null,
+            "next_run": null,
+            "last_run": mark.as_ref().map(|m| http::Timestamp::from_millis(m.tick)),
+            "last_job_id": mark.as_ref().map(|m| m.job_id.to_string()),
+            "last_outcome": record.as_ref().map(|r| r.state),
+            "last_error": record.and_then(|r| r.error),
+        }));
+    }
+    print(json, json!({ "schedules": out }), || {
+        let s = |v: &Value| v.as_str().unwrap_or("-").to_owned();
+        let mut t = Table::new(&[
+            "SCHEDULE",
+            "LAST RUN",
+            "LAST JOB",
+            "LAST OUTCOME",
+            "LAST ERROR",
+        ]);
+        for x in &out {
+            t.row(vec![
+                s(&x["id"]),
+                s(&x["last_run"]["at"]),
+                s(&x["last_job_id"]),
+                s(&x["last_outcome"]),
+                short(x["last_error"].as_str().unwrap_or("-"), 40),
+            ]);
+        }
+        t.render()
+    });
+    Ok(())
+}
+
+async fn serve(client: Client, args: ServeArgs) -> Result<(), String> {
+    bananas::app::init_tracing();
+    let listener = tokio::net::TcpListener::bind(args.addr)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
+    let addr = listener.local_addr().map_err(err)?;
+    let mut state = ApiState::new(client)
+        .token(args.token)
+        .body_limit(args.body_limit);
+    match bananas::metrics::install() {
+        Ok(h) => state = state.metrics(h),
+        Err(e) => tracing::warn!(error = %e, "no Prometheus metrics"),
+    }
+    // Tools (and the tests) read the address from this line.
+    println!("bananas: serving the HTTP API on http://{addr}");
+    let stop = CancellationToken::new();
+    let signal = {
+        let stop = stop.clone();
+        async move {
+            bananas::app::shutdown_signal().await;
+            stop.cancel();
+        }
+    };
+    tokio::spawn(signal);
+    http::serve_listener(state, listener, stop)
+        .await
+        .map_err(err)
+}

@@ -1,0 +1,487 @@
+//! The `bananas` command as a process, against the real Redis at
+//! 127.0.0.1:6379 (or `REDIS_URL`), each test under its own key prefix.
+
+use std::{
+    process::{Command, Output, Stdio},
+    sync::atomic::{AtomicU32, Ordering},
+    time::Duration,
+};
+
+use bananas::{
+    broker::{Broker, FetchRequest, QueueStats},
+    job::{now_millis, Ack, Job, Outcome, Route},
+};
+use bananas_redis::RedisBroker;
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+/// A key prefix of this test's own, and its keys deleted at the end.
+struct Space {
+    prefix: String,
+}
+
+impl Space {
+    fn new(test: &str) -> Self {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        Space {
+            prefix: format!(
+                "bt-cli-{test}-{}-{}-{nanos}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed)
+            ),
+        }
+    }
+
+    /// Runs `bananas ARGS` against this prefix.
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_bananas"))
+            .args(args)
+            .env("BANANAS_URL", redis_url())
+            .env("BANANAS_PREFIX", &self.prefix)
+            .env_remove("BANANAS_API_TOKEN")
+            .env_remove("BANANAS_API_URL")
+            .output()
+            .expect("run bananas")
+    }
+
+    /// Runs it, expects success, and returns stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "bananas {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs it with `--json`, expects success, and parses stdout.
+    fn json(&self, args: &[&str]) -> Value {
+        let mut a = vec!["--json"];
+        a.extend_from_slice(args);
+        let s = self.ok(&a);
+        serde_json::from_str(&s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
+    }
+
+    /// Runs it, expects failure with status 1 and one line on stderr.
+    fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "bananas {args:?} should fail: {out:?}"
+        );
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(err.lines().count(), 1, "not one line: {err:?}");
+        assert!(err.starts_with("bananas: error: "), "{err:?}");
+        err
+    }
+
+    async fn broker(&self) -> RedisBroker {
+        RedisBroker::builder(&redis_url())
+            .prefix(self.prefix.clone())
+            .connect()
+            .await
+            .expect("connect to Redis")
+    }
+
+    /// Fetches every ready job of `route` and dead-letters it.
+    async fn kill_all(&self, route: &str) -> usize {
+        let broker = self.broker().await;
+        let jobs = broker
+            .fetch(&FetchRequest {
+                routes: vec![Route::new(route).unwrap()],
+                max: 100,
+                lease: Duration::from_secs(60),
+                cursor: 0,
+                block: Duration::ZERO,
+            })
+            .await
+            .unwrap();
+        let n = jobs.len();
+        let acks = jobs
+            .into_iter()
+            .map(|job: Job| Ack {
+                outcome: Outcome::Dead {
+                    reason: format!("boom {}", job.task),
+                },
+                job,
+                started_at: now_millis(),
+                finished_at: now_millis(),
+            })
+            .collect();
+        broker.ack(acks).await.unwrap();
+        n
+    }
+}
+
+impl Drop for Space {
+    fn drop(&mut self) {
+        // Delete this test's keys with SCAN + DEL (never FLUSHDB).
+        let Ok(client) = redis::Client::open(redis_url()) else {
+            return;
+        };
+        let Ok(mut con) = client.get_connection() else {
+            return;
+        };
+        let pattern = format!("*{}*", self.prefix);
+        let keys: Vec<String> = match redis::cmd("KEYS").arg(&pattern).query(&mut con) {
+            Ok(k) => k,
+            Err(_) => return,
+        };
+        for chunk in keys.chunks(100) {
+            let _: redis::RedisResult<()> = redis::cmd("DEL").arg(chunk).query(&mut con);
+        }
+    }
+}
+
+fn route_stats(v: &Value, route: &str) -> QueueStats {
+    let q = v["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["route"] == route)
+        .unwrap_or_else(|| panic!("no route {route} in {v}"));
+    serde_json::from_value(q.clone()).unwrap()
+}
+
+#[test]
+fn enqueue_stats_and_show() {
+    let s = Space::new("enqueue");
+    let id = s
+        .ok(&[
+            "enqueue",
+            "add",
+            "--payload",
+            r#"{"a": 1, "b": 2}"#,
+            "--priority",
+            "high",
+            "--route",
+            "r1",
+        ])
+        .trim()
+        .to_owned();
+    assert!(!id.is_empty() && !id.contains(' '), "{id}");
+    let v = s.json(&[
+        "enqueue",
+        "later",
+        "--route",
+        "r1",
+        "--countdown",
+        "600",
+        "--retries",
+        "5",
+    ]);
+    assert_eq!(v["state"], "scheduled");
+    let later = v["id"].as_str().unwrap().to_owned();
+
+    let v = s.json(&["stats"]);
+    let r1 = route_stats(&v, "r1");
+    assert_eq!(
+        (r1.high, r1.normal, r1.low, r1.scheduled),
+        (1, 0, 0, 1),
+        "{v}"
+    );
+    assert_eq!(v["totals"]["high"], 1);
+    assert!(v["workers"].is_array());
+    let human = s.ok(&["stats"]);
+    assert!(human.starts_with("ROUTE"), "{human}");
+    assert!(
+        human
+            .lines()
+            .any(|l| l.starts_with("r1 ") && l.contains(" 1 ")),
+        "{human}"
+    );
+    assert!(human.contains("TOTAL"), "{human}");
+
+    let v = s.json(&["jobs", "show", &id]);
+    assert_eq!(v["id"], id.as_str());
+    assert_eq!(v["name"], "add");
+    assert_eq!(v["state"], "queued");
+    assert_eq!(v["priority"], "high");
+    assert_eq!(v["payload"], json!({"a": 1, "b": 2}));
+    let v = s.json(&["jobs", "show", &later]);
+    assert_eq!(
+        (v["state"].as_str(), v["max_retries"].as_u64()),
+        (Some("scheduled"), Some(5))
+    );
+    let human = s.ok(&["jobs", "show", &id]);
+    assert!(
+        human.contains("state:") && human.contains("queued"),
+        "{human}"
+    );
+
+    let e = s.fails(&["jobs", "show", "no-such-job"]);
+    assert!(e.contains("`no-such-job` not found"), "{e}");
+}
+
+#[test]
+fn enqueue_errors_are_one_line() {
+    let s = Space::new("enqueue-errors");
+    assert!(s
+        .fails(&["enqueue", "x", "--priority", "urgent"])
+        .contains("unknown priority `urgent`"));
+    assert!(s
+        .fails(&["enqueue", "x", "--route", "no spaces"])
+        .contains("invalid route"));
+    assert!(s
+        .fails(&["enqueue", "x", "--payload", "{nope"])
+        .contains("--payload is not valid JSON"));
+    assert!(s
+        .fails(&["enqueue", "x", "--payload", "[1]"])
+        .contains("payload"));
+    assert!(s
+        .fails(&["enqueue", "x", "--countdown=-5"])
+        .contains("countdown"));
+    assert!(s
+        .fails(&["enqueue", "x", "--eta", "someday"])
+        .contains("eta"));
+    // Nothing was enqueued.
+    let v = s.json(&["stats"]);
+    assert_eq!(v["totals"]["normal"], 0, "{v}");
+}
+
+#[tokio::test]
+async fn dead_list_requeue_and_purge() {
+    let s = Space::new("dead");
+    for i in 0..3 {
+        s.ok(&["enqueue", &format!("t{i}"), "--route", "dl"]);
+    }
+    assert_eq!(s.kill_all("dl").await, 3);
+
+    let v = s.json(&["dead", "list"]);
+    let jobs = v["jobs"].as_array().unwrap().clone();
+    assert_eq!(jobs.len(), 3, "{v}");
+    assert!(jobs
+        .iter()
+        .all(|j| j["state"] == "dead" && j["error"].as_str().unwrap().starts_with("boom t")));
+    assert_eq!(
+        s.json(&["dead", "list", "--limit", "1"])["jobs"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let human = s.ok(&["dead", "list"]);
+    assert!(
+        human.starts_with("ID") && human.contains("boom t1"),
+        "{human}"
+    );
+
+    let id = jobs[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        s.ok(&["dead", "requeue", &id]).trim(),
+        format!("requeued {id}")
+    );
+    assert_eq!(s.json(&["jobs", "show", &id])["state"], "queued");
+    assert!(s.fails(&["dead", "requeue", &id]).contains("no dead job"));
+
+    let v = s.json(&["dead", "requeue", "--all"]);
+    assert_eq!(v["requeued"].as_array().unwrap().len(), 2, "{v}");
+    assert_eq!(route_stats(&s.json(&["stats"]), "dl").normal, 3);
+
+    assert_eq!(s.kill_all("dl").await, 3);
+    assert_eq!(s.ok(&["dead", "purge"]).trim(), "purged 3 dead jobs");
+    assert_eq!(s.json(&["dead", "list"])["jobs"], json!([]));
+    assert_eq!(s.ok(&["dead", "list"]).trim(), "no dead jobs");
+    assert_eq!(s.json(&["dead", "purge"])["purged"], 0);
+
+    // `requeue` needs an id or --all.
+    let out = s.run(&["dead", "requeue"]);
+    assert!(!out.status.success());
+}
+
+#[tokio::test]
+async fn schedules_from_the_broker_by_id() {
+    let s = Space::new("schedules");
+    assert!(s.fails(&["schedules"]).contains("--api"));
+
+    let broker = s.broker().await;
+    let mut job = Job::new(
+        "nightly",
+        serde_json::value::RawValue::from_string("{}".into()).unwrap(),
+    );
+    job.id = "sched-nightly-1000".into();
+    assert!(broker.claim_tick("nightly", 1000, job).await.unwrap());
+    let v = s.json(&["schedules", "nightly", "never-ran"]);
+    let list = v["schedules"].as_array().unwrap();
+    assert_eq!(list[0]["id"], "nightly");
+    assert_eq!(list[0]["last_run"]["ms"], 1000);
+    assert_eq!(list[0]["last_job_id"], "sched-nightly-1000");
+    assert_eq!(list[0]["last_outcome"], "queued");
+    assert_eq!(list[1]["last_run"], Value::Null);
+    let human = s.ok(&["schedules", "nightly"]);
+    assert!(human.contains("1970-01-01T00:00:01.000Z"), "{human}");
+}
+
+#[test]
+fn bad_broker_urls_fail_with_one_line() {
+    let s = Space::new("urls");
+    let out = Command::new(env!("CARGO_BIN_EXE_bananas"))
+        .args(["stats"])
+        .env("BANANAS_URL", "redis://127.0.0.1:1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.starts_with("bananas: error: cannot connect to the broker"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1);
+    let out = Command::new(env!("CARGO_BIN_EXE_bananas"))
+        .args(["--url", "ftp://x", "stats"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unsupported broker URL"));
+    drop(s);
+}
+
+/// A `bananas serve` process; killed when dropped.
+struct Served {
+    child: tokio::process::Child,
+    base: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+async fn serve(s: &Space, token: Option<&str>) -> Served {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_bananas"));
+    cmd.args(["serve", "--addr", "127.0.0.1:0"])
+        .env("BANANAS_URL", redis_url())
+        .env("BANANAS_PREFIX", &s.prefix)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true);
+    match token {
+        Some(t) => cmd.env("BANANAS_API_TOKEN", t),
+        None => cmd.env_remove("BANANAS_API_TOKEN"),
+    };
+    let mut child = cmd.spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+        .await
+        .expect("serve did not print its address in time")
+        .unwrap()
+        .expect("serve exited");
+    let base = line
+        .rsplit(' ')
+        .next()
+        .filter(|u| u.starts_with("http://"))
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    Served { child, base }
+}
+
+/// A raw HTTP/1.1 request with `Connection: close`; returns status and body.
+async fn http(
+    base: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> (u16, Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(t) = token {
+        req.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
+    let body = body.unwrap_or("");
+    req.push_str(&format!(
+        "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    ));
+    stream.write_all(req.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8(raw).unwrap();
+    let status: u16 = text[9..12].parse().unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    assert!(
+        !head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
+        "{head}"
+    );
+    (
+        status,
+        serde_json::from_str(body).unwrap_or(Value::String(body.to_owned())),
+    )
+}
+
+#[tokio::test]
+async fn serve_is_the_http_api_without_task_code() {
+    let s = Space::new("serve");
+    let served = serve(&s, Some("tok")).await;
+    let (status, v) = http(&served.base, "GET", "/health", None, None).await;
+    assert_eq!((status, v), (200, json!({"status": "ok"})));
+    let (status, v) = http(&served.base, "GET", "/queues", None, None).await;
+    assert_eq!(status, 401, "{v}");
+    let (status, v) = http(
+        &served.base,
+        "POST",
+        "/jobs",
+        Some("tok"),
+        Some(r#"{"name": "send_email", "payload": {"to": "user@example.com", "subject": "Hello!"}, "priority": "high"}"#),
+    )
+    .await;
+    assert_eq!(status, 201, "{v}");
+    let id = v["id"].as_str().unwrap().to_owned();
+    // The CLI sees the job the API enqueued: same Redis, same prefix.
+    assert_eq!(s.json(&["jobs", "show", &id])["name"], "send_email");
+    let (status, v) = http(
+        &served.base,
+        "GET",
+        &format!("/jobs/{id}"),
+        Some("tok"),
+        None,
+    )
+    .await;
+    assert_eq!((status, v["state"].as_str()), (200, Some("queued")));
+
+    // `schedules --api` reads the API (a standalone server knows none).
+    let out = Command::new(env!("CARGO_BIN_EXE_bananas"))
+        .args([
+            "--json",
+            "schedules",
+            "--api",
+            &served.base,
+            "--token",
+            "tok",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v, json!({"schedules": []}));
+    let out = Command::new(env!("CARGO_BIN_EXE_bananas"))
+        .args(["schedules", "--api", &served.base])
+        .env_remove("BANANAS_API_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("401"),
+        "{out:?}"
+    );
+}
