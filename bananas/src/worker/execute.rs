@@ -55,24 +55,55 @@ pub async fn execute(registry: &Registry, job: Job) -> Ack {
                         reason: format!("invalid arguments for task `{}`: {reason}", def.name),
                     }
                 }
-                Ok(Err(TaskError::Failed(error))) => failed(&job, def.backoff.delay(job.attempt), error),
+                Ok(Err(TaskError::Failed(error))) => {
+                    failed(&job, def.backoff.delay(job.attempt), error)
+                }
                 Err(panic) => {
                     let msg = panic
                         .downcast_ref::<&str>()
                         .map(|s| s.to_string())
                         .or_else(|| panic.downcast_ref::<String>().cloned())
                         .unwrap_or_else(|| "a non-string panic payload".to_owned());
-                    failed(&job, def.backoff.delay(job.attempt), format!("panicked: {msg}"))
+                    failed(
+                        &job,
+                        def.backoff.delay(job.attempt),
+                        format!("panicked: {msg}"),
+                    )
                 }
             }
         }
     };
+    let finished_at = now_millis();
+    record_metrics(registry, &job.task, &outcome, started_at, finished_at);
     Ack {
         job,
         outcome,
         started_at,
-        finished_at: now_millis(),
+        finished_at,
     }
+}
+
+/// Counts the attempt and its duration per task. Labels are the task's
+/// `&'static` name, so recording allocates nothing.
+fn record_metrics(
+    registry: &Registry,
+    task: &str,
+    outcome: &Outcome,
+    started_at: u64,
+    finished_at: u64,
+) {
+    let task: &'static str = registry.get(task).map_or("unknown", |d| d.name);
+    let outcome = match outcome {
+        Outcome::Succeeded(_) => "succeeded",
+        Outcome::Retry { .. } => "retried",
+        Outcome::Dead { .. } => "dead",
+    };
+    metrics::counter!("bananas_jobs_total", "task" => task, "outcome" => outcome).increment(1);
+    if outcome != "succeeded" {
+        metrics::counter!("bananas_jobs_failed_total", "task" => task).increment(1);
+    }
+    let secs = finished_at.saturating_sub(started_at) as f64 / 1000.0;
+    metrics::histogram!("bananas_job_duration_seconds", "task" => task).record(secs);
 }
 
 fn failed(job: &Job, delay: Duration, error: String) -> Outcome {

@@ -17,11 +17,7 @@
 
 mod execute;
 
-use std::{
-    collections::HashMap,
-    sync::Arc,
-    time::Duration,
-};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use parking_lot::Mutex;
 use tokio::{sync::mpsc, task::JoinSet};
@@ -123,11 +119,7 @@ impl Worker {
     pub async fn run(self, stop: CancellationToken) -> Result<()> {
         let in_flight: InFlight = Arc::default();
         let (ack_tx, ack_rx) = mpsc::unbounded_channel::<Ack>();
-        let acker = tokio::spawn(ack_loop(
-            self.broker.clone(),
-            ack_rx,
-            self.config.ack_batch,
-        ));
+        let acker = tokio::spawn(ack_loop(self.broker.clone(), ack_rx, self.config.ack_batch));
         let keeper_stop = CancellationToken::new();
         let keeper = tokio::spawn(keep_leases(
             self.broker.clone(),
@@ -144,7 +136,8 @@ impl Worker {
         );
 
         let mut running = JoinSet::new();
-        self.fetch_loop(&stop, &in_flight, &ack_tx, &mut running).await;
+        self.fetch_loop(&stop, &in_flight, &ack_tx, &mut running)
+            .await;
 
         // Graceful shutdown: let running jobs finish, then hand back the rest.
         let drained = tokio::time::timeout(self.config.shutdown_timeout, async {
@@ -259,7 +252,6 @@ async fn ack_loop(broker: Arc<dyn Broker>, mut rx: mpsc::UnboundedReceiver<Ack>,
     let mut batch = Vec::with_capacity(max);
     let mut backoff = ErrorBackoff::default();
     while rx.recv_many(&mut batch, max).await > 0 {
-        record_metrics(&batch);
         loop {
             match broker.ack(batch.clone()).await {
                 Ok(()) => {
@@ -278,22 +270,6 @@ async fn ack_loop(broker: Arc<dyn Broker>, mut rx: mpsc::UnboundedReceiver<Ack>,
             }
         }
         batch.clear();
-    }
-}
-
-fn record_metrics(batch: &[Ack]) {
-    use crate::job::Outcome;
-    for ack in batch {
-        let task = ack.job.task.clone();
-        let outcome = match &ack.outcome {
-            Outcome::Succeeded(_) => "succeeded",
-            Outcome::Retry { .. } => "retried",
-            Outcome::Dead { .. } => "dead",
-        };
-        metrics::counter!("bananas_jobs_total", "task" => task.clone(), "outcome" => outcome)
-            .increment(1);
-        let secs = ack.finished_at.saturating_sub(ack.started_at) as f64 / 1000.0;
-        metrics::histogram!("bananas_job_duration_seconds", "task" => task).record(secs);
     }
 }
 
