@@ -666,7 +666,22 @@ pub(crate) fn normalize_cron(expr: &str) -> Result<String, String> {
         fields[5] = unix_days_of_week(&fields[5])?;
         fields.join(" ")
     };
-    cron::Schedule::from_str(&normalized).map_err(|e| e.to_string())?;
+    if let Err(e) = cron::Schedule::from_str(&normalized) {
+        // The cron crate's message may quote the input and point at it on
+        // lines of its own; keep the line that says what is wrong.
+        let msg = e.to_string();
+        let reason = msg
+            .lines()
+            .map(str::trim)
+            .rfind(|l| !l.is_empty() && !l.chars().all(|c| c == '^'))
+            .unwrap_or("not a valid cron expression")
+            .to_owned();
+        return Err(if normalized != expr {
+            format!("{reason} (read as {normalized:?})")
+        } else {
+            reason
+        });
+    }
     Ok(normalized)
 }
 
@@ -863,7 +878,10 @@ mod tests {
             normalize_cron("0 9 * * MON-FRI").unwrap(),
             "0 0 9 * * MON-FRI"
         );
-        assert_eq!(normalize_cron("0 9 * * */2").unwrap(), "0 0 9 * * */2");
+        assert_eq!(
+            normalize_cron("0 9 * * */2").unwrap(),
+            "0 0 9 * * SUN,TUE,THU,SAT"
+        );
         assert_eq!(
             normalize_cron("0 9 * * 1/2").unwrap(),
             "0 0 9 * * MON,WED,FRI"

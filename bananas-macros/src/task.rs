@@ -216,7 +216,6 @@ pub(crate) fn expand(o: &Options, f: &TaskFn) -> TokenStream {
     let idents: Vec<&Ident> = f.params.iter().map(|p| &p.ident).collect();
     let keys: Vec<String> = idents.iter().map(|i| i.unraw().to_string()).collect();
     let tys: Vec<&Type> = f.params.iter().map(|p| &p.ty).collect();
-    let serde_path = format!("{}::serde", p).replace(' ', "");
 
     let ok_ty = match &f.ok_type {
         Some(t) => t.to_token_stream(),
@@ -232,7 +231,8 @@ pub(crate) fn expand(o: &Options, f: &TaskFn) -> TokenStream {
     let assert_result = quote_spanned! {ret_span=>
         const _: () = #p::assert_result::<#ok_ty>();
     };
-    let assert_args = tys.iter().map(|ty| {
+    let assert_args = f.params.iter().map(|prm| {
+        let ty = &prm.ty;
         quote_spanned! {ty.span()=>
             const _: () = #p::assert_arg::<#ty>();
         }
@@ -255,20 +255,24 @@ pub(crate) fn expand(o: &Options, f: &TaskFn) -> TokenStream {
         quote!(let _ = __ctx;)
     };
 
-    // Borrowed args for encoding, owned for decoding.
-    let encode_struct = if idents.is_empty() {
-        quote!(
-            struct __Args {}
-        )
-    } else {
-        quote!(struct __Args<'__a> { #(#idents: &'__a #tys,)* })
+    // One generic call per argument, spanned at its type, so a type that is
+    // not serde is reported there (see `__private`).
+    let write_args = f.params.iter().zip(&keys).map(|(prm, key)| {
+        let (ident, ty) = (&prm.ident, &prm.ty);
+        quote_spanned! {ty.span()=> .arg::<#ty>(#key, &#ident) }
+    });
+    let read_args = f.params.iter().zip(&keys).map(|(prm, key)| {
+        let ty = &prm.ty;
+        quote_spanned! {ty.span()=> __r.arg::<#ty>(#key)?, }
+    });
+    let new_submit = quote_spanned! {ret_span=> #p::submit::<#ok_ty> };
+    let send = quote_spanned! {ret_span=>
+        #p::send::<#ok_ty>(Self::submit(#(#idents),*)).await
     };
-    let decode = quote! {
-        #[derive(#p::serde::Deserialize)]
-        #[serde(crate = #serde_path, deny_unknown_fields)]
-        struct __Args { #(#idents: #tys,)* }
-        let __Args { #(#idents,)* } = #p::decode_args::<__Args>(__args)?;
-        ::core::result::Result::Ok((#(#idents,)*))
+    let output = if f.returns_result {
+        quote_spanned! {ret_span=> #p::#output_fn::<#ok_ty, _> }
+    } else {
+        quote_spanned! {ret_span=> #p::#output_fn::<#ok_ty> }
     };
 
     let priority = match o.priority {
@@ -359,24 +363,22 @@ pub(crate) fn expand(o: &Options, f: &TaskFn) -> TokenStream {
             /// Prepares a job with these arguments; set per-call options on
             /// the returned builder, then `.send().await` it.
             #vis fn submit(#(#idents: #tys),*) -> #p::Submit<#ok_ty> {
-                #[derive(#p::serde::Serialize)]
-                #[serde(crate = #serde_path)]
-                #encode_struct
-                #p::Submit::new(Self::def(), #p::encode_args(&__Args { #(#idents: &#idents,)* }))
+                #new_submit(Self::def(), #p::args_writer() #(#write_args)* .finish())
             }
 
             /// Submits a job with these arguments and the task's default options.
             #vis async fn delay(#(#idents: #tys),*)
                 -> ::core::result::Result<#p::JobHandle<#ok_ty>, #p::Error>
             {
-                Self::submit(#(#idents),*).send().await
+                #send
             }
 
             #[doc(hidden)]
             #vis fn __decode(__args: &#p::RawValue)
                 -> ::core::result::Result<#tuple_ty, #p::String>
             {
-                #decode
+                let mut __r = #p::args_reader(__args, Self::__DEF.params)?;
+                ::core::result::Result::Ok((#(#read_args)*))
             }
 
             #[doc(hidden)]
@@ -395,7 +397,7 @@ pub(crate) fn expand(o: &Options, f: &TaskFn) -> TokenStream {
                     ::core::result::Result::Err(__e) => return #p::bad_args(__e),
                 };
                 #p::Box::pin(async move {
-                    #p::#output_fn(#fn_name(#ctx_arg #(#idents),*).await, #store)
+                    #output(#fn_name(#ctx_arg #(#idents),*).await, #store)
                 })
             }
         }

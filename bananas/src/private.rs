@@ -21,11 +21,16 @@ pub use crate::{
     },
 };
 
+// Every function with a trait bound on a user type is called from code
+// spanned at that type, so a type that is not serde is reported at the
+// parameter or return type that names it.
+
 /// Fails to compile unless `T` is a serde argument type.
 pub const fn assert_arg<T: serde::Serialize + serde::de::DeserializeOwned>() {}
 
-/// Fails to compile unless `T` can be a task result.
-pub const fn assert_result<T: serde::Serialize>() {}
+/// Fails to compile unless `T` can be a task result: stored as JSON by the
+/// worker, and read back by `JobHandle::wait`.
+pub const fn assert_result<T: serde::Serialize + serde::de::DeserializeOwned>() {}
 
 /// Encodes the arguments struct to the JSON object that goes on the wire.
 pub fn encode_args<A: serde::Serialize>(args: &A) -> crate::Result<Box<RawValue>> {
@@ -35,6 +40,126 @@ pub fn encode_args<A: serde::Serialize>(args: &A) -> crate::Result<Box<RawValue>
 /// Decodes the arguments of a fetched job.
 pub fn decode_args<A: serde::de::DeserializeOwned>(args: &RawValue) -> Result<A, String> {
     serde_json::from_str(args.get()).map_err(|e| e.to_string())
+}
+
+/// Starts the JSON object of a job's arguments.
+pub fn args_writer() -> ArgsWriter {
+    ArgsWriter {
+        buf: String::from("{"),
+        error: None,
+    }
+}
+
+/// Writes a job's arguments as a JSON object keyed by parameter name, in
+/// parameter order: `{"path":"a.png","width":640}`.
+#[derive(Debug)]
+pub struct ArgsWriter {
+    buf: String,
+    error: Option<serde_json::Error>,
+}
+
+impl ArgsWriter {
+    /// Adds one argument.
+    pub fn arg<T: serde::Serialize + ?Sized>(mut self, name: &str, value: &T) -> Self {
+        if self.error.is_some() {
+            return self;
+        }
+        if self.buf.len() > 1 {
+            self.buf.push(',');
+        }
+        match (serde_json::to_string(name), serde_json::to_string(value)) {
+            (Ok(k), Ok(v)) => {
+                self.buf.push_str(&k);
+                self.buf.push(':');
+                self.buf.push_str(&v);
+            }
+            (Err(e), _) | (_, Err(e)) => self.error = Some(e),
+        }
+        self
+    }
+
+    /// The finished object, or why an argument could not be encoded.
+    pub fn finish(mut self) -> crate::Result<Box<RawValue>> {
+        if let Some(e) = self.error {
+            return Err(e.into());
+        }
+        self.buf.push('}');
+        Ok(RawValue::from_string(self.buf)?)
+    }
+}
+
+/// Reads a job's arguments: `args` must be a JSON object whose keys are all
+/// in `params`.
+pub fn args_reader(args: &RawValue, params: &[&str]) -> Result<ArgsReader, String> {
+    let map: serde_json::Map<String, serde_json::Value> = match serde_json::from_str(args.get()) {
+        Ok(map) => map,
+        Err(_) if params.is_empty() && args.get().trim() == "null" => serde_json::Map::new(),
+        Err(e) => {
+            return Err(format!(
+                "expected a JSON object keyed by parameter name ({}): {e}",
+                list(params)
+            ))
+        }
+    };
+    let mut unknown: Vec<&str> = map
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !params.contains(k))
+        .collect();
+    if !unknown.is_empty() {
+        unknown.sort_unstable();
+        return Err(format!(
+            "unknown argument{} {}; the parameters are {}",
+            if unknown.len() == 1 { "" } else { "s" },
+            list(&unknown),
+            list(params)
+        ));
+    }
+    Ok(ArgsReader { map })
+}
+
+fn list(names: &[&str]) -> String {
+    if names.is_empty() {
+        return "(none)".to_owned();
+    }
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The decoded JSON object of a job's arguments, taken one by one.
+#[derive(Debug)]
+pub struct ArgsReader {
+    map: serde_json::Map<String, serde_json::Value>,
+}
+
+impl ArgsReader {
+    /// Takes argument `name` as a `T`. A missing argument reads as `null`,
+    /// so an `Option` parameter may be left out.
+    pub fn arg<T: serde::de::DeserializeOwned>(&mut self, name: &str) -> Result<T, String> {
+        match self.map.remove(name) {
+            Some(v) => serde_json::from_value(v).map_err(|e| format!("argument `{name}`: {e}")),
+            None => serde_json::from_value(serde_json::Value::Null)
+                .map_err(|_| format!("missing argument `{name}`")),
+        }
+    }
+}
+
+/// [`Submit::new`] for the generated `submit`.
+pub fn submit<T: serde::de::DeserializeOwned>(
+    def: &'static TaskDef,
+    args: crate::Result<Box<RawValue>>,
+) -> Submit<T> {
+    Submit::new(def, args)
+}
+
+/// [`Submit::send`] for the generated `delay`.
+pub async fn send<T: serde::de::DeserializeOwned>(
+    submit: Submit<T>,
+) -> crate::Result<JobHandle<T>> {
+    submit.send().await
 }
 
 /// A handler future that fails at once because the arguments were bad.

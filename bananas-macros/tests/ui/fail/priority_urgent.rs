@@ -1,0 +1,4 @@
+#[bananas::task(priority = urgent)]
+async fn resize(_path: String) {}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[bananas::task(retries = 1000000)]
+async fn resize(_path: String) {}
+
+fn main() {}

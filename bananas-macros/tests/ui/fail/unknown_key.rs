@@ -1,0 +1,4 @@
+#[bananas::task(rout = "gpu")]
+async fn resize(_path: String) {}
+
+fn main() {}
