@@ -46,7 +46,7 @@ async fn app_and_api(
     let worker = tokio::spawn(app.clone().run());
     let state = ApiState::new(app.client().clone())
         .registry(app.registry().clone())
-        .scheduler(app.scheduler())
+        .scheduler(app.scheduler().clone())
         .token(token.map(str::to_owned));
     let server = start(state).await;
     (app, server, worker)

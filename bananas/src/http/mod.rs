@@ -13,7 +13,7 @@
 //! let app = bananas::App::builder().build().await?;
 //! let state = ApiState::new(app.client().clone())
 //!     .registry(app.registry().clone()) // 422 for unknown tasks and bad arguments
-//!     .scheduler(app.scheduler())       // GET /schedules
+//!     .scheduler(app.scheduler().clone())       // GET /schedules
 //!     .token(std::env::var("BANANAS_API_TOKEN").ok());
 //! http::serve(state, "127.0.0.1:8080".parse().unwrap(), CancellationToken::new()).await?;
 //! # Ok(()) }
