@@ -299,7 +299,10 @@ impl Broker for RedisBroker {
         if req.max == 0 || req.routes.is_empty() {
             return Ok(Vec::new());
         }
-        let deadline = Instant::now() + req.block;
+        let start = Instant::now();
+        let deadline = start
+            .checked_add(req.block)
+            .unwrap_or(start + Duration::from_secs(365 * 86400));
         loop {
             let f = self.fetch_now(req).await?;
             if !f.jobs.is_empty() {

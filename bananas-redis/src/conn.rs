@@ -121,10 +121,11 @@ impl BlockPool {
     pub(crate) async fn blpop(&self, keys: &[&str], wait: Duration) -> Result<Option<Vec<u8>>> {
         let mut conn = self.get().await?;
         let mut cmd = redis::cmd("BLPOP");
-        cmd.arg(keys).arg(wait.as_secs_f64().max(0.001));
+        cmd.arg(keys)
+            .arg(wait.as_secs_f64().clamp(0.001, 365.0 * 86400.0));
         // The server answers on timeout; the local bound only guards against
         // a connection that silently died.
-        let guard = wait + Duration::from_secs(2);
+        let guard = wait.saturating_add(Duration::from_secs(2));
         match tokio::time::timeout(guard, conn.query::<Option<(Vec<u8>, Vec<u8>)>>(&cmd)).await {
             Ok(Ok(v)) => {
                 self.put(conn);
