@@ -1,0 +1,135 @@
+//! The HTTP API of an app on the real Redis (127.0.0.1:6379 or `REDIS_URL`),
+//! under a key prefix of its own.
+
+#![cfg(feature = "redis")]
+
+mod http_util;
+
+use std::{sync::Arc, time::Duration};
+
+use bananas::{http::ApiState, task::Registry, App, JobId, JobState};
+use serde_json::json;
+
+/// Adds two numbers.
+#[bananas::task]
+async fn add(a: i64, b: i64) -> i64 {
+    a + b
+}
+
+/// Always fails; dead after one attempt.
+#[bananas::task(retries = 0)]
+async fn doomed() -> anyhow::Result<()> {
+    anyhow::bail!("doomed")
+}
+
+fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+/// Deletes the keys under `prefix` when dropped (SCAN-free KEYS on a test
+/// prefix; never FLUSHDB).
+struct Cleanup(String);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let Ok(client) = redis::Client::open(redis_url()) else {
+            return;
+        };
+        let Ok(mut con) = client.get_connection() else {
+            return;
+        };
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("*{}*", self.0))
+            .query(&mut con)
+            .unwrap_or_default();
+        for chunk in keys.chunks(100) {
+            let _: redis::RedisResult<()> = redis::cmd("DEL").arg(chunk).query(&mut con);
+        }
+    }
+}
+
+#[tokio::test]
+async fn quickstart_over_http_on_redis() {
+    let prefix = format!(
+        "bt-http-{}-{}",
+        std::process::id(),
+        bananas::job::now_millis()
+    );
+    let _cleanup = Cleanup(prefix.clone());
+    let broker = bananas_redis::RedisBroker::builder(&redis_url())
+        .prefix(prefix)
+        .connect()
+        .await
+        .expect("Redis at REDIS_URL or 127.0.0.1:6379");
+    let app = App::builder()
+        .broker(Arc::new(broker))
+        .registry(Registry::from_inventory().unwrap())
+        .build()
+        .await
+        .unwrap();
+    let worker = tokio::spawn(app.clone().run());
+    let server = http_util::start(
+        ApiState::new(app.client().clone())
+            .registry(app.registry().clone())
+            .token(Some("t".into())),
+    )
+    .await
+    .with_token("t");
+
+    assert_eq!(server.get("/health").await.status, 200);
+    let r = server
+        .post_json(
+            "/jobs",
+            r#"{"name": "add", "payload": {"a": 20, "b": 22}, "priority": "high"}"#,
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    let rec = app
+        .client()
+        .wait(&JobId::from(id.as_str()), Duration::from_secs(10))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rec.state, JobState::Succeeded);
+    let v = server.get(&format!("/jobs/{id}")).await.json();
+    assert_eq!(
+        (v["state"].as_str(), v["result"].clone()),
+        (Some("succeeded"), json!(42))
+    );
+
+    let r = server
+        .post_json("/jobs", r#"{"name": "add", "payload": {"a": 1}}"#)
+        .await;
+    assert_eq!(r.status, 422);
+
+    let r = server.post_json("/jobs", r#"{"name": "doomed"}"#).await;
+    let dead = r.json()["id"].as_str().unwrap().to_owned();
+    app.client()
+        .wait(&JobId::from(dead.as_str()), Duration::from_secs(10))
+        .await
+        .unwrap()
+        .unwrap();
+    let v = server.get("/dead").await.json();
+    assert_eq!(v["jobs"][0]["id"], dead.as_str(), "{v}");
+    assert_eq!(server.get("/queues").await.json()["totals"]["dead"], 1);
+    let r = server
+        .send("POST", &format!("/dead/{dead}/requeue"), &[], None)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    server
+        .wait_for("/dead", |v| {
+            v["jobs"].as_array().is_some_and(|j| j.len() == 1)
+        })
+        .await;
+    assert_eq!(server.delete("/dead").await.json(), json!({"purged": 1}));
+    let r = server.get("/metrics").await;
+    assert!(
+        r.text().contains("bananas_queue_dead{route=\"default\"}"),
+        "{}",
+        r.text()
+    );
+
+    app.shutdown();
+    worker.await.unwrap().unwrap();
+}
