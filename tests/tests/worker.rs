@@ -468,6 +468,34 @@ async fn expired_leases_are_recovered(kind: Kind) {
     tb.cleanup().await;
 }
 
+
+#[bananas::task(result = false)]
+async fn fire_and_forget(n: u32) -> u32 {
+    n
+}
+
+/// A task with `result = false` leaves nothing behind, but a waiter is
+/// still woken when it finishes.
+async fn no_result_tasks_leave_nothing(kind: Kind) {
+    let tb = TestBroker::new(kind, "no_result").await;
+    let w = start(&tb, |b| b).await;
+    let client = w.app.client().clone();
+    let h = fire_and_forget::submit(7).on(&client).send().await.unwrap();
+    let waited = client.wait(h.id(), WAIT).await.unwrap().expect("waiter woken");
+    assert_eq!((waited.state, waited.result.is_none()), (JobState::Succeeded, true));
+
+    let quiet = fire_and_forget::submit(8).on(&client).send().await.unwrap();
+    let done_marker = add::submit(0, 0).on(&client).send().await.unwrap();
+    done_marker.wait(WAIT).await.unwrap();
+    eventually(WAIT, "no-result job gone", || {
+        let q = quiet.clone();
+        async move { q.status().await.unwrap().is_none().then_some(()) }
+    })
+    .await;
+    w.stop().await;
+    tb.cleanup().await;
+}
+
 broker_suite!(
     typed_result_and_record,
     retries_with_backoff_then_success,
@@ -483,4 +511,5 @@ broker_suite!(
     graceful_shutdown_finishes_in_flight,
     shutdown_timeout_hands_jobs_back,
     expired_leases_are_recovered,
+    no_result_tasks_leave_nothing,
 );

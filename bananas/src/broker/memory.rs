@@ -64,6 +64,8 @@ struct State {
     /// Finished records by expiry.
     expiries: BTreeSet<(Millis, JobId)>,
     ticks: HashMap<String, TickMark>,
+    /// How many `wait` calls are blocked on each job.
+    waiting: HashMap<JobId, usize>,
     workers: HashMap<String, (WorkerInfo, Millis)>,
 }
 
@@ -74,6 +76,38 @@ struct Entry {
     /// Sort key in `scheduled`, `leases`, `dead` or `expiries`, whichever
     /// the state puts it in.
     at: Millis,
+}
+
+/// How long the bare record of a `result = false` job is kept when someone
+/// waits for it (the Redis broker keeps its wake-up list as long).
+const WAKE_TTL: Millis = 60_000;
+
+/// Registers a blocked `wait` for as long as it lives.
+struct Waiting<'a> {
+    broker: &'a MemoryBroker,
+    id: JobId,
+}
+
+impl<'a> Waiting<'a> {
+    fn new(broker: &'a MemoryBroker, id: &JobId) -> Self {
+        *broker.state.lock().waiting.entry(id.clone()).or_default() += 1;
+        Waiting {
+            broker,
+            id: id.clone(),
+        }
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        let mut st = self.broker.state.lock();
+        if let Some(n) = st.waiting.get_mut(&self.id) {
+            *n -= 1;
+            if *n == 0 {
+                st.waiting.remove(&self.id);
+            }
+        }
+    }
 }
 
 fn slot(p: Priority) -> usize {
@@ -91,7 +125,9 @@ impl State {
 
     /// Puts a known job in its ready queue.
     fn make_ready(&mut self, id: &JobId, front: bool) {
-        let Some(e) = self.jobs.get_mut(id) else { return };
+        let Some(e) = self.jobs.get_mut(id) else {
+            return;
+        };
         e.record.state = JobState::Queued;
         let (route, p) = (e.job.route.clone(), e.job.priority);
         let q = &mut self.route_queues(&route)[slot(p)];
@@ -109,7 +145,11 @@ impl State {
         job.attempt = 0;
         let id = job.id.clone();
         let delayed = job.is_delayed(now);
-        let state = if delayed { JobState::Scheduled } else { JobState::Queued };
+        let state = if delayed {
+            JobState::Scheduled
+        } else {
+            JobState::Queued
+        };
         let at = job.eta.unwrap_or(now);
         self.route_queues(&job.route);
         let record = JobRecord::new(&job, state);
@@ -171,7 +211,9 @@ impl State {
     /// Ends a lease; returns false if the job is not leased any more (it was
     /// recovered and possibly re-run), in which case the ack is stale.
     fn end_lease(&mut self, id: &JobId, attempt: u32) -> bool {
-        let Some(e) = self.jobs.get(id) else { return false };
+        let Some(e) = self.jobs.get(id) else {
+            return false;
+        };
         if e.record.state != JobState::Active || e.job.attempt != attempt {
             return false;
         }
@@ -180,13 +222,16 @@ impl State {
     }
 
     fn bury(&mut self, id: &JobId, reason: String, now: Millis, ttl: Duration) {
-        let Some(e) = self.jobs.get_mut(id) else { return };
+        let Some(e) = self.jobs.get_mut(id) else {
+            return;
+        };
         e.record.state = JobState::Dead;
         e.record.error = Some(reason);
         e.record.finished_at = Some(now);
         e.at = now;
         self.dead.insert((now, id.clone()));
-        self.expiries.insert((now + ttl.as_millis() as u64, id.clone()));
+        self.expiries
+            .insert((now + ttl.as_millis() as u64, id.clone()));
     }
 }
 
@@ -228,7 +273,10 @@ impl Broker for MemoryBroker {
         let now = now_millis();
         let added = {
             let mut st = self.state.lock();
-            jobs.into_iter().map(|j| st.insert(j, now)).filter(|&b| b).count()
+            jobs.into_iter()
+                .map(|j| st.insert(j, now))
+                .filter(|&b| b)
+                .count()
         };
         if added > 0 {
             self.ready.notify_waiters();
@@ -269,6 +317,17 @@ impl Broker for MemoryBroker {
                     continue;
                 }
                 match ack.outcome {
+                    Outcome::Succeeded(None) if st.waiting.contains_key(id) => {
+                        // The task keeps no result, but someone waits for it:
+                        // keep the bare record just long enough to wake them.
+                        let e = st.jobs.get_mut(id).expect("leased job exists");
+                        e.record.state = JobState::Succeeded;
+                        e.record.error = None;
+                        e.record.started_at = Some(ack.started_at);
+                        e.record.finished_at = Some(ack.finished_at);
+                        e.at = now + WAKE_TTL;
+                        st.expiries.insert((now + WAKE_TTL, id.clone()));
+                    }
                     Outcome::Succeeded(None) => {
                         // The task keeps no result: nothing is left behind.
                         st.jobs.remove(id);
@@ -328,7 +387,9 @@ impl Broker for MemoryBroker {
         let deadline = now_millis() + lease.as_millis() as u64;
         let mut st = self.state.lock();
         for (_, id) in jobs {
-            let Some(e) = st.jobs.get_mut(id) else { continue };
+            let Some(e) = st.jobs.get_mut(id) else {
+                continue;
+            };
             if e.record.state != JobState::Active {
                 continue;
             }
@@ -384,6 +445,7 @@ impl Broker for MemoryBroker {
     }
 
     async fn wait(&self, id: &JobId, timeout: Duration) -> Result<Option<JobRecord>> {
+        let _registered = Waiting::new(self, id);
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let notified = self.finished.notified();
@@ -415,7 +477,9 @@ impl Broker for MemoryBroker {
     async fn requeue_dead(&self, id: &JobId) -> Result<bool> {
         {
             let mut st = self.state.lock();
-            let Some(e) = st.jobs.get_mut(id) else { return Ok(false) };
+            let Some(e) = st.jobs.get_mut(id) else {
+                return Ok(false);
+            };
             if e.record.state != JobState::Dead {
                 return Ok(false);
             }
