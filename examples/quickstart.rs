@@ -51,7 +51,11 @@ async fn main() -> anyhow::Result<()> {
         "bananas quickstart: broker {}, {} tasks registered: {}",
         bananas::app::redact(&app.settings().url),
         app.registry().len(),
-        app.registry().iter().map(|t| t.name).collect::<Vec<_>>().join(", "),
+        app.registry()
+            .iter()
+            .map(|t| t.name)
+            .collect::<Vec<_>>()
+            .join(", "),
     );
     let worker = tokio::spawn(app.clone().run());
 
@@ -67,7 +71,10 @@ async fn main() -> anyhow::Result<()> {
     let page = fetch_page::delay("https://example.com".to_owned()).await?;
     let text = page.wait(WAIT).await?;
     let rec = page.status().await?.context("record of fetch_page")?;
-    println!("fetch_page: {text} ({} attempts, state {})", rec.attempts, rec.state);
+    println!(
+        "fetch_page: {text} ({} attempts, state {})",
+        rec.attempts, rec.state
+    );
 
     // Per-call options: a countdown and a priority override.
     let later = add::submit(1, 1)
@@ -75,7 +82,10 @@ async fn main() -> anyhow::Result<()> {
         .priority(bananas::Priority::Low)
         .send()
         .await?;
-    println!("add(1, 1) with a 200 ms countdown = {}", later.wait(WAIT).await?);
+    println!(
+        "add(1, 1) with a 200 ms countdown = {}",
+        later.wait(WAIT).await?
+    );
 
     // A job that fails for good ends in the dead letter with its error.
     let resize = resize_image::delay("cat.png".to_owned(), 640).await?;
@@ -84,7 +94,10 @@ async fn main() -> anyhow::Result<()> {
         other => anyhow::bail!("resize_image should have failed, got {other:?}"),
     }
     let dead = app.client().broker().dead_jobs(10).await?;
-    println!("dead letter: {} job(s); requeue with `bananas dead requeue ID`", dead.len());
+    println!(
+        "dead letter: {} job(s); requeue with `bananas dead requeue ID`",
+        dead.len()
+    );
 
     // Graceful shutdown: in-flight jobs finish, nothing is lost.
     app.shutdown();

@@ -73,7 +73,9 @@ impl Borrow<str> for JobId {
 
 /// How urgent a job is. Workers run high before normal before low, with a
 /// weighted scheme that never starves low (see [`crate::priority`]).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Priority {
     /// Runs first.

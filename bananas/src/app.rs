@@ -173,8 +173,8 @@ impl Settings {
                 ))
             })?;
             s.worker.lease = lease;
-            s.worker.recover_interval = (lease / 2)
-                .clamp(Duration::from_millis(100), s.worker.recover_interval);
+            s.worker.recover_interval =
+                (lease / 2).clamp(Duration::from_millis(100), s.worker.recover_interval);
         }
         if let Some(v) = env("BANANAS_SCHEDULER") {
             s.scheduler = !matches!(v.as_str(), "0" | "false" | "off" | "no");

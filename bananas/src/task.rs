@@ -2,12 +2,7 @@
 //! submission API it generates ([`Submit`] and [`JobHandle`]).
 
 use std::{
-    collections::HashMap,
-    fmt,
-    future::Future,
-    marker::PhantomData,
-    pin::Pin,
-    time::Duration,
+    collections::HashMap, fmt, future::Future, marker::PhantomData, pin::Pin, time::Duration,
 };
 
 use serde::de::DeserializeOwned;
@@ -397,7 +392,11 @@ impl<T: DeserializeOwned> JobHandle<T> {
             .ok_or(Error::Timeout(timeout))?;
         match record.state {
             JobState::Succeeded => {
-                let raw = record.result.as_deref().map(RawValue::get).unwrap_or("null");
+                let raw = record
+                    .result
+                    .as_deref()
+                    .map(RawValue::get)
+                    .unwrap_or("null");
                 Ok(serde_json::from_str(raw)?)
             }
             _ => Err(Error::JobFailed(

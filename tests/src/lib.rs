@@ -91,8 +91,12 @@ impl TestBroker {
 
 /// Deletes every key containing `prefix` with SCAN + DEL (never FLUSHDB).
 pub async fn delete_prefix(url: &str, prefix: &str) {
-    let Ok(client) = redis::Client::open(url) else { return };
-    let Ok(mut con) = client.get_multiplexed_async_connection().await else { return };
+    let Ok(client) = redis::Client::open(url) else {
+        return;
+    };
+    let Ok(mut con) = client.get_multiplexed_async_connection().await else {
+        return;
+    };
     let pattern = format!("*{prefix}*");
     let mut cursor: u64 = 0;
     loop {
@@ -227,7 +231,10 @@ impl RedisServer {
                     return;
                 }
             }
-            assert!(Instant::now() < deadline, "redis-server did not answer PING");
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not answer PING"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }

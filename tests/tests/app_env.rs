@@ -43,7 +43,11 @@ fn settings_from_env() {
     for (var, value, says) in [
         ("WORKER_CONCURRENCY", "lots", "positive integer"),
         ("WORKER_CONCURRENCY", "0", "positive integer"),
-        ("WORKER_ROUTING_KEYS", "gpu,bad route", "invalid route `bad route`"),
+        (
+            "WORKER_ROUTING_KEYS",
+            "gpu,bad route",
+            "invalid route `bad route`",
+        ),
         ("WORKER_SHUTDOWN_TIMEOUT", "soon", "expected seconds"),
     ] {
         clear();
@@ -60,7 +64,11 @@ fn settings_from_env() {
 #[tokio::test]
 async fn unknown_broker_urls_are_rejected() {
     let err = bananas::app::connect_broker("kafka://x").await.unwrap_err();
-    assert!(err.to_string().contains("unsupported broker URL `kafka://x`"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("unsupported broker URL `kafka://x`"),
+        "{err}"
+    );
     let err = bananas::app::connect_broker("redis://127.0.0.1:6379?prefix=")
         .await
         .unwrap_err();

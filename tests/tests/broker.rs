@@ -12,7 +12,10 @@ use bananas_tests::{broker_suite, Kind, TestBroker};
 use serde_json::value::RawValue;
 
 fn job(task: &str) -> Job {
-    Job::new(task, RawValue::from_string(r#"{"x":1}"#.to_owned()).unwrap())
+    Job::new(
+        task,
+        RawValue::from_string(r#"{"x":1}"#.to_owned()).unwrap(),
+    )
 }
 
 fn fetch_req(max: usize) -> FetchRequest {
@@ -69,11 +72,19 @@ async fn wait_sees_results_before_and_after(kind: Kind) {
         let mut it = got.into_iter();
         let a = it.next().unwrap();
         let c = it.next().unwrap();
-        if a.id == early_id { (a, c) } else { (c, a) }
+        if a.id == early_id {
+            (a, c)
+        } else {
+            (c, a)
+        }
     };
     // The result lands before anyone waits: the wait still sees it.
     b.ack(vec![done(a, "\"early\"")]).await.unwrap();
-    let rec = b.wait(&early_id, Duration::from_secs(5)).await.unwrap().unwrap();
+    let rec = b
+        .wait(&early_id, Duration::from_secs(5))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(rec.result.unwrap().get(), "\"early\"");
 
     // The waiter starts first; the result lands while it waits.
@@ -85,13 +96,20 @@ async fn wait_sees_results_before_and_after(kind: Kind) {
     tokio::task::yield_now().await;
     b.ack(vec![done(c, "\"late\"")]).await.unwrap();
     let rec = waiter.await.unwrap().unwrap().expect("woken by the result");
-    assert_eq!((rec.state, rec.result.unwrap().get()), (JobState::Succeeded, "\"late\""));
+    assert_eq!(
+        (rec.state, rec.result.unwrap().get()),
+        (JobState::Succeeded, "\"late\"")
+    );
 
     // Waiting for a job that never finishes times out with None.
     let never = job("t");
     let id = never.id.clone();
     b.enqueue(vec![never]).await.unwrap();
-    assert!(b.wait(&id, Duration::from_millis(100)).await.unwrap().is_none());
+    assert!(b
+        .wait(&id, Duration::from_millis(100))
+        .await
+        .unwrap()
+        .is_none());
     tb.cleanup().await;
 }
 
@@ -125,7 +143,11 @@ async fn priorities_follow_the_weighted_plan(kind: Kind) {
     let got = b.fetch(&fetch_req(10)).await.unwrap();
     let count = |p: Priority| got.iter().filter(|j| j.priority == p).count();
     assert_eq!(
-        (count(Priority::High), count(Priority::Normal), count(Priority::Low)),
+        (
+            count(Priority::High),
+            count(Priority::Normal),
+            count(Priority::Low)
+        ),
         (6, 3, 1),
         "ten slots split 6:3:1"
     );

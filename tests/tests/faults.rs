@@ -144,7 +144,10 @@ async fn redis_restart_loses_no_acknowledged_job() {
     stop(w);
     let runs = runs(&server).await;
     for id in &acked {
-        assert!(runs.get(id.as_str()).copied().unwrap_or(0) >= 1, "job {id} never ran");
+        assert!(
+            runs.get(id.as_str()).copied().unwrap_or(0) >= 1,
+            "job {id} never ran"
+        );
     }
 }
 

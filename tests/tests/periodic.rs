@@ -82,7 +82,10 @@ async fn three_schedulers_ten_ticks(broker: Arc<dyn Broker>) {
     assert_eq!(distinct.len(), 10);
     for i in 1..=10 {
         let tick = t("2026-01-01T00:00:00Z") + chrono::Duration::seconds(i);
-        assert!(ids.contains(&tick_job_id("every_second", ms(tick))), "tick {tick} missing");
+        assert!(
+            ids.contains(&tick_job_id("every_second", ms(tick))),
+            "tick {tick} missing"
+        );
     }
     assert_eq!(queued(&broker).await, 10);
 
@@ -127,7 +130,10 @@ async fn three_running_schedulers() {
         eventually(Duration::from_secs(10), "tick claimed", || {
             let b = b.clone();
             async move {
-                let mark = b.last_tick("every_second", &Route::default()).await.unwrap()?;
+                let mark = b
+                    .last_tick("every_second", &Route::default())
+                    .await
+                    .unwrap()?;
                 (mark.tick >= ms(tick)).then_some(())
             }
         })
@@ -173,7 +179,10 @@ async fn missed_ticks_latest_runs_once_for_the_newest() {
     let ids = m.back_at("2026-01-01T00:10:45Z").await;
     assert_eq!(
         ids,
-        vec![tick_job_id("minutely_latest", ms(t("2026-01-01T00:10:00Z")))]
+        vec![tick_job_id(
+            "minutely_latest",
+            ms(t("2026-01-01T00:10:00Z"))
+        )]
     );
 }
 
@@ -183,7 +192,10 @@ async fn missed_ticks_skip_runs_none() {
     assert!(m.back_at("2026-01-01T00:10:45Z").await.is_empty());
     // The next tick runs as usual.
     let ids = m.back_at("2026-01-01T00:11:00.010Z").await;
-    assert_eq!(ids, vec![tick_job_id("minutely_skip", ms(t("2026-01-01T00:11:00Z")))]);
+    assert_eq!(
+        ids,
+        vec![tick_job_id("minutely_skip", ms(t("2026-01-01T00:11:00Z")))]
+    );
 }
 
 #[tokio::test]

@@ -2,11 +2,7 @@
 //! backoff, the dead letter, panics, timeouts, bad jobs, routing, priorities,
 //! leases and graceful shutdown.
 
-use std::{
-    collections::HashMap,
-    sync::Mutex,
-    time::Duration,
-};
+use std::{collections::HashMap, sync::Mutex, time::Duration};
 
 use bananas::{
     broker::FetchRequest,
@@ -97,12 +93,22 @@ static RUNNING: Mutex<Option<HashMap<String, (usize, usize)>>> = Mutex::new(None
 async fn concurrent(tag: String, ms: u64) {
     {
         let mut g = RUNNING.lock().unwrap();
-        let e = g.get_or_insert_with(HashMap::new).entry(tag.clone()).or_default();
+        let e = g
+            .get_or_insert_with(HashMap::new)
+            .entry(tag.clone())
+            .or_default();
         e.0 += 1;
         e.1 = e.1.max(e.0);
     }
     tokio::time::sleep(Duration::from_millis(ms)).await;
-    RUNNING.lock().unwrap().as_mut().unwrap().get_mut(&tag).unwrap().0 -= 1;
+    RUNNING
+        .lock()
+        .unwrap()
+        .as_mut()
+        .unwrap()
+        .get_mut(&tag)
+        .unwrap()
+        .0 -= 1;
 }
 
 static ALLOWED: Mutex<Vec<String>> = Mutex::new(Vec::new());
@@ -127,11 +133,17 @@ struct Running {
 impl Running {
     async fn stop(self) {
         self.app.shutdown();
-        self.handle.await.expect("worker task").expect("worker result");
+        self.handle
+            .await
+            .expect("worker task")
+            .expect("worker result");
     }
 }
 
-async fn start(tb: &TestBroker, configure: impl FnOnce(bananas::AppBuilder) -> bananas::AppBuilder) -> Running {
+async fn start(
+    tb: &TestBroker,
+    configure: impl FnOnce(bananas::AppBuilder) -> bananas::AppBuilder,
+) -> Running {
     let builder = App::builder()
         .broker(tb.broker.clone())
         .scheduler(false)
@@ -169,7 +181,10 @@ async fn typed_result_and_record(kind: Kind) {
     // The context carries the job id, attempt and route.
     let h = whoami::submit().on(&client).send().await.unwrap();
     let (id, attempt, route) = h.wait(WAIT).await.unwrap();
-    assert_eq!((id.as_str(), attempt, route.as_str()), (h.id().as_str(), 1, "default"));
+    assert_eq!(
+        (id.as_str(), attempt, route.as_str()),
+        (h.id().as_str(), 1, "default")
+    );
 
     w.stop().await;
     tb.cleanup().await;
@@ -183,7 +198,10 @@ async fn retries_with_backoff_then_success(kind: Kind) {
     let rec = h.status().await.unwrap().unwrap();
     assert_eq!(rec.attempts, 3);
     assert_eq!(rec.state, JobState::Succeeded);
-    assert_eq!(rec.error, None, "a final success replaces the earlier failure");
+    assert_eq!(
+        rec.error, None,
+        "a final success replaces the earlier failure"
+    );
     w.stop().await;
     tb.cleanup().await;
 }
@@ -192,7 +210,11 @@ async fn dead_after_last_retry(kind: Kind) {
     let tb = TestBroker::new(kind, "dead_after_retries").await;
     let w = start(&tb, |b| b).await;
     let client = w.app.client().clone();
-    let h = always_fails::submit("x".into()).on(&client).send().await.unwrap();
+    let h = always_fails::submit("x".into())
+        .on(&client)
+        .send()
+        .await
+        .unwrap();
     match h.wait(WAIT).await {
         Err(Error::JobFailed(e)) => assert_eq!(e, "boom: x"),
         other => panic!("expected JobFailed, got {other:?}"),
@@ -200,7 +222,9 @@ async fn dead_after_last_retry(kind: Kind) {
     let rec = h.status().await.unwrap().unwrap();
     assert_eq!((rec.state, rec.attempts), (JobState::Dead, 2));
     let dead = client.broker().dead_jobs(100).await.unwrap();
-    assert!(dead.iter().any(|d| d.id == *h.id() && d.error.as_deref() == Some("boom: x")));
+    assert!(dead
+        .iter()
+        .any(|d| d.id == *h.id() && d.error.as_deref() == Some("boom: x")));
     w.stop().await;
     tb.cleanup().await;
 }
@@ -209,7 +233,11 @@ async fn panic_is_a_failed_attempt(kind: Kind) {
     let tb = TestBroker::new(kind, "panics").await;
     let w = start(&tb, |b| b).await;
     let client = w.app.client().clone();
-    let h = panics::submit("kaboom".into()).on(&client).send().await.unwrap();
+    let h = panics::submit("kaboom".into())
+        .on(&client)
+        .send()
+        .await
+        .unwrap();
     match h.wait(WAIT).await {
         Err(Error::JobFailed(e)) => assert!(e.contains("panicked: kaboom"), "{e}"),
         other => panic!("expected JobFailed, got {other:?}"),
@@ -224,7 +252,11 @@ async fn panic_is_a_failed_attempt(kind: Kind) {
 async fn timeout_cancels_the_attempt(kind: Kind) {
     let tb = TestBroker::new(kind, "timeout").await;
     let w = start(&tb, |b| b).await;
-    let h = sleepy::submit(60_000).on(w.app.client()).send().await.unwrap();
+    let h = sleepy::submit(60_000)
+        .on(w.app.client())
+        .send()
+        .await
+        .unwrap();
     match h.wait(WAIT).await {
         Err(Error::JobFailed(e)) => assert!(e.contains("timed out after 100ms"), "{e}"),
         other => panic!("expected JobFailed, got {other:?}"),
@@ -242,7 +274,10 @@ async fn bad_jobs_go_to_the_dead_letter(kind: Kind) {
     let bad_args = Job::new("add", raw(r#"{"a":"one","b":2}"#));
     let missing = Job::new("add", raw(r#"{"a":1}"#));
     let ids = [unknown.id.clone(), bad_args.id.clone(), missing.id.clone()];
-    client.enqueue(vec![unknown, bad_args, missing]).await.unwrap();
+    client
+        .enqueue(vec![unknown, bad_args, missing])
+        .await
+        .unwrap();
     let mut errors = Vec::new();
     for id in &ids {
         let rec = client.wait(id, WAIT).await.unwrap().expect("finished");
@@ -250,8 +285,16 @@ async fn bad_jobs_go_to_the_dead_letter(kind: Kind) {
         assert_eq!(rec.attempts, 1, "bad jobs are not retried");
         errors.push(rec.error.unwrap());
     }
-    assert!(errors[0].contains("unknown task `no_such_task`"), "{}", errors[0]);
-    assert!(errors[1].contains("invalid arguments for task `add`"), "{}", errors[1]);
+    assert!(
+        errors[0].contains("unknown task `no_such_task`"),
+        "{}",
+        errors[0]
+    );
+    assert!(
+        errors[1].contains("invalid arguments for task `add`"),
+        "{}",
+        errors[1]
+    );
     assert!(errors[2].contains("missing field `b`"), "{}", errors[2]);
 
     // The worker keeps running.
@@ -276,13 +319,26 @@ async fn routes_keep_jobs_to_their_pool(kind: Kind) {
     assert_eq!(gpu_job.wait(WAIT).await.unwrap(), "ran on gpu");
 
     // A per-call route override.
-    let h = add::submit(5, 5).route("gpu").on(&client).send().await.unwrap();
+    let h = add::submit(5, 5)
+        .route("gpu")
+        .on(&client)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(h.wait(WAIT).await.unwrap(), 10);
     assert_eq!(h.status().await.unwrap().unwrap().route.as_str(), "gpu");
 
     // An invalid route is rejected at submit, naming it.
-    let err = add::submit(1, 1).route("no spaces").on(&client).send().await.unwrap_err();
-    assert!(err.to_string().contains("invalid route `no spaces`"), "{err}");
+    let err = add::submit(1, 1)
+        .route("no spaces")
+        .on(&client)
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("invalid route `no spaces`"),
+        "{err}"
+    );
 
     default_pool.stop().await;
     gpu_pool.stop().await;
@@ -317,7 +373,10 @@ async fn priorities_do_not_starve_low(kind: Kind) {
     // done long before the high queue drains.
     assert!(order[0].starts_with("high-"), "{order:?}");
     assert!(first_low < 20, "first low job ran at position {first_low}");
-    assert!(last_low < 150, "last low job ran at position {last_low} of 310");
+    assert!(
+        last_low < 150,
+        "last low job ran at position {last_low} of 310"
+    );
     w.stop().await;
     tb.cleanup().await;
 }
@@ -328,7 +387,13 @@ async fn concurrency_is_bounded(kind: Kind) {
     let client = bananas::Client::new(tb.broker.clone());
     let mut handles = Vec::new();
     for _ in 0..12 {
-        handles.push(concurrent::submit(tag.clone(), 50).on(&client).send().await.unwrap());
+        handles.push(
+            concurrent::submit(tag.clone(), 50)
+                .on(&client)
+                .send()
+                .await
+                .unwrap(),
+        );
     }
     let w = start(&tb, |b| b.concurrency(3)).await;
     for h in handles {
@@ -355,7 +420,10 @@ async fn delayed_jobs_wait_for_their_eta(kind: Kind) {
     assert_eq!(rec.state, JobState::Scheduled);
     assert_eq!(h.wait(WAIT).await.unwrap(), 3);
     let rec = h.status().await.unwrap().unwrap();
-    assert!(rec.started_at.unwrap() >= rec.eta.unwrap(), "ran before its eta: {rec:?}");
+    assert!(
+        rec.started_at.unwrap() >= rec.eta.unwrap(),
+        "ran before its eta: {rec:?}"
+    );
     w.stop().await;
     tb.cleanup().await;
 }
@@ -368,16 +436,26 @@ async fn dead_letter_requeue_and_purge(kind: Kind) {
     let tag = bananas_tests::unique_prefix("gate");
     let h = gated::submit(tag.clone()).on(&client).send().await.unwrap();
     assert!(matches!(h.wait(WAIT).await, Err(Error::JobFailed(_))));
-    let other = always_fails::submit("y".into()).on(&client).send().await.unwrap();
+    let other = always_fails::submit("y".into())
+        .on(&client)
+        .send()
+        .await
+        .unwrap();
     assert!(other.wait(WAIT).await.is_err());
     assert_eq!(broker.dead_jobs(10).await.unwrap().len(), 2);
 
     ALLOWED.lock().unwrap().push(tag.clone());
     assert!(broker.requeue_dead(h.id()).await.unwrap());
-    assert!(!broker.requeue_dead(h.id()).await.unwrap(), "no longer dead");
+    assert!(
+        !broker.requeue_dead(h.id()).await.unwrap(),
+        "no longer dead"
+    );
     assert_eq!(h.wait(WAIT).await.unwrap(), tag);
     let rec = h.status().await.unwrap().unwrap();
-    assert_eq!((rec.state, rec.attempts, rec.error), (JobState::Succeeded, 1, None));
+    assert_eq!(
+        (rec.state, rec.attempts, rec.error),
+        (JobState::Succeeded, 1, None)
+    );
 
     assert_eq!(broker.purge_dead().await.unwrap(), 1);
     assert!(broker.dead_jobs(10).await.unwrap().is_empty());
@@ -401,7 +479,11 @@ async fn graceful_shutdown_finishes_in_flight(kind: Kind) {
     .await;
     w.stop().await;
     let rec = client.job(h.id()).await.unwrap().unwrap();
-    assert_eq!(rec.state, JobState::Succeeded, "in-flight job finished before exit");
+    assert_eq!(
+        rec.state,
+        JobState::Succeeded,
+        "in-flight job finished before exit"
+    );
     tb.cleanup().await;
 }
 
@@ -417,7 +499,11 @@ async fn shutdown_timeout_hands_jobs_back(kind: Kind) {
     .await;
     w.stop().await;
     let rec = client.job(h.id()).await.unwrap().unwrap();
-    assert_eq!((rec.state, rec.attempts), (JobState::Queued, 0), "handed back, attempt not counted");
+    assert_eq!(
+        (rec.state, rec.attempts),
+        (JobState::Queued, 0),
+        "handed back, attempt not counted"
+    );
     tb.cleanup().await;
 }
 
@@ -425,7 +511,12 @@ async fn expired_leases_are_recovered(kind: Kind) {
     let tb = TestBroker::new(kind, "leases").await;
     let broker = tb.broker.clone();
     let client = bananas::Client::new(broker.clone());
-    let h = add::submit(2, 3).retries(1).on(&client).send().await.unwrap();
+    let h = add::submit(2, 3)
+        .retries(1)
+        .on(&client)
+        .send()
+        .await
+        .unwrap();
     // A worker that takes the job and dies without a word.
     let req = FetchRequest {
         routes: vec![Route::default()],
@@ -455,7 +546,12 @@ async fn expired_leases_are_recovered(kind: Kind) {
     w.stop().await;
 
     // A job that keeps killing workers ends in the dead letter.
-    let h = add::submit(1, 1).retries(0).on(&client).send().await.unwrap();
+    let h = add::submit(1, 1)
+        .retries(0)
+        .on(&client)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(broker.fetch(&req).await.unwrap().len(), 1);
     eventually(WAIT, "lease expired", || {
         let b = broker.clone();
@@ -467,7 +563,6 @@ async fn expired_leases_are_recovered(kind: Kind) {
     assert!(rec.error.unwrap().contains("lease expired"));
     tb.cleanup().await;
 }
-
 
 #[bananas::task(result = false)]
 async fn fire_and_forget(n: u32) -> u32 {
@@ -481,8 +576,15 @@ async fn no_result_tasks_leave_nothing(kind: Kind) {
     let w = start(&tb, |b| b).await;
     let client = w.app.client().clone();
     let h = fire_and_forget::submit(7).on(&client).send().await.unwrap();
-    let waited = client.wait(h.id(), WAIT).await.unwrap().expect("waiter woken");
-    assert_eq!((waited.state, waited.result.is_none()), (JobState::Succeeded, true));
+    let waited = client
+        .wait(h.id(), WAIT)
+        .await
+        .unwrap()
+        .expect("waiter woken");
+    assert_eq!(
+        (waited.state, waited.result.is_none()),
+        (JobState::Succeeded, true)
+    );
 
     let quiet = fire_and_forget::submit(8).on(&client).send().await.unwrap();
     let done_marker = add::submit(0, 0).on(&client).send().await.unwrap();

@@ -50,12 +50,20 @@ pub struct Schedule {
 impl Schedule {
     /// The schedule of `def`, or `None` if it is not periodic.
     pub fn from_def(def: &'static TaskDef) -> Result<Option<Self>> {
-        let Some(s) = def.schedule else { return Ok(None) };
+        let Some(s) = def.schedule else {
+            return Ok(None);
+        };
         let cron = cron::Schedule::from_str(s.cron).map_err(|e| {
-            Error::Config(format!("task `{}`: invalid cron expression `{}`: {e}", def.name, s.cron))
+            Error::Config(format!(
+                "task `{}`: invalid cron expression `{}`: {e}",
+                def.name, s.cron
+            ))
         })?;
         let tz = chrono_tz::Tz::from_str(s.tz).map_err(|e| {
-            Error::Config(format!("task `{}`: invalid time zone `{}`: {e}", def.name, s.tz))
+            Error::Config(format!(
+                "task `{}`: invalid time zone `{}`: {e}",
+                def.name, s.tz
+            ))
         })?;
         Ok(Some(Schedule {
             def,
@@ -228,7 +236,10 @@ impl Scheduler {
     /// The next tick of any schedule after the clock's current time.
     pub fn next_wake(&self) -> Option<DateTime<Utc>> {
         let now = self.clock.now();
-        self.schedules.iter().filter_map(|s| s.next_after(now)).min()
+        self.schedules
+            .iter()
+            .filter_map(|s| s.next_after(now))
+            .min()
     }
 
     /// Every schedule's next run, last run and last outcome.
