@@ -10,6 +10,7 @@
 //! | metric | type | labels |
 //! | --- | --- | --- |
 //! | `bananas_jobs_total` | counter | `task`, `outcome` (`succeeded`, `retried`, `dead`) |
+//! | `bananas_jobs_failed_total` | counter | `task` |
 //! | `bananas_job_duration_seconds` | histogram | `task` |
 //! | `bananas_jobs_in_flight` | gauge | |
 //! | `bananas_lease_recoveries_total` | counter | |
@@ -74,6 +75,10 @@ fn describe() {
     describe_counter!(
         "bananas_jobs_total",
         "Finished attempts per task, by outcome: succeeded, retried or dead."
+    );
+    describe_counter!(
+        "bananas_jobs_failed_total",
+        "Failed attempts per task (retried or dead-lettered)."
     );
     describe_histogram!(
         "bananas_job_duration_seconds",
