@@ -1,7 +1,12 @@
 //! Start-up and configuration: [`run`], [`App`] and its builder, and the
 //! [`Client`] that submits jobs.
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    net::{SocketAddr, ToSocketAddrs},
+    sync::Arc,
+    time::Duration,
+};
 
 use parking_lot::RwLock;
 use tokio_util::sync::CancellationToken;
@@ -127,6 +132,12 @@ pub struct Settings {
     pub scheduler: bool,
     /// Whether this app runs a worker at all (default yes).
     pub worker_enabled: bool,
+    /// `BANANAS_HTTP_ADDR`: serve the HTTP API here (feature `http`).
+    pub http_addr: Option<SocketAddr>,
+    /// `BANANAS_API_TOKEN`: the bearer token the HTTP API requires.
+    pub api_token: Option<String>,
+    /// `BANANAS_METRICS_ADDR`: serve Prometheus metrics here (feature `http`).
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 impl Default for Settings {
@@ -136,6 +147,9 @@ impl Default for Settings {
             worker: WorkerConfig::default(),
             scheduler: true,
             worker_enabled: true,
+            http_addr: None,
+            api_token: None,
+            metrics_addr: None,
         }
     }
 }
@@ -179,12 +193,29 @@ impl Settings {
         if let Some(v) = env("BANANAS_SCHEDULER") {
             s.scheduler = !matches!(v.as_str(), "0" | "false" | "off" | "no");
         }
+        s.http_addr = env_addr("BANANAS_HTTP_ADDR")?;
+        s.metrics_addr = env_addr("BANANAS_METRICS_ADDR")?;
+        s.api_token = env("BANANAS_API_TOKEN");
         Ok(s)
     }
 }
 
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn env_addr(name: &str) -> Result<Option<SocketAddr>> {
+    let Some(v) = env(name) else { return Ok(None) };
+    let addr = v
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| {
+            Error::Config(format!(
+                "{name}=`{v}`: expected an address to listen on, like `0.0.0.0:8080`"
+            ))
+        })?;
+    Ok(Some(addr))
 }
 
 fn parse_secs(v: &str) -> Option<Duration> {
@@ -387,6 +418,9 @@ impl App {
     pub async fn run_until(self, signal: impl Future<Output = ()> + Send) -> Result<()> {
         let inner = &self.inner;
         let stop = inner.shutdown.clone();
+        // Servers first: the metrics recorder must be in place before the
+        // worker records anything, and a bad address fails start-up.
+        let servers = self.start_servers(&stop).await?;
         let scheduler = if inner.settings.scheduler && inner.scheduler.has_schedules() {
             let s = inner.scheduler.clone();
             let stop = stop.clone();
@@ -419,7 +453,71 @@ impl App {
         if let Some(s) = scheduler {
             let _ = s.await;
         }
+        for server in servers {
+            match server.await {
+                Ok(Err(e)) => tracing::error!(error = %e, "server failed"),
+                Err(e) => tracing::error!(error = %e, "server task failed"),
+                Ok(Ok(())) => {}
+            }
+        }
         result
+    }
+
+    /// Starts the HTTP API and the metrics endpoint the settings ask for.
+    #[cfg(feature = "http")]
+    async fn start_servers(
+        &self,
+        stop: &CancellationToken,
+    ) -> Result<Vec<tokio::task::JoinHandle<Result<()>>>> {
+        let settings = &self.inner.settings;
+        let mut servers = Vec::new();
+        if settings.http_addr.is_none() && settings.metrics_addr.is_none() {
+            return Ok(servers);
+        }
+        let handle = crate::metrics::install()?;
+        if let Some(addr) = settings.http_addr {
+            let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+                Error::Config(format!("BANANAS_HTTP_ADDR: cannot listen on {addr}: {e}"))
+            })?;
+            let state = crate::http::ApiState::new(self.inner.client.clone())
+                .registry(self.inner.registry.clone())
+                .scheduler(self.inner.scheduler.clone())
+                .token(settings.api_token.clone())
+                .metrics(handle);
+            servers.push(tokio::spawn(crate::http::serve_listener(
+                state,
+                listener,
+                stop.clone(),
+            )));
+        }
+        if let Some(addr) = settings.metrics_addr {
+            servers.push(tokio::spawn(crate::metrics::serve_metrics(
+                addr,
+                stop.clone(),
+            )));
+            let broker = self.inner.client.broker().clone();
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                crate::metrics::track_queue_depth(broker, Duration::from_secs(5), stop).await
+            });
+        }
+        Ok(servers)
+    }
+
+    /// Without the `http` feature there is no server to start.
+    #[cfg(not(feature = "http"))]
+    async fn start_servers(
+        &self,
+        _stop: &CancellationToken,
+    ) -> Result<Vec<tokio::task::JoinHandle<Result<()>>>> {
+        let s = &self.inner.settings;
+        if s.http_addr.is_some() || s.metrics_addr.is_some() {
+            return Err(Error::Config(
+                "BANANAS_HTTP_ADDR / BANANAS_METRICS_ADDR need the `http` feature of `bananas`"
+                    .to_owned(),
+            ));
+        }
+        Ok(Vec::new())
     }
 }
 
