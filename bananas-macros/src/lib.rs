@@ -79,7 +79,8 @@ mod task;
 /// The function stays as it is. Next to it comes a field-less struct of the
 /// same name and visibility; a braced struct lives only in the type
 /// namespace, so `resize(…)` still calls the function while `resize::delay(…)`
-/// names the struct. The example above expands to (slightly abridged):
+/// names the struct. The example above expands to (abridged: every
+/// unqualified name below is `::bananas::__private::…`):
 ///
 /// ```ignore
 /// pub async fn resize(path: String, width: u32) -> anyhow::Result<String> { /* … */ }
@@ -108,24 +109,21 @@ mod task;
 ///     pub fn def() -> &'static ::bananas::__private::TaskDef { &Self::__DEF }
 ///
 ///     pub fn submit(path: String, width: u32) -> ::bananas::__private::Submit<String> {
-///         #[derive(Serialize)]
-///         struct __Args<'a> { path: &'a String, width: &'a u32 }
-///         Submit::new(Self::def(), encode_args(&__Args { path: &path, width: &width }))
+///         // `{"path":…,"width":…}`, in parameter order.
+///         submit::<String>(Self::def(), args_writer().arg::<String>("path", &path).arg::<u32>("width", &width).finish())
 ///     }
 ///     pub async fn delay(path: String, width: u32)
 ///         -> Result<::bananas::__private::JobHandle<String>, ::bananas::Error>
 ///     {
-///         Self::submit(path, width).send().await
+///         send::<String>(Self::submit(path, width)).await
 ///     }
 ///
-///     // Decodes `{"path":…,"width":…}` (unknown keys are an error).
+///     // Decodes `{"path":…,"width":…}`: unknown keys are an error, a missing
+///     // key reads as `null` (so only an `Option` parameter may be left out).
 ///     #[doc(hidden)]
 ///     pub fn __decode(args: &RawValue) -> Result<(String, u32), String> {
-///         #[derive(Deserialize)]
-///         #[serde(deny_unknown_fields)]
-///         struct __Args { path: String, width: u32 }
-///         let __Args { path, width } = decode_args::<__Args>(args)?;
-///         Ok((path, width))
+///         let mut r = args_reader(args, Self::__DEF.params)?;
+///         Ok((r.arg::<String>("path")?, r.arg::<u32>("width")?))
 ///     }
 ///     #[doc(hidden)]
 ///     pub fn __check_args(args: &RawValue) -> Result<(), String> {
@@ -137,7 +135,7 @@ mod task;
 ///             Ok(a) => a,
 ///             Err(e) => return bad_args(e),
 ///         };
-///         Box::pin(async move { result_output(resize(path, width).await, true) })
+///         Box::pin(async move { result_output::<String, _>(resize(path, width).await, true) })
 ///     }
 /// }
 ///
@@ -149,6 +147,10 @@ mod task;
 ///
 /// ::bananas::__private::inventory::submit! { resize::__DEF }
 /// ```
+///
+/// Each call that needs a serde bound on one of your types (`arg::<T>`,
+/// `submit::<T>`, `assert_arg::<T>`, …) carries that type's span, so a type
+/// that is not serde is reported at the parameter or return type naming it.
 ///
 /// Generated items take the function's visibility (a private function gets
 /// private `delay`/`submit`), and a `#[cfg(...)]` on the function applies to

@@ -155,11 +155,13 @@ pub fn submit<T: serde::de::DeserializeOwned>(
     Submit::new(def, args)
 }
 
-/// [`Submit::send`] for the generated `delay`.
-pub async fn send<T: serde::de::DeserializeOwned>(
+/// [`Submit::send`] for the generated `delay`. Boxed, so that the future
+/// `delay` awaits names no bound on `T` (a result type that is not serde is
+/// then reported once, at the return type).
+pub fn send<T: serde::de::DeserializeOwned + 'static>(
     submit: Submit<T>,
-) -> crate::Result<JobHandle<T>> {
-    submit.send().await
+) -> BoxFuture<crate::Result<JobHandle<T>>> {
+    Box::pin(submit.send())
 }
 
 /// A handler future that fails at once because the arguments were bad.
