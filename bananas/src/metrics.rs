@@ -11,6 +11,7 @@
 //! | --- | --- | --- |
 //! | `bananas_jobs_total` | counter | `task`, `outcome` (`succeeded`, `retried`, `dead`) |
 //! | `bananas_jobs_failed_total` | counter | `task` |
+//! | `bananas_jobs_failed_total` | counter | `task` (every failed attempt: retried or dead) |
 //! | `bananas_job_duration_seconds` | histogram | `task` |
 //! | `bananas_jobs_in_flight` | gauge | |
 //! | `bananas_lease_recoveries_total` | counter | |
