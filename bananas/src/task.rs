@@ -102,7 +102,10 @@ pub enum Missed {
 /// The schedule of a `#[bananas::periodic]` task.
 #[derive(Debug, Clone, Copy)]
 pub struct ScheduleDef {
-    /// The cron expression (5 or 6 fields, or `@hourly` and friends).
+    /// The cron expression, normalized by the macro so that
+    /// `cron::Schedule::from_str` parses it as is: a 5-field expression gets
+    /// a leading `0` seconds field, Unix day-of-week numbers (0 or 7 = Sunday)
+    /// are rewritten as `SUN`…`SAT`, and `@hourly`-style shorthands are kept.
     pub cron: &'static str,
     /// The IANA time zone the expression is read in.
     pub tz: &'static str,

@@ -295,7 +295,7 @@ async fn bad_jobs_go_to_the_dead_letter(kind: Kind) {
         "{}",
         errors[1]
     );
-    assert!(errors[2].contains("missing field `b`"), "{}", errors[2]);
+    assert!(errors[2].contains("missing argument `b`"), "{}", errors[2]);
 
     // The worker keeps running.
     let h = add::submit(2, 2).on(&client).send().await.unwrap();
