@@ -29,6 +29,9 @@ async fn minutely_all() {}
 #[bananas::periodic(cron = "30 2 * * *", tz = "Europe/Berlin")]
 async fn berlin_half_past_two() {}
 
+#[bananas::periodic(cron = "0 9 * * 1-5")]
+async fn weekday_mornings() {}
+
 #[bananas::periodic(cron = "@hourly", retries = 0, priority = high)]
 async fn hourly_report() -> anyhow::Result<String> {
     Ok("report".to_owned())
@@ -240,6 +243,20 @@ fn berlin_daylight_saving() {
             t("2026-10-25T01:30:00Z"), // 02:30 CET, the second 02:30
             t("2026-10-26T01:30:00Z"), // 02:30 CET, the next day
         ]
+    );
+}
+
+#[test]
+fn five_field_weekdays_follow_unix_cron() {
+    let reg = registry(weekday_mornings::def());
+    let broker: Arc<dyn Broker> = Arc::new(bananas::broker::MemoryBroker::new());
+    let s = Scheduler::new(broker, &reg, Arc::new(ManualClock::new(Utc::now())));
+    // 2026-01-03 is a Saturday: `1-5` is Monday to Friday, as in crontab.
+    let ticks =
+        s.schedules()[0].ticks_between(t("2026-01-03T00:00:00Z"), t("2026-01-07T00:00:00Z"));
+    assert_eq!(
+        ticks,
+        vec![t("2026-01-05T09:00:00Z"), t("2026-01-06T09:00:00Z")]
     );
 }
 
