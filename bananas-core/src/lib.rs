@@ -1,4 +1,4 @@
-//! The job model and the [`Broker`](broker::Broker) contract of Bananas.
+//! The job model and the [`Broker`] contract of Bananas.
 //!
 //! This crate is what a broker implementation depends on: the job envelope
 //! ([`job`]), the errors ([`error`]) and the broker contract ([`broker`]).

@@ -26,7 +26,7 @@
 //! ```
 //!
 //! The pieces, each in its own module:
-//! - [`task`]: what `#[bananas::task]` registers and generates;
+//! - [`task`](mod@task): what `#[bananas::task]` registers and generates;
 //! - [`broker`]: the broker contract and the in-memory broker;
 //! - [`worker`]: fetching, running, retrying and acknowledging jobs;
 //! - [`scheduler`]: periodic tasks;
