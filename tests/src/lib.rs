@@ -89,49 +89,13 @@ impl TestBroker {
     }
 }
 
-/// Deletes every key containing `prefix` with SCAN + DEL (never FLUSHDB).
-pub async fn delete_prefix(url: &str, prefix: &str) {
-    let Ok(client) = redis::Client::open(url) else {
-        return;
-    };
-    let Ok(mut con) = client.get_multiplexed_async_connection().await else {
-        return;
-    };
+/// Every key containing `prefix`, found with SCAN (never KEYS).
+pub async fn keys_with(url: &str, prefix: &str) -> redis::RedisResult<Vec<String>> {
+    let client = redis::Client::open(url)?;
+    let mut con = client.get_multiplexed_async_connection().await?;
     let pattern = format!("*{prefix}*");
     let mut cursor: u64 = 0;
-    loop {
-        let (next, keys): (u64, Vec<String>) = match redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(&pattern)
-            .arg("COUNT")
-            .arg(1000)
-            .query_async(&mut con)
-            .await
-        {
-            Ok(r) => r,
-            Err(_) => return,
-        };
-        if !keys.is_empty() {
-            let _: Result<(), _> = redis::cmd("DEL").arg(&keys).query_async(&mut con).await;
-        }
-        if next == 0 {
-            return;
-        }
-        cursor = next;
-    }
-}
-
-/// Counts keys containing `prefix`.
-pub async fn count_keys(url: &str, prefix: &str) -> usize {
-    let client = redis::Client::open(url).expect("redis url");
-    let mut con = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("redis connection");
-    let pattern = format!("*{prefix}*");
-    let mut cursor: u64 = 0;
-    let mut n = 0;
+    let mut all = Vec::new();
     loop {
         let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
             .arg(cursor)
@@ -140,13 +104,28 @@ pub async fn count_keys(url: &str, prefix: &str) -> usize {
             .arg("COUNT")
             .arg(1000)
             .query_async(&mut con)
-            .await
-            .expect("SCAN");
-        n += keys.len();
+            .await?;
+        all.extend(keys);
         if next == 0 {
-            return n;
+            return Ok(all);
         }
         cursor = next;
+    }
+}
+
+/// Deletes every key containing `prefix` with SCAN + DEL (never FLUSHDB).
+pub async fn delete_prefix(url: &str, prefix: &str) {
+    let Ok(keys) = keys_with(url, prefix).await else {
+        return;
+    };
+    let Ok(client) = redis::Client::open(url) else {
+        return;
+    };
+    let Ok(mut con) = client.get_multiplexed_async_connection().await else {
+        return;
+    };
+    for chunk in keys.chunks(500) {
+        let _: Result<(), _> = redis::cmd("DEL").arg(chunk).query_async(&mut con).await;
     }
 }
 
