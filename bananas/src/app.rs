@@ -61,55 +61,104 @@ impl Client {
 }
 
 /// Connects to the broker named by `url`.
+///
+/// Bananas' own query parameters are taken out of the URL before it reaches
+/// the broker: `prefix` (Redis key prefix, default `bananas`), and
+/// `result_ttl` / `failure_ttl` (seconds results of succeeded and dead jobs
+/// are kept; defaults one day and seven days), as in
+/// `redis://host:6379/0?prefix=myapp&result_ttl=3600`.
 pub async fn connect_broker(url: &str) -> Result<Arc<dyn Broker>> {
     let scheme = url.split_once("://").map(|(s, _)| s).unwrap_or("");
+    let opts = UrlOptions::parse(url)?;
     match scheme {
-        "memory" => Ok(Arc::new(MemoryBroker::new())),
+        "memory" => {
+            let mut ttls = crate::broker::memory::Ttls::default();
+            if let Some(t) = opts.result_ttl {
+                ttls.success = t;
+            }
+            if let Some(t) = opts.failure_ttl {
+                ttls.failure = t;
+            }
+            Ok(Arc::new(MemoryBroker::with_ttls(ttls)))
+        }
         #[cfg(feature = "redis")]
         "redis" | "rediss" | "redis+cluster" | "rediss+cluster" => {
-            let (url, prefix) = split_prefix(url)?;
-            let mut config = bananas_redis::RedisBroker::builder(&url);
-            if let Some(prefix) = prefix {
+            let mut config = bananas_redis::RedisBroker::builder(&opts.url);
+            if let Some(prefix) = opts.prefix {
                 config = config.prefix(prefix);
+            }
+            if let Some(t) = opts.result_ttl {
+                config = config.result_ttl(t);
+            }
+            if let Some(t) = opts.failure_ttl {
+                config = config.failure_ttl(t);
             }
             Ok(Arc::new(config.connect().await?))
         }
         #[cfg(not(feature = "redis"))]
         "redis" | "rediss" | "redis+cluster" | "rediss+cluster" => Err(Error::Config(format!(
-            "BANANAS_URL `{url}` needs the Redis broker: enable the `redis` feature of `bananas`"
+            "BANANAS_URL `{}` needs the Redis broker: enable the `redis` feature of `bananas`",
+            redact(url)
         ))),
         _ => Err(Error::Config(format!(
-            "unsupported broker URL `{url}`: expected memory://, redis://, rediss:// or redis+cluster://"
+            "unsupported broker URL `{}`: expected memory://, redis://, rediss:// or redis+cluster://",
+            redact(url)
         ))),
     }
 }
 
-/// Takes the `prefix` query parameter (the Redis key prefix, default
-/// `bananas`) out of a broker URL: `redis://host:6379/0?prefix=myapp`.
-pub fn split_prefix(url: &str) -> Result<(String, Option<String>)> {
-    let Some((base, query)) = url.split_once('?') else {
-        return Ok((url.to_owned(), None));
-    };
-    let mut prefix = None;
-    let mut rest = Vec::new();
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        match pair.split_once('=') {
-            Some(("prefix", v)) if !v.is_empty() => prefix = Some(v.to_owned()),
-            Some(("prefix", _)) => {
-                return Err(Error::Config(format!(
-                    "broker URL `{}`: `prefix` must not be empty",
-                    redact(url)
-                )))
+/// Bananas' query parameters of a broker URL, and the URL without them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UrlOptions {
+    /// The URL for the broker itself.
+    pub url: String,
+    /// `prefix`: the Redis key prefix.
+    pub prefix: Option<String>,
+    /// `result_ttl`: how long results of succeeded jobs are kept.
+    pub result_ttl: Option<Duration>,
+    /// `failure_ttl`: how long dead jobs are kept.
+    pub failure_ttl: Option<Duration>,
+}
+
+impl UrlOptions {
+    /// Splits Bananas' parameters off `url`, failing with an error that
+    /// names a bad value.
+    pub fn parse(url: &str) -> Result<Self> {
+        let mut opts = UrlOptions {
+            url: url.to_owned(),
+            prefix: None,
+            result_ttl: None,
+            failure_ttl: None,
+        };
+        let Some((base, query)) = url.split_once('?') else {
+            return Ok(opts);
+        };
+        let bad = |what: &str| Error::Config(format!("broker URL `{}`: {what}", redact(url)));
+        let mut rest = Vec::new();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            match pair.split_once('=') {
+                Some(("prefix", "")) => return Err(bad("`prefix` must not be empty")),
+                Some(("prefix", v)) => opts.prefix = Some(v.to_owned()),
+                Some((k @ ("result_ttl" | "failure_ttl"), v)) => {
+                    let ttl = parse_secs(v).filter(|d| !d.is_zero()).ok_or_else(|| {
+                        bad(&format!("`{k}={v}`: expected a positive number of seconds"))
+                    })?;
+                    if k == "result_ttl" {
+                        opts.result_ttl = Some(ttl);
+                    } else {
+                        opts.failure_ttl = Some(ttl);
+                    }
+                }
+                _ => rest.push(pair),
             }
-            _ => rest.push(pair),
         }
+        opts.url = if rest.is_empty() {
+            base.to_owned()
+        } else {
+            format!("{base}?{}", rest.join("&"))
+        };
+        Ok(opts)
     }
-    let url = if rest.is_empty() {
-        base.to_owned()
-    } else {
-        format!("{base}?{}", rest.join("&"))
-    };
-    Ok((url, prefix))
 }
 
 static INSTALLED: RwLock<Option<Client>> = RwLock::new(None);

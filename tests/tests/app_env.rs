@@ -73,4 +73,17 @@ async fn unknown_broker_urls_are_rejected() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("prefix"), "{err}");
+    let err = bananas::app::connect_broker("memory://?result_ttl=soon")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("`result_ttl=soon`"), "{err}");
+
+    let opts = bananas::app::UrlOptions::parse(
+        "redis://u:p@h:1/0?prefix=app&result_ttl=60&failure_ttl=2.5&protocol=resp3",
+    )
+    .unwrap();
+    assert_eq!(opts.url, "redis://u:p@h:1/0?protocol=resp3");
+    assert_eq!(opts.prefix.as_deref(), Some("app"));
+    assert_eq!(opts.result_ttl, Some(Duration::from_secs(60)));
+    assert_eq!(opts.failure_ttl, Some(Duration::from_millis(2500)));
 }

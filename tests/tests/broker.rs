@@ -212,3 +212,50 @@ broker_suite!(
     tick_claims_are_exclusive,
     heartbeats_list_live_workers,
 );
+
+/// Results and dead jobs are kept for their TTLs, set through the URL.
+#[tokio::test]
+async fn memory_results_expire_with_their_ttls() {
+    let b = bananas::app::connect_broker("memory://?result_ttl=0.2&failure_ttl=0.4")
+        .await
+        .unwrap();
+    let (ok, bad) = (job("t"), job("t"));
+    let (ok_id, bad_id) = (ok.id.clone(), bad.id.clone());
+    b.enqueue(vec![ok, bad]).await.unwrap();
+    let mut got = b.fetch(&fetch_req(2)).await.unwrap();
+    let second = got.pop().unwrap();
+    let first = got.pop().unwrap();
+    let (ok, bad) = if first.id == ok_id {
+        (first, second)
+    } else {
+        (second, first)
+    };
+    let dead = Ack {
+        job: bad,
+        outcome: Outcome::Dead {
+            reason: "no".into(),
+        },
+        started_at: now_millis(),
+        finished_at: now_millis(),
+    };
+    b.ack(vec![done(ok, "1"), dead]).await.unwrap();
+    assert!(b.job(&ok_id).await.unwrap().is_some());
+    bananas_tests::eventually(Duration::from_secs(5), "result expired", || {
+        let b = b.clone();
+        let id = ok_id.clone();
+        async move { b.job(&id).await.unwrap().is_none().then_some(()) }
+    })
+    .await;
+    assert_eq!(
+        b.dead_jobs(10).await.unwrap().len(),
+        1,
+        "dead jobs are kept longer"
+    );
+    bananas_tests::eventually(Duration::from_secs(5), "dead job expired", || {
+        let b = b.clone();
+        let id = bad_id.clone();
+        async move { b.job(&id).await.unwrap().is_none().then_some(()) }
+    })
+    .await;
+    assert!(b.dead_jobs(10).await.unwrap().is_empty());
+}

@@ -74,6 +74,14 @@ async fn sigterm_lets_in_flight_jobs_finish() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_hands_back_what_cannot_finish() {
     let (states, attempts) = sigterm_with(60_000, "0.2").await;
-    assert_eq!(states, vec![JobState::Queued; 5], "handed back to the queue");
-    assert_eq!(attempts, vec![0; 5], "the interrupted attempt is not counted");
+    assert_eq!(
+        states,
+        vec![JobState::Queued; 5],
+        "handed back to the queue"
+    );
+    assert_eq!(
+        attempts,
+        vec![0; 5],
+        "the interrupted attempt is not counted"
+    );
 }
