@@ -1,11 +1,13 @@
 -- fetch.lua: promotes due jobs, then leases up to #plan jobs of one route.
+-- The attempt is counted without a write for first attempts: a leased job
+-- with no `meta` field is on attempt 1 (see route.lua, `attempts_of`).
 -- KEYS: the route keys (see route.lua).
 -- ARGV[1]  now (ms)
 -- ARGV[2]  lease deadline (ms)
 -- ARGV[3]  the priority plan, one char per slot: 'h', 'n' or 'l'
 -- ARGV[4]  the most scheduled jobs to promote
 -- ARGV[5]  the dead-letter TTL (ms), for jobs whose data is missing
--- Returns { flag, id1, attempt1, spec1, id2, ... } where flag is
+-- Returns { flag, id1, attempt1 (integer), spec1, id2, ... } where flag is
 --   ''     jobs were leased (or nothing and nothing is scheduled),
 --   'x'    some popped ids were dead-lettered: fetch again at once,
 --   <eta>  nothing is ready; the earliest scheduled eta (ms).
@@ -48,7 +50,10 @@ for i = 1, #order do
 end
 
 local specs = vget('HMGET', K_JOBS, ids)
-local metas = vget('HMGET', K_META, ids)
+-- Most jobs are on their first attempt and have no meta field: a leased job
+-- without one is on attempt 1, so nothing is written for it here.
+local metas = {}
+if redis.call('EXISTS', K_META) == 1 then metas = vget('HMGET', K_META, ids) end
 local out = { '' }
 local leases, newmeta = {}, {}
 local buried = 0
@@ -71,10 +76,12 @@ for i = 1, #ids do
     attempts = attempts + 1
     leases[#leases + 1] = deadline
     leases[#leases + 1] = id
-    newmeta[#newmeta + 1] = id
-    newmeta[#newmeta + 1] = tostring(attempts) .. SEP .. tostring(now) .. SEP .. err
+    if metas[i] then
+      newmeta[#newmeta + 1] = id
+      newmeta[#newmeta + 1] = tostring(attempts) .. SEP .. tostring(now) .. SEP .. err
+    end
     out[#out + 1] = id
-    out[#out + 1] = tostring(attempts)
+    out[#out + 1] = attempts
     out[#out + 1] = spec
   end
 end

@@ -15,6 +15,8 @@ local _, _, err = parse_meta(meta ~= '' and meta or nil)
 local state, eta = 'queued', ''
 if redis.call('ZSCORE', K_LEASE, id) then
   state = 'active'
+  -- A leased job without meta is on its first attempt (see route.lua).
+  if meta == '' then meta = '1' end
 else
   local at = redis.call('ZSCORE', K_SCHED, id)
   if at then

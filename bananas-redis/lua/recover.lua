@@ -15,7 +15,7 @@ local waiters = vget('HMGET', K_WAITERS, ids)
 local requeued, died = 0, false
 for i = #ids, 1, -1 do
   local id, spec = ids[i], specs[i]
-  local attempts, started, _ = parse_meta(metas[i])
+  local attempts, started, _ = leased_attempts(metas[i])
   attempts = attempts or 0
   if spec then
     local max_retries = tonumber(split(spec, 3)[2]) or 0
@@ -28,6 +28,8 @@ for i = #ids, 1, -1 do
       if waiters[i] then notify(id, waiters[i], rec) end
       died = true
     else
+      -- No longer leased, so a first attempt must now be written down.
+      if not metas[i] then redis.call('HSET', K_META, id, '1' .. SEP .. SEP) end
       redis.call('LPUSH', queue_of(spec), id)
       requeued = requeued + 1
     end

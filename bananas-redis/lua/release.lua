@@ -7,11 +7,11 @@ local n = 0
 for i = #ARGV - 1, 1, -2 do
   local id, attempt = ARGV[i], tonumber(ARGV[i + 1])
   local meta = redis.call('HGET', K_META, id)
-  local attempts, started, err = parse_meta(meta)
+  local attempts, started, err = leased_attempts(meta)
   local spec = redis.call('HGET', K_JOBS, id)
-  if meta and spec and attempts == attempt and redis.call('ZREM', K_LEASE, id) == 1 then
+  if spec and attempts == attempt and redis.call('ZREM', K_LEASE, id) == 1 then
     if attempts <= 1 and err == '' then
-      redis.call('HDEL', K_META, id)
+      if meta then redis.call('HDEL', K_META, id) end
     else
       redis.call('HSET', K_META, id, tostring(attempts - 1) .. SEP .. started .. SEP .. err)
     end

@@ -20,6 +20,10 @@
 -- Encodings (SEP is the byte 0x1f, which valid JSON never contains raw):
 --   spec   = prio SEP max_retries SEP created_at SEP eta SEP task SEP args
 --   meta   = attempts SEP started_at SEP last_error
+--            Written only when it cannot be derived: a job without a meta
+--            field has 0 attempts when it is not leased, and is on its
+--            first attempt (attempts = 1) while it is leased. So first
+--            attempts cost no meta write at fetch nor delete at ack.
 --   record = state SEP attempts SEP started_at SEP finished_at SEP error
 --            SEP result SEP spec            (state: 's' succeeded, 'd' dead)
 
@@ -95,6 +99,12 @@ local function parse_meta(meta)
   return tonumber(m[1]), m[2] or '', m[3] or ''
 end
 
+-- The attempts of a job that holds a lease, given its meta field (or nil).
+local function leased_attempts(meta)
+  if not meta then return 1, '', '' end
+  return parse_meta(meta)
+end
+
 local function record(state, attempts, started, finished, err, result, spec)
   return table.concat({state, tostring(attempts), started, tostring(finished), err, result, spec}, SEP)
 end
@@ -122,27 +132,51 @@ local function trim_dead(now, ttl_ms)
 end
 
 -- Adds jobs given as triples (id, due, spec) in `args` from index `from`.
--- Skips ids the route already holds (live, or finished with a result).
+-- Skips ids the route already holds (live, or finished with a result), and
+-- repeats of an id within the batch. A constant number of Redis calls per
+-- batch (chunked): one HMGET for live ids, one multi-key EXISTS for results
+-- (checked key by key only when some result exists), one HSET, one RPUSH
+-- per priority and one ZADD.
 local function add_jobs(now, args, from)
-  local qs = {h = {}, n = {}, l = {}}
-  local sched = {}
-  local added, ready = 0, 0
+  local ids, rkeys = {}, {}
   for i = from, #args, 3 do
-    local id, due, spec = args[i], tonumber(args[i + 1]), args[i + 2]
-    if redis.call('EXISTS', result_key(id)) == 0
-        and redis.call('HSETNX', K_JOBS, id, spec) == 1 then
+    ids[#ids + 1] = args[i]
+    rkeys[#rkeys + 1] = result_key(args[i])
+  end
+  if #ids == 0 then return 0 end
+  local live = vget('HMGET', K_JOBS, ids)
+  local finished = {}
+  local any, i = 0, 1
+  while i <= #rkeys do
+    local j = math.min(i + CHUNK - 1, #rkeys)
+    any = any + redis.call('EXISTS', unpack(rkeys, i, j))
+    i = j + 1
+  end
+  if any > 0 then
+    for n = 1, #rkeys do finished[n] = redis.call('EXISTS', rkeys[n]) == 1 end
+  end
+  local qs = {h = {}, n = {}, l = {}}
+  local sched, fields, seen = {}, {}, {}
+  local added, ready = 0, 0
+  for n = 1, #ids do
+    local k = from + (n - 1) * 3
+    local id, due, spec = ids[n], tonumber(args[k + 1]), args[k + 2]
+    if not live[n] and not finished[n] and not seen[id] then
+      seen[id] = true
       added = added + 1
+      fields[#fields + 1] = id
+      fields[#fields + 1] = spec
       if due > now then
-        sched[#sched + 1] = due
+        sched[#sched + 1] = args[k + 1]
         sched[#sched + 1] = id
       else
-        local p = string.sub(spec, 1, 1)
-        local q = qs[p] or qs.n
+        local q = qs[string.sub(spec, 1, 1)] or qs.n
         q[#q + 1] = id
         ready = ready + 1
       end
     end
   end
+  vcall('HSET', K_JOBS, fields)
   vcall('RPUSH', K_QH, qs.h)
   vcall('RPUSH', K_QN, qs.n)
   vcall('RPUSH', K_QL, qs.l)

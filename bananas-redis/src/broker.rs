@@ -59,6 +59,7 @@ struct Settle<'a> {
     kind: &'static str,
     id: &'a str,
     attempt: u32,
+    started_at: Millis,
     a: std::borrow::Cow<'a, str>,
     b: std::borrow::Cow<'a, str>,
 }
@@ -75,6 +76,7 @@ impl<'a> Settle<'a> {
             kind,
             id: ack.job.id.as_str(),
             attempt: ack.job.attempt,
+            started_at: ack.started_at,
             a,
             b,
         }
@@ -104,6 +106,7 @@ impl RedisBroker {
                     c.arg(s.kind)
                         .arg(s.id)
                         .arg(s.attempt)
+                        .arg(s.started_at)
                         .arg(s.a.as_ref())
                         .arg(s.b.as_ref());
                 }
@@ -179,6 +182,7 @@ impl RedisBroker {
                     kind: "D",
                     id,
                     attempt: *attempt,
+                    started_at: now_millis(),
                     a: clean_text(reason),
                     b: "".into(),
                 })
