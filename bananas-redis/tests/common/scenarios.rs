@@ -340,6 +340,9 @@ pub async fn leases(b: &RedisBroker) {
     r.lease = Duration::from_millis(50);
     let got = b.fetch(&r).await.unwrap();
     assert_eq!(got.len(), 2);
+    // A first attempt writes no meta field; the lease alone says attempt 1.
+    let rec = b.job(&j.id).await.unwrap().unwrap();
+    assert_eq!((rec.state, rec.attempts), (JobState::Active, 1));
     wait_past(now_millis() + 60).await;
     assert_eq!(b.recover_expired(&[route("lease")]).await.unwrap(), 2);
     let rec = b.job(&j.id).await.unwrap().unwrap();
@@ -379,6 +382,9 @@ pub async fn leases(b: &RedisBroker) {
     assert_eq!(b.job(&k.id).await.unwrap().unwrap().state, JobState::Queued);
     let again = fetch_n(b, &["lease-ext"], 1).await;
     assert_eq!(again[0].attempt, 1);
+    b.ack(vec![ok(&again[0], "\"done\"")]).await.unwrap();
+    let rec = b.job(&k.id).await.unwrap().unwrap();
+    assert_eq!((rec.state, rec.attempts), (JobState::Succeeded, 1));
 }
 
 pub async fn concurrent_recoverers(b: &RedisBroker) {

@@ -231,20 +231,24 @@ impl Worker {
             .concurrency
             .saturating_add(self.config.prefetch.unwrap_or(0));
         let held = Arc::new(tokio::sync::Semaphore::new(held_max));
+        let low_water =
+            (self.config.fetch_batch.min(held_max) / 2).clamp(1, u32::MAX as usize) as u32;
         let slots = Arc::new(tokio::sync::Semaphore::new(self.config.concurrency));
         let mut cursor = 0usize;
         let mut backoff = ErrorBackoff::default();
         loop {
-            // Wait for room (or shutdown), then take all the room there is
-            // up to the batch size: one fetch fills it.
+            // Wait for room for half a batch (or shutdown), then take all
+            // the room there is up to the batch size: one fetch fills it.
+            // Waiting for half a batch, not one job, keeps fetches large
+            // while the jobs still held keep the slots busy.
             let mut permit = tokio::select! {
                 biased;
                 _ = stop.cancelled() => return,
-                p = held.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+                p = held.clone().acquire_many_owned(low_water) => match p { Ok(p) => p, Err(_) => return },
             };
             let extra = held
                 .available_permits()
-                .min(self.config.fetch_batch.saturating_sub(1));
+                .min(self.config.fetch_batch.saturating_sub(low_water as usize));
             if extra > 0 {
                 if let Ok(more) = held.clone().try_acquire_many_owned(extra as u32) {
                     permit.merge(more);
@@ -337,7 +341,7 @@ impl Worker {
 
 /// Acknowledgement batches sent at once: the shared connection pipelines
 /// them, so one batch's round trip overlaps the next.
-pub const ACKS_IN_FLIGHT: usize = 4;
+pub const ACKS_IN_FLIGHT: usize = 2;
 
 /// Sends acknowledgements in batches: whatever has queued up while earlier
 /// batches were in flight goes in the next one, with up to
