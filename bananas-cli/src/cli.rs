@@ -112,13 +112,6 @@ pub(crate) struct SchedulesArgs {
     /// The app's API token.
     #[arg(long, env = "BANANAS_API_TOKEN", hide_env_values = true)]
     pub(crate) token: Option<String>,
-    /// Without `--api`: the schedule ids (task names) to look up in the
-    /// broker. It knows their last run, not their cron.
-    #[arg(conflicts_with = "api")]
-    pub(crate) ids: Vec<String>,
-    /// The route of the scheduled tasks given by id.
-    #[arg(long, default_value = "default", conflicts_with = "api")]
-    pub(crate) route: String,
 }
 
 #[derive(Debug, Args)]

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use bananas::{
     broker::{Broker, QueueStats, WorkerInfo},
     http::{self, rfc3339, ApiState, EnqueueRequest, JobView},
-    job::{JobId, Route},
+    job::JobId,
     Client,
 };
 use serde_json::{json, Map, Value};
@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     api,
-    cli::{Cli, Command, DeadCommand, EnqueueArgs, JobsCommand, SchedulesArgs, ServeArgs},
+    cli::{Cli, Command, DeadCommand, EnqueueArgs, JobsCommand, ServeArgs},
     output::{fields, short, Table},
 };
 
@@ -46,7 +46,7 @@ pub(crate) async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Enqueue(args) => enqueue(&client, args, json).await,
-        Command::Schedules(args) => schedules_from_broker(&client, args, json).await,
+        Command::Schedules(_) => schedules_from_broker(&client, json).await,
         Command::Serve(args) => serve(client, args).await,
     }
 }
@@ -326,10 +326,25 @@ async fn enqueue(client: &Client, args: EnqueueArgs, json: bool) -> Result<(), S
 
 async fn schedules_from_api(base: &str, token: Option<&str>, json: bool) -> Result<(), String> {
     let value = api::get_json(base, "/schedules", token).await?;
+    print_schedules(json, value);
+    Ok(())
+}
+
+/// The schedules that running schedulers announced in the broker.
+async fn schedules_from_broker(client: &Client, json: bool) -> Result<(), String> {
+    let states = bananas::scheduler::published_states(&**client.broker())
+        .await
+        .map_err(err)?;
+    let views: Vec<http::ScheduleView> = states.into_iter().map(Into::into).collect();
+    print_schedules(json, json!({ "schedules": views }));
+    Ok(())
+}
+
+fn print_schedules(json: bool, value: Value) {
     let list = value["schedules"].as_array().cloned().unwrap_or_default();
     print(json, value, || {
         if list.is_empty() {
-            return "no schedules\n".to_owned();
+            return "no schedules (none announced by a running scheduler)\n".to_owned();
         }
         let s = |v: &Value| v.as_str().unwrap_or("-").to_owned();
         let mut t = Table::new(&[
@@ -354,59 +369,6 @@ async fn schedules_from_api(base: &str, token: Option<&str>, json: bool) -> Resu
         }
         t.render()
     });
-    Ok(())
-}
-
-async fn schedules_from_broker(
-    client: &Client,
-    args: SchedulesArgs,
-    json: bool,
-) -> Result<(), String> {
-    if args.ids.is_empty() {
-        return Err("the broker alone does not know which schedules exist: give --api URL of a running app \
-                    (BANANAS_API_URL), or schedule ids (task names) to look up"
-            .to_owned());
-    }
-    let route = Route::new(args.route.as_str()).map_err(|e| format!("--route: {e}"))?;
-    let mut out = Vec::new();
-    for id in &args.ids {
-        let mark = client.broker().last_tick(id, &route).await.map_err(err)?;
-        let record = match &mark {
-            Some(m) => client.job(&m.job_id).await.map_err(err)?,
-            None => None,
-        };
-        out.push(json!({
-            "id": id,
-            "cron": null,
-            "tz": null,
-            "next_run": null,
-            "last_run": mark.as_ref().map(|m| http::Timestamp::from_millis(m.tick)),
-            "last_job_id": mark.as_ref().map(|m| m.job_id.to_string()),
-            "last_outcome": record.as_ref().map(|r| r.state),
-            "last_error": record.and_then(|r| r.error),
-        }));
-    }
-    print(json, json!({ "schedules": out }), || {
-        let s = |v: &Value| v.as_str().unwrap_or("-").to_owned();
-        let mut t = Table::new(&[
-            "SCHEDULE",
-            "LAST RUN",
-            "LAST JOB",
-            "LAST OUTCOME",
-            "LAST ERROR",
-        ]);
-        for x in &out {
-            t.row(vec![
-                s(&x["id"]),
-                s(&x["last_run"]["at"]),
-                s(&x["last_job_id"]),
-                s(&x["last_outcome"]),
-                short(x["last_error"].as_str().unwrap_or("-"), 40),
-            ]);
-        }
-        t.render()
-    });
-    Ok(())
 }
 
 async fn serve(client: Client, args: ServeArgs) -> Result<(), String> {

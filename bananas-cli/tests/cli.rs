@@ -300,26 +300,49 @@ async fn dead_list_requeue_and_purge() {
 }
 
 #[tokio::test]
-async fn schedules_from_the_broker_by_id() {
+async fn schedules_announced_in_the_broker() {
     let s = Space::new("schedules");
-    assert!(s.fails(&["schedules"]).contains("--api"));
+    assert_eq!(
+        s.ok(&["schedules"]).trim(),
+        "no schedules (none announced by a running scheduler)"
+    );
 
+    // What a running scheduler announces, and a tick it claimed.
     let broker = s.broker().await;
+    let info = |id: &str, next: u64| bananas::broker::ScheduleInfo {
+        id: id.to_owned(),
+        route: "default".to_owned(),
+        cron: "0 0 2 * * *".to_owned(),
+        tz: "Europe/Berlin".to_owned(),
+        next_run: Some(next),
+        seen_at: 500,
+    };
+    broker
+        .publish_schedules(&[info("nightly", 90_000_000), info("never-ran", 90_000_000)])
+        .await
+        .unwrap();
     let mut job = Job::new(
         "nightly",
         serde_json::value::RawValue::from_string("{}".into()).unwrap(),
     );
     job.id = "sched-nightly-1000".into();
     assert!(broker.claim_tick("nightly", 1000, job).await.unwrap());
-    let v = s.json(&["schedules", "nightly", "never-ran"]);
+
+    let v = s.json(&["schedules"]);
     let list = v["schedules"].as_array().unwrap();
-    assert_eq!(list[0]["id"], "nightly");
-    assert_eq!(list[0]["last_run"]["ms"], 1000);
-    assert_eq!(list[0]["last_job_id"], "sched-nightly-1000");
-    assert_eq!(list[0]["last_outcome"], "queued");
-    assert_eq!(list[1]["last_run"], Value::Null);
-    let human = s.ok(&["schedules", "nightly"]);
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0]["id"], "never-ran");
+    assert_eq!(list[0]["last_run"], Value::Null);
+    assert_eq!(list[1]["id"], "nightly");
+    assert_eq!(list[1]["cron"], "0 0 2 * * *");
+    assert_eq!(list[1]["tz"], "Europe/Berlin");
+    assert_eq!(list[1]["next_run"]["ms"], 90_000_000);
+    assert_eq!(list[1]["last_run"]["ms"], 1000);
+    assert_eq!(list[1]["last_job_id"], "sched-nightly-1000");
+    assert_eq!(list[1]["last_outcome"], "queued");
+    let human = s.ok(&["schedules"]);
     assert!(human.contains("1970-01-01T00:00:01.000Z"), "{human}");
+    assert!(human.contains("Europe/Berlin"), "{human}");
 }
 
 #[test]
@@ -459,7 +482,7 @@ async fn serve_is_the_http_api_without_task_code() {
     .await;
     assert_eq!((status, v["state"].as_str()), (200, Some("queued")));
 
-    // `schedules --api` reads the API (a standalone server knows none).
+    // `schedules --api` reads the API (nothing announced in this space).
     let out = Command::new(env!("CARGO_BIN_EXE_bananas"))
         .args([
             "--json",

@@ -97,6 +97,25 @@ pub struct TickMark {
     pub job_id: JobId,
 }
 
+/// A periodic task's schedule, as the schedulers announce it with
+/// [`Broker::publish_schedules`], so that tools without the task code (the
+/// CLI, a standalone HTTP API) can list schedules.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduleInfo {
+    /// The schedule id (the task name).
+    pub id: String,
+    /// The route its jobs run on.
+    pub route: String,
+    /// The cron expression, as the scheduler parses it.
+    pub cron: String,
+    /// The IANA time zone.
+    pub tz: String,
+    /// The next tick, as of `seen_at`.
+    pub next_run: Option<Millis>,
+    /// When a scheduler last announced it.
+    pub seen_at: Millis,
+}
+
 /// The contract between the Bananas runtime and a broker.
 ///
 /// Every method is atomic with respect to every other caller, in this
@@ -171,6 +190,13 @@ pub trait Broker: Send + Sync + std::fmt::Debug + 'static {
 
     /// The last tick claimed for `schedule` (whose jobs run on `route`).
     async fn last_tick(&self, schedule: &str, route: &Route) -> Result<Option<TickMark>>;
+
+    /// Records the schedules a scheduler runs (replacing earlier
+    /// announcements of the same ids).
+    async fn publish_schedules(&self, schedules: &[ScheduleInfo]) -> Result<()>;
+
+    /// Every schedule any scheduler has announced, sorted by id.
+    async fn schedules(&self) -> Result<Vec<ScheduleInfo>>;
 
     /// Checks that the broker answers.
     async fn ping(&self) -> Result<()>;

@@ -8,7 +8,7 @@ use std::{
 
 use async_trait::async_trait;
 use bananas_core::{
-    broker::{FetchRequest, QueueStats, TickMark, WorkerInfo},
+    broker::{FetchRequest, QueueStats, ScheduleInfo, TickMark, WorkerInfo},
     job::{now_millis, Millis},
     priority, Ack, Broker, Error, Job, JobId, JobRecord, Outcome, Priority, Result, Route,
 };
@@ -630,6 +630,41 @@ impl Broker for RedisBroker {
             .iter()
             .filter_map(|v| serde_json::from_slice(&bytes(v)?).ok())
             .collect())
+    }
+
+    async fn publish_schedules(&self, schedules: &[ScheduleInfo]) -> Result<()> {
+        if schedules.is_empty() {
+            return Ok(());
+        }
+        let mut cmd = redis::cmd("HSET");
+        cmd.arg(&self.inner.global.schedules);
+        for s in schedules {
+            cmd.arg(&s.id).arg(serde_json::to_string(s)?);
+        }
+        let mut conn = self.inner.conn.clone();
+        let _: i64 = cmd.query_async(&mut conn).await.map_err(broker_err)?;
+        Ok(())
+    }
+
+    async fn schedules(&self) -> Result<Vec<ScheduleInfo>> {
+        let mut conn = self.inner.conn.clone();
+        let all: Vec<(String, String)> = redis::cmd("HGETALL")
+            .arg(&self.inner.global.schedules)
+            .query_async(&mut conn)
+            .await
+            .map_err(broker_err)?;
+        let mut out: Vec<ScheduleInfo> = all
+            .into_iter()
+            .filter_map(|(id, json)| match serde_json::from_str(&json) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::warn!(schedule = %id, error = %e, "unreadable schedule announcement skipped");
+                    None
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
     }
 
     async fn claim_tick(&self, schedule: &str, tick: Millis, job: Job) -> Result<bool> {

@@ -57,6 +57,8 @@ pub(crate) struct GlobalKeys {
     pub(crate) routes: String,
     /// `{P}:workers`: zset of live workers by expiry.
     pub(crate) workers: String,
+    /// `{P}:schedules`: hash of schedule id → announced schedule (JSON).
+    pub(crate) schedules: String,
 }
 
 impl GlobalKeys {
@@ -65,6 +67,7 @@ impl GlobalKeys {
         GlobalKeys {
             routes: format!("{base}:routes"),
             workers: format!("{base}:workers"),
+            schedules: format!("{base}:schedules"),
             base,
         }
     }

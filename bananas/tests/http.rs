@@ -5,13 +5,12 @@ mod http_util;
 
 use std::{sync::Arc, time::Duration};
 
-use async_trait::async_trait;
 use bananas::{
-    broker::{Broker, FetchRequest, MemoryBroker, QueueStats, TickMark, WorkerInfo},
+    broker::{MemoryBroker, WorkerInfo},
     http::ApiState,
-    job::{Ack, Job, JobId, JobRecord, Millis, Route},
+    job::{JobId, JobRecord},
     task::Registry,
-    App, Client, Error, JobState,
+    App, Client, JobState,
 };
 use http_util::{start, Server};
 use serde_json::{json, Value};
@@ -423,18 +422,53 @@ async fn health_is_200_when_the_broker_answers_and_503_when_not() {
     assert_eq!(r.status, 200);
     assert_eq!(r.json(), json!({"status": "ok"}));
 
-    let server = start(ApiState::new(Client::new(Arc::new(DownBroker)))).await;
+    // A real Redis broker whose private server then goes away.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut redis = std::process::Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-server is installed");
+    let url = format!("redis://127.0.0.1:{port}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let broker = loop {
+        match bananas_redis::RedisBroker::builder(&url)
+            .response_timeout(Duration::from_secs(1))
+            .connect()
+            .await
+        {
+            Ok(b) => break b,
+            Err(e) if std::time::Instant::now() > deadline => panic!("redis-server: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    };
+    let server = start(ApiState::new(Client::new(Arc::new(broker)))).await;
+    assert_eq!(server.get("/health").await.status, 200);
+    redis.kill().unwrap();
+    redis.wait().unwrap();
     let r = server.get("/health").await;
     assert_eq!(r.status, 503);
     assert_eq!(r.json()["status"], "unavailable");
-    assert!(r.json()["error"]
-        .as_str()
-        .unwrap()
-        .contains("connection refused"));
+    assert!(
+        r.json()["error"].as_str().unwrap().contains("redis"),
+        "{:?}",
+        r.json()
+    );
     // Other endpoints say the broker is down with a 503, not a 500.
     let r = server.get("/queues").await;
     assert_eq!(r.status, 503);
-    assert!(r.error().contains("connection refused"));
+    assert!(r.error().contains("redis"), "{}", r.error());
     let r = server.post_json("/jobs", r#"{"name": "x"}"#).await;
     assert_eq!(r.status, 503);
 }
@@ -626,67 +660,4 @@ async fn serve_binds_and_stops() {
         .unwrap()
         .unwrap()
         .unwrap();
-}
-
-/// A broker that never answers.
-#[derive(Debug)]
-struct DownBroker;
-
-fn down<T>() -> bananas::Result<T> {
-    Err(Error::Broker("connection refused (test)".into()))
-}
-
-#[async_trait]
-impl Broker for DownBroker {
-    async fn enqueue(&self, _: Vec<Job>) -> bananas::Result<usize> {
-        down()
-    }
-    async fn fetch(&self, _: &FetchRequest) -> bananas::Result<Vec<Job>> {
-        down()
-    }
-    async fn ack(&self, _: Vec<Ack>) -> bananas::Result<()> {
-        down()
-    }
-    async fn release(&self, _: Vec<Job>) -> bananas::Result<()> {
-        down()
-    }
-    async fn extend_leases(&self, _: &[(Route, JobId)], _: Duration) -> bananas::Result<()> {
-        down()
-    }
-    async fn recover_expired(&self, _: &[Route]) -> bananas::Result<usize> {
-        down()
-    }
-    async fn job(&self, _: &JobId) -> bananas::Result<Option<JobRecord>> {
-        down()
-    }
-    async fn wait(&self, _: &JobId, _: Duration) -> bananas::Result<Option<JobRecord>> {
-        down()
-    }
-    async fn dead_jobs(&self, _: usize) -> bananas::Result<Vec<JobRecord>> {
-        down()
-    }
-    async fn requeue_dead(&self, _: &JobId) -> bananas::Result<bool> {
-        down()
-    }
-    async fn purge_dead(&self) -> bananas::Result<usize> {
-        down()
-    }
-    async fn stats(&self) -> bananas::Result<Vec<QueueStats>> {
-        down()
-    }
-    async fn heartbeat(&self, _: &WorkerInfo, _: Duration) -> bananas::Result<()> {
-        down()
-    }
-    async fn workers(&self) -> bananas::Result<Vec<WorkerInfo>> {
-        down()
-    }
-    async fn claim_tick(&self, _: &str, _: Millis, _: Job) -> bananas::Result<bool> {
-        down()
-    }
-    async fn last_tick(&self, _: &str, _: &Route) -> bananas::Result<Option<TickMark>> {
-        down()
-    }
-    async fn ping(&self) -> bananas::Result<()> {
-        down()
-    }
 }

@@ -204,6 +204,31 @@ async fn heartbeats_list_live_workers(kind: Kind) {
     tb.cleanup().await;
 }
 
+async fn schedules_are_announced(kind: Kind) {
+    let tb = TestBroker::new(kind, "schedules").await;
+    let b = &tb.broker;
+    assert!(b.schedules().await.unwrap().is_empty());
+    let info = |id: &str, next| bananas::broker::ScheduleInfo {
+        id: id.to_owned(),
+        route: "default".to_owned(),
+        cron: "0 * * * * *".to_owned(),
+        tz: "UTC".to_owned(),
+        next_run: Some(next),
+        seen_at: 1,
+    };
+    b.publish_schedules(&[info("b", 10), info("a", 10)])
+        .await
+        .unwrap();
+    b.publish_schedules(&[info("b", 20)]).await.unwrap();
+    let got = b.schedules().await.unwrap();
+    assert_eq!(
+        got,
+        vec![info("a", 10), info("b", 20)],
+        "sorted, latest announcement wins"
+    );
+    tb.cleanup().await;
+}
+
 broker_suite!(
     batches_and_idempotent_enqueue,
     wait_sees_results_before_and_after,
@@ -211,6 +236,7 @@ broker_suite!(
     priorities_follow_the_weighted_plan,
     tick_claims_are_exclusive,
     heartbeats_list_live_workers,
+    schedules_are_announced,
 );
 
 /// Results and dead jobs are kept for their TTLs, set through the URL.

@@ -301,6 +301,15 @@ async fn tick_jobs_are_normal_jobs() {
     assert_eq!(rec.priority, bananas::Priority::High);
     assert_eq!(rec.max_retries, 0);
 
+    // The running scheduler announced the schedule in the broker, so tools
+    // without the task code see the same state.
+    let published = bananas::scheduler::published_states(&*tb.broker)
+        .await
+        .unwrap();
+    assert_eq!(published.len(), 1);
+    assert_eq!(published[0].id, "hourly_report");
+    assert_eq!(published[0].last_outcome, Some(JobState::Succeeded));
+
     let after = scheduler.states().await.unwrap();
     assert_eq!(after[0].last_run, Some(t("2026-01-01T10:00:00Z")));
     assert_eq!(after[0].last_job_id.as_ref(), Some(&id));

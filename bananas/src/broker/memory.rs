@@ -15,7 +15,7 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 
 use crate::{
-    broker::{Broker, FetchRequest, QueueStats, TickMark, WorkerInfo},
+    broker::{Broker, FetchRequest, QueueStats, ScheduleInfo, TickMark, WorkerInfo},
     job::{now_millis, Ack, Job, JobId, JobRecord, JobState, Millis, Outcome, Priority, Route},
     priority, Result,
 };
@@ -64,6 +64,7 @@ struct State {
     /// Finished records by expiry.
     expiries: BTreeSet<(Millis, JobId)>,
     ticks: HashMap<String, TickMark>,
+    schedules: HashMap<String, ScheduleInfo>,
     /// How many `wait` calls are blocked on each job.
     waiting: HashMap<JobId, usize>,
     workers: HashMap<String, (WorkerInfo, Millis)>,
@@ -579,6 +580,20 @@ impl Broker for MemoryBroker {
 
     async fn last_tick(&self, schedule: &str, _route: &Route) -> Result<Option<TickMark>> {
         Ok(self.state.lock().ticks.get(schedule).cloned())
+    }
+
+    async fn publish_schedules(&self, schedules: &[ScheduleInfo]) -> Result<()> {
+        let mut st = self.state.lock();
+        for s in schedules {
+            st.schedules.insert(s.id.clone(), s.clone());
+        }
+        Ok(())
+    }
+
+    async fn schedules(&self) -> Result<Vec<ScheduleInfo>> {
+        let mut v: Vec<_> = self.state.lock().schedules.values().cloned().collect();
+        v.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(v)
     }
 
     async fn ping(&self) -> Result<()> {

@@ -45,7 +45,7 @@ pub use jobs::{
     MAX_RETRIES,
 };
 pub use openapi::OPENAPI_JSON;
-pub use routes::totals;
+pub use routes::{totals, ScheduleView};
 
 use crate::{app::Client, scheduler::Scheduler, task::Registry, Error, Result};
 
@@ -99,8 +99,9 @@ impl ApiState {
         self
     }
 
-    /// Answers `GET /schedules` from this scheduler. Without one the list
-    /// is empty: the broker alone does not know the schedules.
+    /// Answers `GET /schedules` from this scheduler. Without one, the list
+    /// comes from what running schedulers announced in the broker
+    /// ([`crate::scheduler::published_states`]).
     pub fn scheduler(mut self, scheduler: Scheduler) -> Self {
         self.scheduler = Some(scheduler);
         self

@@ -177,9 +177,9 @@ async fn dead_purge(State(state): State<Shared>) -> Result<Json<Value>, ApiError
     Ok(Json(json!({ "purged": n })))
 }
 
-/// One schedule in `GET /schedules`.
+/// One schedule as `GET /schedules` (and `bananas schedules --json`) shows it.
 #[derive(Debug, Serialize)]
-pub(crate) struct ScheduleView {
+pub struct ScheduleView {
     id: String,
     cron: String,
     tz: String,
@@ -213,7 +213,11 @@ impl From<ScheduleState> for ScheduleView {
 async fn schedules(State(state): State<Shared>) -> Result<Json<Value>, ApiError> {
     let schedules: Vec<ScheduleView> = match &state.scheduler {
         Some(s) => s.states().await?.into_iter().map(Into::into).collect(),
-        None => Vec::new(),
+        None => crate::scheduler::published_states(&**state.client.broker())
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect(),
     };
     Ok(Json(json!({ "schedules": schedules })))
 }

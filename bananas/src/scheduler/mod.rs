@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 pub use clock::{Clock, ManualClock, SystemClock};
 
 use crate::{
-    broker::Broker,
+    broker::{Broker, ScheduleInfo},
     job::{Job, JobId, JobState, Route},
     task::{Missed, Registry, TaskDef},
     Error, Result,
@@ -244,29 +244,36 @@ impl Scheduler {
 
     /// Every schedule's next run, last run and last outcome.
     pub async fn states(&self) -> Result<Vec<ScheduleState>> {
-        let now = self.clock.now();
         let mut out = Vec::with_capacity(self.schedules.len());
-        for s in &self.schedules {
-            let mark = self.broker.last_tick(s.id(), &s.route).await?;
-            let record = match &mark {
-                Some(m) => self.broker.job(&m.job_id).await?,
-                None => None,
-            };
-            let def_sched = s.def.schedule.expect("periodic task has a schedule");
-            out.push(ScheduleState {
-                id: s.id().to_owned(),
-                cron: def_sched.cron.to_owned(),
-                tz: def_sched.tz.to_owned(),
-                next_run: s.next_after(now),
-                last_run: mark
-                    .as_ref()
-                    .and_then(|m| Utc.timestamp_millis_opt(m.tick as i64).single()),
-                last_job_id: mark.map(|m| m.job_id),
-                last_outcome: record.as_ref().map(|r| r.state),
-                last_error: record.and_then(|r| r.error),
-            });
+        for info in self.infos() {
+            out.push(state_of(&*self.broker, info).await?);
         }
         Ok(out)
+    }
+
+    /// What this scheduler announces about its schedules.
+    pub fn infos(&self) -> Vec<ScheduleInfo> {
+        let now = self.clock.now();
+        self.schedules
+            .iter()
+            .map(|s| {
+                let def = s.def.schedule.expect("periodic task has a schedule");
+                ScheduleInfo {
+                    id: s.id().to_owned(),
+                    route: s.route.to_string(),
+                    cron: def.cron.to_owned(),
+                    tz: def.tz.to_owned(),
+                    next_run: s.next_after(now).map(|t| t.timestamp_millis() as u64),
+                    seen_at: now.timestamp_millis() as u64,
+                }
+            })
+            .collect()
+    }
+
+    /// Announces the schedules in the broker, for tools without the task
+    /// code ([`published_states`]).
+    pub async fn publish(&self) -> Result<()> {
+        self.broker.publish_schedules(&self.infos()).await
     }
 
     /// Claims ticks as they come due until `stop` is cancelled. Broker
@@ -278,7 +285,11 @@ impl Scheduler {
         tracing::info!(schedules = self.schedules.len(), "scheduler started");
         let mut failures = 0u32;
         loop {
-            let wait_until = match self.tick().await {
+            let pass = async {
+                self.tick().await?;
+                self.publish().await
+            };
+            let wait_until = match pass.await {
                 Ok(_) => {
                     failures = 0;
                     self.next_wake()
@@ -297,4 +308,34 @@ impl Scheduler {
             }
         }
     }
+}
+
+/// Every schedule announced in the broker, with its last run and outcome:
+/// what the CLI and a standalone HTTP API show without the task code.
+pub async fn published_states(broker: &dyn Broker) -> Result<Vec<ScheduleState>> {
+    let mut out = Vec::new();
+    for info in broker.schedules().await? {
+        out.push(state_of(broker, info).await?);
+    }
+    Ok(out)
+}
+
+async fn state_of(broker: &dyn Broker, info: ScheduleInfo) -> Result<ScheduleState> {
+    let route = Route::new(info.route.as_str())?;
+    let mark = broker.last_tick(&info.id, &route).await?;
+    let record = match &mark {
+        Some(m) => broker.job(&m.job_id).await?,
+        None => None,
+    };
+    let at = |ms: u64| Utc.timestamp_millis_opt(ms as i64).single();
+    Ok(ScheduleState {
+        id: info.id,
+        cron: info.cron,
+        tz: info.tz,
+        next_run: info.next_run.and_then(at),
+        last_run: mark.as_ref().and_then(|m| at(m.tick)),
+        last_job_id: mark.map(|m| m.job_id),
+        last_outcome: record.as_ref().map(|r| r.state),
+        last_error: record.and_then(|r| r.error),
+    })
 }
