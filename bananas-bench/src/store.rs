@@ -1,0 +1,130 @@
+//! Talking to Redis directly: connecting brokers under the benchmark's own
+//! prefix, reading `INFO memory`, and deleting the benchmark's keys.
+
+use std::{sync::Arc, time::Duration};
+
+use anyhow::Context as _;
+use bananas::broker::Broker;
+use bananas_redis::RedisBroker;
+use redis::aio::MultiplexedConnection;
+
+/// A broker on `url` whose keys all sit under `prefix`. Results expire after
+/// an hour, in case the benchmark dies before it cleans up.
+pub(crate) async fn broker(url: &str, prefix: &str) -> anyhow::Result<Arc<dyn Broker>> {
+    let broker = RedisBroker::builder(url)
+        .prefix(prefix)
+        .result_ttl(Duration::from_secs(3600))
+        .failure_ttl(Duration::from_secs(3600))
+        .connect()
+        .await
+        .with_context(|| format!("connecting the broker to {url}"))?;
+    Ok(Arc::new(broker))
+}
+
+/// A plain connection for `INFO`, `MEMORY USAGE`, `SCAN` and `DEL`.
+pub(crate) async fn raw(url: &str) -> anyhow::Result<MultiplexedConnection> {
+    let client = redis::Client::open(url).with_context(|| format!("bad Redis URL {url}"))?;
+    client
+        .get_multiplexed_async_connection()
+        .await
+        .with_context(|| format!("connecting to {url}"))
+}
+
+/// A field of `INFO <section>`.
+async fn info_field(
+    conn: &mut MultiplexedConnection,
+    section: &str,
+    field: &str,
+) -> anyhow::Result<String> {
+    let info: String = redis::cmd("INFO").arg(section).query_async(conn).await?;
+    info.lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .map(|v| v.trim().to_owned())
+        .with_context(|| format!("INFO {section} has no `{field}`"))
+}
+
+/// `INFO memory` `used_memory`, in bytes.
+pub(crate) async fn used_memory(conn: &mut MultiplexedConnection) -> anyhow::Result<i64> {
+    Ok(info_field(conn, "memory", "used_memory").await?.parse()?)
+}
+
+/// The server's version.
+pub(crate) async fn server_version(conn: &mut MultiplexedConnection) -> anyhow::Result<String> {
+    info_field(conn, "server", "redis_version").await
+}
+
+/// `MEMORY USAGE key SAMPLES 0` (every element counted), 0 if absent.
+pub(crate) async fn memory_usage(
+    conn: &mut MultiplexedConnection,
+    key: &str,
+) -> anyhow::Result<i64> {
+    let n: Option<i64> = redis::cmd("MEMORY")
+        .arg("USAGE")
+        .arg(key)
+        .arg("SAMPLES")
+        .arg(0)
+        .query_async(conn)
+        .await?;
+    Ok(n.unwrap_or(0))
+}
+
+/// The key of `route` (`default`) under `prefix` with `suffix`, as the
+/// broker names it (`{P:R}:suffix`; see docs/REDIS.md).
+pub(crate) fn route_key(prefix: &str, suffix: &str) -> String {
+    format!("{{{prefix}:default}}:{suffix}")
+}
+
+/// Deletes every key under `prefix` (`{P}…` and `{P:…`). Returns how many
+/// keys went.
+pub(crate) async fn cleanup(
+    conn: &mut MultiplexedConnection,
+    prefix: &str,
+) -> anyhow::Result<usize> {
+    let mut deleted = 0;
+    for pattern in [format!("{{{prefix}}}*"), format!("{{{prefix}:*")] {
+        deleted += delete_matching(conn, &pattern).await?;
+    }
+    Ok(deleted)
+}
+
+/// Deletes the keys matching `pattern` with `SCAN MATCH` and `DEL`: never
+/// `FLUSHDB`. `DEL`, not `UNLINK`, so the memory is back before the next
+/// measurement starts.
+pub(crate) async fn delete_matching(
+    conn: &mut MultiplexedConnection,
+    pattern: &str,
+) -> anyhow::Result<usize> {
+    let mut deleted = 0;
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(conn)
+            .await
+            .with_context(|| format!("SCAN MATCH {pattern}"))?;
+        if !keys.is_empty() {
+            let n: usize = redis::cmd("DEL").arg(&keys).query_async(conn).await?;
+            deleted += n;
+        }
+        if next == 0 {
+            return Ok(deleted);
+        }
+        cursor = next;
+    }
+}
+
+/// Jobs the broker still holds for the benchmark: queued, scheduled or
+/// leased (`stats`, one script call per route), and those dead.
+pub(crate) async fn pending(broker: &Arc<dyn Broker>) -> anyhow::Result<(u64, u64)> {
+    let stats = broker.stats().await?;
+    let live = stats
+        .iter()
+        .map(|s| s.high + s.normal + s.low + s.scheduled + s.active)
+        .sum();
+    let dead = stats.iter().map(|s| s.dead).sum();
+    Ok((live, dead))
+}
