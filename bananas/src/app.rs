@@ -187,6 +187,9 @@ pub struct Settings {
     pub api_token: Option<String>,
     /// `BANANAS_METRICS_ADDR`: serve Prometheus metrics here (feature `http`).
     pub metrics_addr: Option<SocketAddr>,
+    /// `BANANAS_HTTP_BODY_LIMIT`: the largest request body the HTTP API
+    /// takes, in bytes (default 1 MiB).
+    pub http_body_limit: Option<usize>,
 }
 
 impl Default for Settings {
@@ -199,6 +202,7 @@ impl Default for Settings {
             http_addr: None,
             api_token: None,
             metrics_addr: None,
+            http_body_limit: None,
         }
     }
 }
@@ -245,6 +249,14 @@ impl Settings {
         s.http_addr = env_addr("BANANAS_HTTP_ADDR")?;
         s.metrics_addr = env_addr("BANANAS_METRICS_ADDR")?;
         s.api_token = env("BANANAS_API_TOKEN");
+        if let Some(v) = env("BANANAS_HTTP_BODY_LIMIT") {
+            let n = v.parse().ok().filter(|&n: &usize| n > 0).ok_or_else(|| {
+                Error::Config(format!(
+                    "BANANAS_HTTP_BODY_LIMIT=`{v}`: expected a positive number of bytes"
+                ))
+            })?;
+            s.http_body_limit = Some(n);
+        }
         Ok(s)
     }
 }
@@ -528,11 +540,14 @@ impl App {
             let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
                 Error::Config(format!("BANANAS_HTTP_ADDR: cannot listen on {addr}: {e}"))
             })?;
-            let state = crate::http::ApiState::new(self.inner.client.clone())
+            let mut state = crate::http::ApiState::new(self.inner.client.clone())
                 .registry(self.inner.registry.clone())
                 .scheduler(self.inner.scheduler.clone())
                 .token(settings.api_token.clone())
                 .metrics(handle);
+            if let Some(limit) = settings.http_body_limit {
+                state = state.body_limit(limit);
+            }
             servers.push(tokio::spawn(crate::http::serve_listener(
                 state,
                 listener,
