@@ -113,12 +113,12 @@ impl Space {
                 outcome: Outcome::Dead {
                     reason: format!("boom {}", job.task),
                 },
-                job,
+                job: job.into_parts().0,
                 started_at: now_millis(),
                 finished_at: now_millis(),
             })
-            .collect();
-        broker.ack(acks).await.unwrap();
+            .collect::<Vec<_>>();
+        broker.ack(&acks).await.unwrap();
         n
     }
 }

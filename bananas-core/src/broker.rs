@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     error::Result,
-    job::{Ack, Job, JobId, JobRecord, Millis, Priority, Route},
+    job::{Ack, Job, JobId, JobRecord, JobRef, Millis, Priority, Route},
 };
 
 /// What a worker asks for when it fetches.
@@ -140,12 +140,15 @@ pub trait Broker: Send + Sync + std::fmt::Debug + 'static {
     /// A success without a value (a task with `result = false`) leaves
     /// nothing behind: afterwards [`Broker::job`] returns `None` for it.
     /// An ack whose lease is gone (the job was recovered and handed to
-    /// another worker) is ignored.
-    async fn ack(&self, acks: Vec<Ack>) -> Result<()>;
+    /// another worker) is ignored. The batch is borrowed so that a caller
+    /// can retry it after an error without copying it; acknowledging the
+    /// same attempt twice is harmless (the second is stale).
+    async fn ack(&self, acks: &[Ack]) -> Result<()>;
 
-    /// Hands back leased jobs that never ran (graceful shutdown). They go
-    /// back to the front of their queue and the attempt is not counted.
-    async fn release(&self, jobs: Vec<Job>) -> Result<()>;
+    /// Hands back leased attempts that never ran or were cancelled
+    /// (graceful shutdown). They go back to the front of their queue and
+    /// the attempt is not counted. An attempt whose lease is gone is ignored.
+    async fn release(&self, jobs: &[JobRef]) -> Result<()>;
 
     /// Extends the leases of in-flight jobs to `now + lease`.
     async fn extend_leases(&self, jobs: &[(Route, JobId)], lease: Duration) -> Result<()>;

@@ -11,4 +11,4 @@ pub mod priority;
 
 pub use broker::Broker;
 pub use error::{Error, Result};
-pub use job::{Ack, Job, JobId, JobRecord, JobState, Outcome, Priority, Route};
+pub use job::{Ack, Job, JobId, JobRecord, JobRef, JobState, Outcome, Priority, Route};

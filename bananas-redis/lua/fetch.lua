@@ -17,36 +17,53 @@ local plan = ARGV[3]
 local dead_ttl = tonumber(ARGV[5])
 promote(now, tonumber(ARGV[4]))
 
-local avail = {h = redis.call('LLEN', K_QH), n = redis.call('LLEN', K_QN), l = redis.call('LLEN', K_QL)}
-local fallback = {h = {'h', 'n', 'l'}, n = {'n', 'h', 'l'}, l = {'l', 'h', 'n'}}
-local order, take = {}, {h = 0, n = 0, l = 0}
-for i = 1, #plan do
-  local chain = fallback[string.sub(plan, i, i)] or fallback.n
-  for _, q in ipairs(chain) do
-    if avail[q] > 0 then
-      avail[q] = avail[q] - 1
-      take[q] = take[q] + 1
-      order[#order + 1] = q
-      break
-    end
-  end
-end
-
-if #order == 0 then
+-- Which queue each slot takes from (see bananas_core::priority): the
+-- preferred one if it has a job left, else the first non-empty one in the
+-- fallback order. When only one queue has jobs (the common case: one
+-- priority in use) every slot takes from it, in queue order: no per-slot
+-- work. Otherwise one pass over the plan with integer compares only.
+local ah, an, al = redis.call('LLEN', K_QH), redis.call('LLEN', K_QN), redis.call('LLEN', K_QL)
+local slots = #plan
+local ids
+local nonempty = (ah > 0 and 1 or 0) + (an > 0 and 1 or 0) + (al > 0 and 1 or 0)
+if nonempty == 0 then
   local first = redis.call('ZRANGE', K_SCHED, 0, 0, 'WITHSCORES')
   return { first[2] or '' }
-end
-
-local qkey = {h = K_QH, n = K_QN, l = K_QL}
-local popped, next_of = {}, {h = 1, n = 1, l = 1}
-for q, n in pairs(take) do
-  if n > 0 then popped[q] = redis.call('LPOP', qkey[q], n) else popped[q] = {} end
-end
-local ids = {}
-for i = 1, #order do
-  local q = order[i]
-  ids[i] = popped[q][next_of[q]]
-  next_of[q] = next_of[q] + 1
+elseif nonempty == 1 then
+  local key, avail = K_QN, an
+  if ah > 0 then key, avail = K_QH, ah elseif al > 0 then key, avail = K_QL, al end
+  ids = redis.call('LPOP', key, math.min(slots, avail))
+else
+  local byte = string.byte
+  local H, L = 104, 108 -- 'h', 'l'
+  local order, th, tn, tl = {}, 0, 0, 0
+  for i = 1, slots do
+    local c, q = byte(plan, i), 0
+    if c == H then
+      if ah > 0 then q = 1 elseif an > 0 then q = 2 elseif al > 0 then q = 3 end
+    elseif c == L then
+      if al > 0 then q = 3 elseif ah > 0 then q = 1 elseif an > 0 then q = 2 end
+    else
+      if an > 0 then q = 2 elseif ah > 0 then q = 1 elseif al > 0 then q = 3 end
+    end
+    if q == 0 then break end
+    if q == 1 then ah = ah - 1; th = th + 1
+    elseif q == 2 then an = an - 1; tn = tn + 1
+    else al = al - 1; tl = tl + 1 end
+    order[i] = q
+  end
+  local popped = {
+    th > 0 and redis.call('LPOP', K_QH, th) or {},
+    tn > 0 and redis.call('LPOP', K_QN, tn) or {},
+    tl > 0 and redis.call('LPOP', K_QL, tl) or {},
+  }
+  local next_of = {1, 1, 1}
+  ids = {}
+  for i = 1, #order do
+    local q = order[i]
+    ids[i] = popped[q][next_of[q]]
+    next_of[q] = next_of[q] + 1
+  end
 end
 
 local specs = vget('HMGET', K_JOBS, ids)
@@ -54,19 +71,23 @@ local specs = vget('HMGET', K_JOBS, ids)
 -- without one is on attempt 1, so nothing is written for it here.
 local metas = {}
 if redis.call('EXISTS', K_META) == 1 then metas = vget('HMGET', K_META, ids) end
-local out = { '' }
-local leases, newmeta = {}, {}
+local out, o = { '' }, 1
+local leases, nl, newmeta = {}, 0, {}
 local buried = 0
 for i = 1, #ids do
-  local id, spec = ids[i], specs[i]
-  local attempts, _, err = parse_meta(metas[i])
+  local id, spec, meta = ids[i], specs[i], metas[i]
+  local attempts, err = 0, ''
+  if meta then
+    local _
+    attempts, _, err = parse_meta(meta)
+  end
   if not spec or not attempts then
     local reason
     if not spec then
       reason = 'job data missing from Redis (id was queued without a spec)'
       spec = 'n' .. SEP .. '0' .. SEP .. '0' .. SEP .. SEP .. SEP .. 'null'
     else
-      reason = 'corrupt attempt counter in ' .. K_META .. ': ' .. tostring(metas[i])
+      reason = 'corrupt attempt counter in ' .. K_META .. ': ' .. tostring(meta)
     end
     bury(id, record('d', 0, '', now, reason, '', spec), now, dead_ttl)
     redis.call('HDEL', K_JOBS, id)
@@ -74,15 +95,17 @@ for i = 1, #ids do
     buried = buried + 1
   else
     attempts = attempts + 1
-    leases[#leases + 1] = deadline
-    leases[#leases + 1] = id
-    if metas[i] then
+    leases[nl + 1] = deadline
+    leases[nl + 2] = id
+    nl = nl + 2
+    if meta then
       newmeta[#newmeta + 1] = id
       newmeta[#newmeta + 1] = tostring(attempts) .. SEP .. tostring(now) .. SEP .. err
     end
-    out[#out + 1] = id
-    out[#out + 1] = attempts
-    out[#out + 1] = spec
+    out[o + 1] = id
+    out[o + 2] = attempts
+    out[o + 3] = spec
+    o = o + 3
   end
 end
 vcall('ZADD', K_LEASE, leases)

@@ -105,8 +105,9 @@ local function leased_attempts(meta)
   return parse_meta(meta)
 end
 
+-- One concatenation (a single VM instruction), no intermediate table.
 local function record(state, attempts, started, finished, err, result, spec)
-  return table.concat({state, tostring(attempts), started, tostring(finished), err, result, spec}, SEP)
+  return state .. SEP .. attempts .. SEP .. started .. SEP .. finished .. SEP .. err .. SEP .. result .. SEP .. spec
 end
 
 -- Hands a final record to everyone waiting on `id` (count from the waiters

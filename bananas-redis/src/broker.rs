@@ -10,10 +10,10 @@ use async_trait::async_trait;
 use bananas_core::{
     broker::{FetchRequest, QueueStats, ScheduleInfo, TickMark, WorkerInfo},
     job::{now_millis, Millis},
-    priority, Ack, Broker, Error, Job, JobId, JobRecord, Outcome, Priority, Result, Route,
+    priority, Ack, Broker, Error, Job, JobId, JobRecord, JobRef, Outcome, Priority, Result, Route,
 };
 use futures::future::{select_all, try_join_all};
-use redis::{AsyncCommands as _, Cmd};
+use redis::{AsyncCommands as _, Cmd, Value};
 
 use crate::{
     codec::{self, clean_text, SEP},
@@ -38,18 +38,28 @@ fn prio_char(p: Priority) -> char {
     }
 }
 
-/// Groups items by route, keeping the order of first appearance.
-fn by_route<T>(items: impl IntoIterator<Item = (Route, T)>) -> Vec<(Route, Vec<T>)> {
-    let mut index: HashMap<Route, usize> = HashMap::new();
+/// Groups items by route, keeping the order of first appearance. Routes
+/// are borrowed and cloned once per group; an item on the same route as the
+/// one before it (the usual case: one route) costs a string compare, not a
+/// hash.
+fn by_route<'r, T>(items: impl IntoIterator<Item = (&'r Route, T)>) -> Vec<(Route, Vec<T>)> {
+    let mut index: HashMap<&'r Route, usize> = HashMap::new();
     let mut groups: Vec<(Route, Vec<T>)> = Vec::new();
+    let mut last: Option<(&'r Route, usize)> = None;
     for (route, item) in items {
-        match index.get(&route) {
-            Some(&i) => groups[i].1.push(item),
-            None => {
-                index.insert(route.clone(), groups.len());
-                groups.push((route, vec![item]));
-            }
-        }
+        let i = match last {
+            Some((r, i)) if r == route => i,
+            _ => match index.get(route) {
+                Some(&i) => i,
+                None => {
+                    index.insert(route, groups.len());
+                    groups.push((route.clone(), Vec::new()));
+                    groups.len() - 1
+                }
+            },
+        };
+        groups[i].1.push(item);
+        last = Some((route, i));
     }
     groups
 }
@@ -102,7 +112,13 @@ impl RedisBroker {
             .ack
             .run(&self.inner.conn, &keys.keys, |c: &mut Cmd| {
                 c.arg(now).arg(ms(cfg.result_ttl)).arg(ms(cfg.failure_ttl));
-                for s in batch {
+                // Successes without a result go first, as compact triples.
+                let compact = batch.iter().filter(|s| s.kind == "N").count();
+                c.arg(compact);
+                for s in batch.iter().filter(|s| s.kind == "N") {
+                    c.arg(s.id).arg(s.attempt).arg(s.started_at);
+                }
+                for s in batch.iter().filter(|s| s.kind != "N") {
                     c.arg(s.kind)
                         .arg(s.id)
                         .arg(s.attempt)
@@ -150,10 +166,10 @@ impl RedisBroker {
             })
             .await
             .map_err(broker_err)?;
-        let reply = items(reply);
-        let flag = reply.first().map(text).unwrap_or_default();
+        let mut reply = items(reply).into_iter();
+        let flag = reply.next().map(|v| text(&v)).unwrap_or_default();
         let mut fetched = Fetched {
-            jobs: Vec::with_capacity((reply.len().saturating_sub(1)) / 3),
+            jobs: Vec::with_capacity(reply.len() / 3),
             next_eta: None,
             again: flag == "x",
         };
@@ -161,14 +177,23 @@ impl RedisBroker {
             fetched.next_eta = flag.parse::<f64>().ok().map(|f| f as Millis);
         }
         let mut corrupt: Vec<(String, u32, String)> = Vec::new();
-        for t in reply.get(1..).unwrap_or_default().chunks_exact(3) {
-            let id = text(&t[0]);
-            let attempt = int(&t[1]).unwrap_or(1).clamp(0, u32::MAX as i64) as u32;
-            let spec = bytes(&t[2]).unwrap_or_default();
-            match codec::decode_spec(&spec) {
+        while let (Some(id), Some(attempt), Some(spec)) = (reply.next(), reply.next(), reply.next())
+        {
+            // Take the reply's buffers instead of copying them.
+            let id = match id {
+                Value::BulkString(b) => String::from_utf8(b)
+                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+                other => text(&other),
+            };
+            let attempt = int(&attempt).unwrap_or(1).clamp(0, u32::MAX as i64) as u32;
+            let spec = match spec {
+                Value::BulkString(b) => b,
+                other => bytes(&other).unwrap_or_default().into_owned(),
+            };
+            match codec::decode_spec_owned(spec) {
                 Ok(spec) => fetched
                     .jobs
-                    .push(codec::job_from_spec(&id, route, attempt, spec)),
+                    .push(codec::job_from_spec(id, route, attempt, spec)),
                 Err(reason) => {
                     tracing::warn!(job_id = %id, %route, attempt, %reason, "moving a corrupt job to the dead letter");
                     corrupt.push((id, attempt, reason));
@@ -267,10 +292,7 @@ impl Broker for RedisBroker {
         let mut encoded = Vec::with_capacity(jobs.len());
         for job in &jobs {
             let due = job.eta.unwrap_or(0);
-            encoded.push((
-                job.route.clone(),
-                (job.id.as_str(), due, codec::encode_spec(job)?),
-            ));
+            encoded.push((&job.route, (job.id.as_str(), due, codec::encode_spec(job)?)));
         }
         let groups = by_route(encoded);
         let mut calls = Vec::new();
@@ -330,8 +352,8 @@ impl Broker for RedisBroker {
         }
     }
 
-    async fn ack(&self, acks: Vec<Ack>) -> Result<()> {
-        let groups = by_route(acks.iter().map(|a| (a.job.route.clone(), a)));
+    async fn ack(&self, acks: &[Ack]) -> Result<()> {
+        let groups = by_route(acks.iter().map(|a| (&a.job.route, a)));
         let mut calls = Vec::with_capacity(groups.len());
         for (route, batch) in groups {
             let keys = self.route_keys(&route).await?;
@@ -344,8 +366,8 @@ impl Broker for RedisBroker {
         Ok(())
     }
 
-    async fn release(&self, jobs: Vec<Job>) -> Result<()> {
-        let groups = by_route(jobs.iter().map(|j| (j.route.clone(), j)));
+    async fn release(&self, jobs: &[JobRef]) -> Result<()> {
+        let groups = by_route(jobs.iter().map(|j| (&j.route, j)));
         for (route, batch) in groups {
             let keys = self.route_keys(&route).await?;
             self.inner
@@ -364,7 +386,7 @@ impl Broker for RedisBroker {
 
     async fn extend_leases(&self, jobs: &[(Route, JobId)], lease: Duration) -> Result<()> {
         let deadline = now_millis().saturating_add(ms(lease));
-        let groups = by_route(jobs.iter().map(|(r, id)| (r.clone(), id)));
+        let groups = by_route(jobs.iter().map(|(r, id)| (r, id)));
         let mut calls = Vec::with_capacity(groups.len());
         for (route, ids) in groups {
             let keys = self.route_keys(&route).await?;

@@ -82,8 +82,18 @@ pub(crate) struct Spec {
 }
 
 /// Decodes a spec strictly: any problem is the reason it is corrupt.
+#[cfg(test)]
 pub(crate) fn decode_spec(spec: &[u8]) -> std::result::Result<Spec, String> {
-    let s = std::str::from_utf8(spec).map_err(|e| format!("corrupt job data: not UTF-8 ({e})"))?;
+    decode_spec_owned(spec.to_vec())
+}
+
+/// Decodes a spec strictly, reusing its buffer for the arguments (the
+/// fields before them are shifted out in place; nothing is copied to a new
+/// allocation). Any problem is the reason it is corrupt.
+pub(crate) fn decode_spec_owned(spec: Vec<u8>) -> std::result::Result<Spec, String> {
+    let mut owned =
+        String::from_utf8(spec).map_err(|e| format!("corrupt job data: not UTF-8 ({e})"))?;
+    let s = owned.as_str();
     let mut it = s.splitn(6, SEP);
     let mut next = |what: &str| {
         it.next()
@@ -114,14 +124,17 @@ pub(crate) fn decode_spec(spec: &[u8]) -> std::result::Result<Spec, String> {
     if task.is_empty() {
         return Err("corrupt job data: empty task name".into());
     }
-    let args = RawValue::from_string(args.to_owned())
-        .map_err(|e| format!("arguments are not valid JSON: {e}"))?;
+    let task = task.to_owned();
+    let args_at = s.len() - args.len();
+    owned.drain(..args_at);
+    let args =
+        RawValue::from_string(owned).map_err(|e| format!("arguments are not valid JSON: {e}"))?;
     Ok(Spec {
         priority,
         max_retries,
         created_at,
         eta,
-        task: task.to_owned(),
+        task,
         args,
     })
 }
@@ -157,7 +170,7 @@ fn null() -> Box<RawValue> {
 }
 
 /// Builds the envelope of a fetched job.
-pub(crate) fn job_from_spec(id: &str, route: &Route, attempt: u32, spec: Spec) -> Job {
+pub(crate) fn job_from_spec(id: String, route: &Route, attempt: u32, spec: Spec) -> Job {
     Job {
         id: JobId::from(id),
         task: spec.task,

@@ -73,7 +73,7 @@ async fn results_expire_with_their_ttl() {
     let j2 = job_on("ttl", Priority::Normal, 2);
     b.enqueue(vec![j1.clone(), j2.clone()]).await.unwrap();
     let got = fetch_n(&b, &["ttl"], 2).await;
-    b.ack(vec![
+    b.ack(&[
         ok(&got[0], "1"),
         ack(&got[1], Outcome::Dead { reason: "x".into() }),
     ])
@@ -194,7 +194,7 @@ async fn reconnects_after_client_kill() {
     .await;
     let got = fetch_n(&b, &["k"], 1).await;
     assert_eq!(got[0].id, j.id);
-    b.ack(vec![ok(&got[0], "1")]).await.unwrap();
+    b.ack(&[ok(&got[0], "1")]).await.unwrap();
     assert_eq!(
         b.job(&j.id).await.unwrap().unwrap().state,
         JobState::Succeeded
@@ -212,7 +212,7 @@ async fn resumes_after_a_restart_without_losing_jobs() {
         .collect();
     assert_eq!(b.enqueue(jobs).await.unwrap(), 100);
     let first = fetch_n(&b, &["rs"], 10).await;
-    b.ack(first.iter().map(|j| ok(j, "1")).collect())
+    b.ack(&first.iter().map(|j| ok(j, "1")).collect::<Vec<_>>())
         .await
         .unwrap();
     server.stop();

@@ -6,7 +6,7 @@ use std::{sync::Arc, time::Duration};
 
 use bananas::{
     broker::{Broker, FetchRequest, WorkerInfo},
-    job::{now_millis, Ack, Job, JobState, Outcome, Priority, Route},
+    job::{now_millis, Ack, Job, JobRef, JobState, Outcome, Priority, Route},
 };
 use bananas_tests::{broker_suite, Kind, TestBroker};
 use serde_json::value::RawValue;
@@ -30,7 +30,7 @@ fn fetch_req(max: usize) -> FetchRequest {
 
 fn done(job: Job, value: &str) -> Ack {
     Ack {
-        job,
+        job: job.into_parts().0,
         outcome: Outcome::Succeeded(Some(RawValue::from_string(value.to_owned()).unwrap())),
         started_at: now_millis(),
         finished_at: now_millis(),
@@ -52,7 +52,7 @@ async fn batches_and_idempotent_enqueue(kind: Kind) {
     let s = stats.iter().find(|s| s.route == "default").unwrap();
     assert_eq!((s.normal, s.active), (30, 20));
 
-    b.ack(got.into_iter().map(|j| done(j, "1")).collect())
+    b.ack(&got.into_iter().map(|j| done(j, "1")).collect::<Vec<_>>())
         .await
         .unwrap();
     let stats = b.stats().await.unwrap();
@@ -79,7 +79,7 @@ async fn wait_sees_results_before_and_after(kind: Kind) {
         }
     };
     // The result lands before anyone waits: the wait still sees it.
-    b.ack(vec![done(a, "\"early\"")]).await.unwrap();
+    b.ack(&[done(a, "\"early\"")]).await.unwrap();
     let rec = b
         .wait(&early_id, Duration::from_secs(5))
         .await
@@ -94,7 +94,7 @@ async fn wait_sees_results_before_and_after(kind: Kind) {
         tokio::spawn(async move { b.wait(&id, Duration::from_secs(10)).await })
     };
     tokio::task::yield_now().await;
-    b.ack(vec![done(c, "\"late\"")]).await.unwrap();
+    b.ack(&[done(c, "\"late\"")]).await.unwrap();
     let rec = waiter.await.unwrap().unwrap().expect("woken by the result");
     assert_eq!(
         (rec.state, rec.result.unwrap().get()),
@@ -120,7 +120,9 @@ async fn release_puts_jobs_back_uncounted(kind: Kind) {
     let id = j.id.clone();
     b.enqueue(vec![j]).await.unwrap();
     let got = b.fetch(&fetch_req(1)).await.unwrap();
-    b.release(got).await.unwrap();
+    b.release(&got.iter().map(JobRef::from).collect::<Vec<_>>())
+        .await
+        .unwrap();
     let rec = b.job(&id).await.unwrap().unwrap();
     assert_eq!((rec.state, rec.attempts), (JobState::Queued, 0));
     let got = b.fetch(&fetch_req(1)).await.unwrap();
@@ -257,14 +259,14 @@ async fn memory_results_expire_with_their_ttls() {
         (second, first)
     };
     let dead = Ack {
-        job: bad,
+        job: bad.into_parts().0,
         outcome: Outcome::Dead {
             reason: "no".into(),
         },
         started_at: now_millis(),
         finished_at: now_millis(),
     };
-    b.ack(vec![done(ok, "1"), dead]).await.unwrap();
+    b.ack(&[done(ok, "1"), dead]).await.unwrap();
     assert!(b.job(&ok_id).await.unwrap().is_some());
     bananas_tests::eventually(Duration::from_secs(5), "result expired", || {
         let b = b.clone();

@@ -142,7 +142,7 @@ pub fn req(routes: &[&str], max: usize) -> FetchRequest {
 
 pub fn ack(job: &Job, outcome: Outcome) -> Ack {
     Ack {
-        job: job.clone(),
+        job: job.into(),
         outcome,
         started_at: now_millis(),
         finished_at: now_millis(),
@@ -405,9 +405,10 @@ pub async fn drain(b: &RedisBroker, routes: &[&str]) -> usize {
         }
         n += jobs.len();
         b.ack(
-            jobs.iter()
+            &jobs
+                .iter()
                 .map(|j| ack(j, Outcome::Succeeded(None)))
-                .collect(),
+                .collect::<Vec<_>>(),
         )
         .await
         .unwrap();

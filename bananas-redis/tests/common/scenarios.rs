@@ -49,7 +49,7 @@ pub async fn roundtrip(b: &RedisBroker) {
     assert!(b.fetch(&req(&["default"], 10)).await.unwrap().is_empty());
 
     let by_id = |id: &JobId| jobs.iter().find(|j| &j.id == id).unwrap().clone();
-    b.ack(vec![
+    b.ack(&[
         ok(&by_id(&j1.id), r#"{"sum":3}"#),
         ack(&by_id(&j2.id), Outcome::Succeeded(None)),
         ack(
@@ -175,7 +175,7 @@ pub async fn retry(b: &RedisBroker) {
     b.enqueue(vec![j.clone()]).await.unwrap();
     let got = fetch_n(b, &["retry"], 1).await;
     let at = now_millis() + 50;
-    b.ack(vec![ack(
+    b.ack(&[ack(
         &got[0],
         Outcome::Retry {
             at,
@@ -192,7 +192,7 @@ pub async fn retry(b: &RedisBroker) {
     let again = fetch_n(b, &["retry"], 1).await;
     assert_eq!(again[0].attempt, 2);
     assert_eq!(again[0].priority, Priority::High);
-    b.ack(vec![ok(&again[0], "7")]).await.unwrap();
+    b.ack(&[ok(&again[0], "7")]).await.unwrap();
     let rec = b.job(&j.id).await.unwrap().unwrap();
     assert_eq!(rec.state, JobState::Succeeded);
     assert_eq!(rec.result.unwrap().get(), "7");
@@ -209,7 +209,7 @@ pub async fn dead_letter(b: &RedisBroker) {
     b.enqueue(vec![j1.clone(), j2.clone()]).await.unwrap();
     let got = fetch_n(b, &["dl"], 2).await;
     for j in &got {
-        b.ack(vec![ack(
+        b.ack(&[ack(
             j,
             Outcome::Dead {
                 reason: format!("bad {}", j.args.get()),
@@ -236,7 +236,7 @@ pub async fn dead_letter(b: &RedisBroker) {
     let again = fetch_n(b, &["dl"], 1).await;
     assert_eq!(again[0].id, j1.id);
     assert_eq!(again[0].attempt, 1, "requeue resets attempts");
-    b.ack(vec![ok(&again[0], "null")]).await.unwrap();
+    b.ack(&[ok(&again[0], "null")]).await.unwrap();
 
     assert!(b.purge_dead().await.unwrap() >= 1);
     assert!(b.dead_jobs(10).await.unwrap().is_empty());
@@ -255,7 +255,7 @@ pub async fn wait(b: &RedisBroker, raw_url: &str, prefix: &str) {
     let j = job_on("wait", Priority::Normal, 1);
     b.enqueue(vec![j.clone()]).await.unwrap();
     let got = fetch_n(b, &["wait"], 1).await;
-    b.ack(vec![ok(&got[0], "1")]).await.unwrap();
+    b.ack(&[ok(&got[0], "1")]).await.unwrap();
     let rec = b
         .wait(&j.id, Duration::from_secs(5))
         .await
@@ -286,7 +286,7 @@ pub async fn wait(b: &RedisBroker, raw_url: &str, prefix: &str) {
         })
         .await;
         let got = fetch_n(b, &["wait"], 1).await;
-        b.ack(vec![ack(&got[0], outcome.clone())]).await.unwrap();
+        b.ack(&[ack(&got[0], outcome.clone())]).await.unwrap();
         let rec = waiter
             .await
             .unwrap()
@@ -358,9 +358,9 @@ pub async fn leases(b: &RedisBroker) {
     assert_eq!(again[0].attempt, 2);
     // The lost worker's late ack is stale and ignored.
     let stale = got.iter().find(|x| x.id == j.id).unwrap();
-    b.ack(vec![ok(stale, "\"stale\"")]).await.unwrap();
+    b.ack(&[ok(stale, "\"stale\"")]).await.unwrap();
     assert_eq!(b.job(&j.id).await.unwrap().unwrap().state, JobState::Active);
-    b.ack(vec![ok(&again[0], "\"fresh\"")]).await.unwrap();
+    b.ack(&[ok(&again[0], "\"fresh\"")]).await.unwrap();
     let rec = b.job(&j.id).await.unwrap().unwrap();
     assert_eq!(rec.result.unwrap().get(), "\"fresh\"");
 
@@ -378,11 +378,13 @@ pub async fn leases(b: &RedisBroker) {
     .unwrap();
     wait_past(now_millis() + 60).await;
     assert_eq!(b.recover_expired(&[route("lease-ext")]).await.unwrap(), 0);
-    b.release(got).await.unwrap();
+    b.release(&got.iter().map(Into::into).collect::<Vec<_>>())
+        .await
+        .unwrap();
     assert_eq!(b.job(&k.id).await.unwrap().unwrap().state, JobState::Queued);
     let again = fetch_n(b, &["lease-ext"], 1).await;
     assert_eq!(again[0].attempt, 1);
-    b.ack(vec![ok(&again[0], "\"done\"")]).await.unwrap();
+    b.ack(&[ok(&again[0], "\"done\"")]).await.unwrap();
     let rec = b.job(&k.id).await.unwrap().unwrap();
     assert_eq!((rec.state, rec.attempts), (JobState::Succeeded, 1));
 }
@@ -541,7 +543,7 @@ pub async fn no_leftovers(b: &RedisBroker, raw_url: &str, prefix: &str) {
         let all: Vec<Job> = got.into_iter().chain(more).collect();
         settled += all.len();
         b.ack(
-            all.iter()
+            &all.iter()
                 .map(|j| {
                     if j.args.get().contains("7") {
                         ok(j, "1")
@@ -549,7 +551,7 @@ pub async fn no_leftovers(b: &RedisBroker, raw_url: &str, prefix: &str) {
                         ack(j, Outcome::Succeeded(None))
                     }
                 })
-                .collect(),
+                .collect::<Vec<_>>(),
         )
         .await
         .unwrap();

@@ -16,7 +16,9 @@ use tokio::sync::Notify;
 
 use crate::{
     broker::{Broker, FetchRequest, QueueStats, ScheduleInfo, TickMark, WorkerInfo},
-    job::{now_millis, Ack, Job, JobId, JobRecord, JobState, Millis, Outcome, Priority, Route},
+    job::{
+        now_millis, Ack, Job, JobId, JobRecord, JobRef, JobState, Millis, Outcome, Priority, Route,
+    },
     priority, Result,
 };
 
@@ -305,7 +307,7 @@ impl Broker for MemoryBroker {
         }
     }
 
-    async fn ack(&self, acks: Vec<Ack>) -> Result<()> {
+    async fn ack(&self, acks: &[Ack]) -> Result<()> {
         let now = now_millis();
         let mut requeued = false;
         {
@@ -317,7 +319,7 @@ impl Broker for MemoryBroker {
                     tracing::warn!(job_id = %id, "stale ack ignored: the job's lease had expired");
                     continue;
                 }
-                match ack.outcome {
+                match ack.outcome.clone() {
                     Outcome::Succeeded(None) if st.waiting.contains_key(id) => {
                         // The task keeps no result, but someone waits for it:
                         // keep the bare record just long enough to wake them.
@@ -367,7 +369,7 @@ impl Broker for MemoryBroker {
         Ok(())
     }
 
-    async fn release(&self, jobs: Vec<Job>) -> Result<()> {
+    async fn release(&self, jobs: &[JobRef]) -> Result<()> {
         {
             let mut st = self.state.lock();
             for job in jobs.iter().rev() {

@@ -7,7 +7,7 @@ use tracing::Instrument;
 
 use crate::{
     context::Context,
-    job::{now_millis, Ack, Job, Outcome},
+    job::{now_millis, Ack, Job, JobRef, Outcome},
     task::{Registry, TaskError},
 };
 
@@ -19,9 +19,17 @@ use crate::{
 /// - An error, a panic or a timeout is a failed attempt: the job is retried
 ///   after the task's backoff, or dead-lettered with that error when its
 ///   retries are used up.
+///
+/// The arguments move into the handler (they are not copied); the [`Ack`]
+/// keeps only the job's [`JobRef`].
 pub async fn execute(registry: &Registry, job: Job) -> Ack {
     let started_at = now_millis();
-    let outcome = match registry.get(&job.task) {
+    let run = registry
+        .get(&job.task)
+        .map(|def| (def, Context::for_job(&job)));
+    let task_name = run.as_ref().map_or("unknown", |(def, _)| def.name);
+    let (job, args) = job.into_parts();
+    let outcome = match run {
         None => {
             tracing::error!(job_id = %job.id, task = %job.task, "unknown task");
             Outcome::Dead {
@@ -31,10 +39,9 @@ pub async fn execute(registry: &Registry, job: Job) -> Ack {
                 ),
             }
         }
-        Some(def) => {
+        Some((def, ctx)) => {
             let span = tracing::info_span!("job", job_id = %job.id, task = def.name, attempt = job.attempt);
-            let ctx = Context::for_job(&job);
-            let fut = AssertUnwindSafe((def.handler)(ctx, job.args.clone()))
+            let fut = AssertUnwindSafe((def.handler)(ctx, args))
                 .catch_unwind()
                 .instrument(span);
             let result = match def.timeout {
@@ -74,7 +81,7 @@ pub async fn execute(registry: &Registry, job: Job) -> Ack {
         }
     };
     let finished_at = now_millis();
-    record_metrics(registry, &job.task, &outcome, started_at, finished_at);
+    record_metrics(task_name, &outcome, started_at, finished_at);
     Ack {
         job,
         outcome,
@@ -85,14 +92,7 @@ pub async fn execute(registry: &Registry, job: Job) -> Ack {
 
 /// Counts the attempt and its duration per task. Labels are the task's
 /// `&'static` name, so recording allocates nothing.
-fn record_metrics(
-    registry: &Registry,
-    task: &str,
-    outcome: &Outcome,
-    started_at: u64,
-    finished_at: u64,
-) {
-    let task: &'static str = registry.get(task).map_or("unknown", |d| d.name);
+fn record_metrics(task: &'static str, outcome: &Outcome, started_at: u64, finished_at: u64) {
     let outcome = match outcome {
         Outcome::Succeeded(_) => "succeeded",
         Outcome::Retry { .. } => "retried",
@@ -106,7 +106,7 @@ fn record_metrics(
     metrics::histogram!("bananas_job_duration_seconds", "task" => task).record(secs);
 }
 
-fn failed(job: &Job, delay: Duration, error: String) -> Outcome {
+fn failed(job: &JobRef, delay: Duration, error: String) -> Outcome {
     if job.can_retry() {
         tracing::warn!(job_id = %job.id, task = %job.task, attempt = job.attempt, %error, retry_in = ?delay, "attempt failed; will retry");
         Outcome::Retry {

@@ -5,33 +5,39 @@
 //! - the **fetcher** leases jobs in batches of up to `fetch_batch`, in one
 //!   broker call, blocking (not polling) while the queues are empty. It keeps
 //!   up to `concurrency + prefetch` jobs leased, so the next jobs are already
-//!   here when a slot frees up; a prefetched job is leased, counted in the
-//!   in-flight set (its lease is extended) and handed back on shutdown;
-//! - each job runs in its own task ([`execute`]) once one of the
-//!   `concurrency` slots is free, with its timeout and with panics caught; it
-//!   ends as an [`Ack`] (success, retry or dead);
+//!   here when an executor frees up; a prefetched job is leased, counted in
+//!   the in-flight set (its lease is extended), waits in a local queue and
+//!   is handed back on shutdown;
+//! - `concurrency` long-lived **executors** take jobs from the local queue
+//!   and run them one after another ([`execute`]), each with its timeout and
+//!   with panics caught; a job ends as an [`Ack`] (success, retry or dead).
+//!   No task is spawned per job;
 //! - the **acker** sends finished jobs to the broker in batches, with up to
 //!   [`ACKS_IN_FLIGHT`] batches in flight at once;
 //! - the **lease keeper** extends the leases of running jobs in one call per
 //!   interval, recovers jobs whose lease expired (a lost worker's), and
 //!   reports a heartbeat.
 //!
-//! On shutdown the fetcher stops, prefetched jobs that have not started are
-//! handed back at once, running jobs get `shutdown_timeout` to finish, and
+//! On shutdown the fetcher stops, the local queue is closed, prefetched jobs
+//! that have not started are handed back at once, running jobs get `shutdown_timeout` to finish, and
 //! the jobs still running after that are cancelled and handed back to the
 //! broker for another worker.
 
 mod execute;
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{collections::VecDeque, panic::AssertUnwindSafe, sync::Arc, time::Duration};
 
+use futures::FutureExt;
 use parking_lot::Mutex;
-use tokio::{sync::mpsc, task::JoinSet};
+use tokio::{
+    sync::{mpsc, Semaphore},
+    task::JoinSet,
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
     broker::{Broker, FetchRequest, WorkerInfo},
-    job::{now_millis, Ack, Job, JobId, Route},
+    job::{now_millis, Ack, Job, JobId, JobRef, Route},
     task::Registry,
     Result,
 };
@@ -94,9 +100,60 @@ pub struct Worker {
     info: WorkerInfo,
 }
 
-/// Jobs running now, by id: what the lease keeper extends, and what
-/// shutdown hands back.
-type InFlight = Arc<Mutex<HashMap<JobId, Job>>>;
+/// Every job this worker holds a lease on (running, or prefetched and
+/// waiting for an executor): what the lease keeper extends, and what
+/// shutdown hands back. A slab: a job's slot is its index, so adding and
+/// removing costs no hashing and, once warm, no allocation.
+#[derive(Debug, Default)]
+struct Leases {
+    slots: Vec<Option<JobRef>>,
+    free: Vec<usize>,
+    len: usize,
+}
+
+impl Leases {
+    fn insert(&mut self, job: JobRef) -> usize {
+        self.len += 1;
+        match self.free.pop() {
+            Some(i) => {
+                self.slots[i] = Some(job);
+                i
+            }
+            None => {
+                self.slots.push(Some(job));
+                self.slots.len() - 1
+            }
+        }
+    }
+
+    fn remove(&mut self, slot: usize) -> Option<JobRef> {
+        let job = self.slots.get_mut(slot)?.take()?;
+        self.free.push(slot);
+        self.len -= 1;
+        Some(job)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &JobRef> {
+        self.slots.iter().flatten()
+    }
+
+    fn drain(&mut self) -> Vec<JobRef> {
+        self.free.clear();
+        self.len = 0;
+        self.slots.drain(..).flatten().collect()
+    }
+}
+
+type InFlight = Arc<Mutex<Leases>>;
+
+/// Fetched jobs waiting for an executor, with their slot in [`Leases`].
+/// `ready` counts them: the fetcher adds a permit per job pushed, an
+/// executor takes one before popping, and closing it stops the executors.
+#[derive(Debug)]
+struct LocalQueue {
+    jobs: Mutex<VecDeque<(usize, Job)>>,
+    ready: Semaphore,
+}
 
 impl Worker {
     /// A worker running `registry`'s tasks from `broker`.
@@ -160,38 +217,59 @@ impl Worker {
             "worker started"
         );
 
-        let mut running = JoinSet::new();
-        self.fetch_loop(&stop, &in_flight, &ack_tx, &mut running)
+        // `held` bounds the jobs this worker holds (running or waiting in
+        // the local queue); the executors give a permit back per job done.
+        let held_max = self
+            .config
+            .concurrency
+            .saturating_add(self.config.prefetch.unwrap_or(0));
+        let held = Arc::new(Semaphore::new(held_max));
+        let queue = Arc::new(LocalQueue {
+            jobs: Mutex::new(VecDeque::with_capacity(held_max.min(65_536))),
+            ready: Semaphore::new(0),
+        });
+        let mut executors = JoinSet::new();
+        for _ in 0..self.config.concurrency {
+            executors.spawn(executor(
+                self.registry.clone(),
+                queue.clone(),
+                in_flight.clone(),
+                held.clone(),
+                ack_tx.clone(),
+            ));
+        }
+        self.fetch_loop(&stop, &in_flight, &queue, &held, held_max)
             .await;
 
-        // Graceful shutdown: prefetched jobs that never started go back at
-        // once; running jobs may finish; then the rest go back too.
-        let mut unstarted = Vec::new();
+        // Graceful shutdown: no executor starts another job; prefetched
+        // jobs that never started go back at once; running jobs may finish;
+        // then the rest go back too.
+        queue.ready.close();
+        let unstarted: Vec<JobRef> = {
+            let waiting: Vec<(usize, Job)> = queue.jobs.lock().drain(..).collect();
+            let mut map = in_flight.lock();
+            waiting
+                .into_iter()
+                .filter_map(|(slot, _)| map.remove(slot))
+                .collect()
+        };
+        self.hand_back(unstarted).await;
         let drained = tokio::time::timeout(self.config.shutdown_timeout, async {
-            while let Some(r) = running.join_next().await {
-                if let Ok(Some(job)) = r {
-                    unstarted.push(job);
-                    if unstarted.len() >= 1024 {
-                        self.hand_back(&in_flight, std::mem::take(&mut unstarted))
-                            .await;
-                    }
-                }
-            }
+            while executors.join_next().await.is_some() {}
         })
         .await;
         if drained.is_err() {
-            running.abort_all();
-            while running.join_next().await.is_some() {}
-            let left: Vec<Job> = in_flight.lock().drain().map(|(_, j)| j).collect();
+            executors.abort_all();
+            while executors.join_next().await.is_some() {}
+            let left = in_flight.lock().drain();
             if !left.is_empty() {
                 tracing::warn!(
                     jobs = left.len(),
                     "shutdown timeout reached: handing unfinished jobs back to the broker"
                 );
             }
-            unstarted = left;
+            self.hand_back(left).await;
         }
-        self.hand_back(&in_flight, unstarted).await;
         drop(ack_tx);
         ack_closing.cancel();
         let _ = acker.await;
@@ -201,60 +279,54 @@ impl Worker {
         Ok(())
     }
 
-    /// Releases leased jobs that did not run (or were cancelled).
-    async fn hand_back(&self, in_flight: &InFlight, jobs: Vec<Job>) {
+    /// Releases leased jobs that did not run (or were cancelled); they
+    /// are already out of the in-flight set.
+    async fn hand_back(&self, jobs: Vec<JobRef>) {
         if jobs.is_empty() {
             return;
         }
-        {
-            let mut map = in_flight.lock();
-            for j in &jobs {
-                map.remove(&j.id);
+        for chunk in jobs.chunks(1024) {
+            if let Err(e) = self.broker.release(chunk).await {
+                tracing::error!(error = %e, "could not hand jobs back; their leases will expire and another worker will run them");
             }
-        }
-        if let Err(e) = self.broker.release(jobs).await {
-            tracing::error!(error = %e, "could not hand jobs back; their leases will expire and another worker will run them");
         }
     }
 
+    /// Leases jobs into the local queue until `stop`, keeping at most
+    /// `held_max` held (running or queued locally).
     async fn fetch_loop(
         &self,
         stop: &CancellationToken,
         in_flight: &InFlight,
-        ack_tx: &mpsc::UnboundedSender<Ack>,
-        running: &mut JoinSet<Option<Job>>,
+        queue: &LocalQueue,
+        held: &Semaphore,
+        held_max: usize,
     ) {
-        // `held` bounds the jobs this worker holds (running or prefetched);
-        // `slots` bounds the jobs running at once.
-        let held_max = self
-            .config
-            .concurrency
-            .saturating_add(self.config.prefetch.unwrap_or(0));
-        let held = Arc::new(tokio::sync::Semaphore::new(held_max));
         let low_water =
             (self.config.fetch_batch.min(held_max) / 2).clamp(1, u32::MAX as usize) as u32;
-        let slots = Arc::new(tokio::sync::Semaphore::new(self.config.concurrency));
         let mut cursor = 0usize;
         let mut backoff = ErrorBackoff::default();
         loop {
             // Wait for room for half a batch (or shutdown), then take all
             // the room there is up to the batch size: one fetch fills it.
             // Waiting for half a batch, not one job, keeps fetches large
-            // while the jobs still held keep the slots busy.
-            let mut permit = tokio::select! {
+            // while the jobs still held keep the executors busy.
+            let permit = tokio::select! {
                 biased;
                 _ = stop.cancelled() => return,
-                p = held.clone().acquire_many_owned(low_water) => match p { Ok(p) => p, Err(_) => return },
+                p = held.acquire_many(low_water) => match p { Ok(p) => p, Err(_) => return },
             };
+            permit.forget();
             let extra = held
                 .available_permits()
                 .min(self.config.fetch_batch.saturating_sub(low_water as usize));
+            let mut want = low_water as usize;
             if extra > 0 {
-                if let Ok(more) = held.clone().try_acquire_many_owned(extra as u32) {
-                    permit.merge(more);
+                if let Ok(more) = held.try_acquire_many(extra as u32) {
+                    more.forget();
+                    want += extra;
                 }
             }
-            let want = permit.num_permits();
             let req = FetchRequest {
                 routes: self.config.routes.clone(),
                 max: want,
@@ -269,6 +341,7 @@ impl Worker {
                     jobs
                 }
                 Err(e) => {
+                    held.add_permits(want);
                     let wait = backoff.next();
                     tracing::warn!(error = %e, retry_in = ?wait, "fetch failed");
                     tokio::select! {
@@ -278,6 +351,7 @@ impl Worker {
                     continue;
                 }
             };
+            let mut jobs = jobs.into_iter();
             if jobs.len() > want {
                 tracing::error!(
                     asked = want,
@@ -285,56 +359,64 @@ impl Worker {
                     "broker returned more jobs than asked; handing the extra back"
                 );
             }
-            let mut jobs = jobs.into_iter();
-            {
-                // Every fetched job is in flight before any of them runs.
+            let got = jobs.len().min(want);
+            // Every fetched job is in flight before any of them runs.
+            let slotted: Vec<(usize, Job)> = {
                 let mut map = in_flight.lock();
-                for job in jobs.as_slice().iter().take(want) {
-                    map.insert(job.id.clone(), job.clone());
-                }
+                jobs.by_ref()
+                    .take(want)
+                    .map(|job| (map.insert(JobRef::from(&job)), job))
+                    .collect()
+            };
+            queue.jobs.lock().extend(slotted);
+            queue.ready.add_permits(got);
+            if want > got {
+                held.add_permits(want - got);
             }
-            // One permit per job; unused permits return to the pool on drop.
-            let mut pool = Some(permit);
-            for job in jobs.by_ref().take(want) {
-                let one = match pool.as_mut() {
-                    Some(p) if p.num_permits() > 1 => p.split(1),
-                    _ => pool.take(),
-                };
-                let registry = self.registry.clone();
-                let ack_tx = ack_tx.clone();
-                let in_flight = in_flight.clone();
-                let slots = slots.clone();
-                let stop = stop.clone();
-                running.spawn(async move {
-                    let _held = one;
-                    // Wait for a slot; on shutdown, a job that never started
-                    // goes back to the broker unrun.
-                    let slot = tokio::select! {
-                        biased;
-                        _ = stop.cancelled() => return Some(job),
-                        s = slots.acquire_owned() => match s { Ok(s) => s, Err(_) => return Some(job) },
-                    };
-                    let id = job.id.clone();
-                    let ack = execute(&registry, job).await;
-                    in_flight.lock().remove(&id);
-                    let _ = ack_tx.send(ack);
-                    drop(slot);
-                    None
-                });
-            }
-            let extra: Vec<Job> = jobs.collect();
+            let extra: Vec<JobRef> = jobs.map(|j| j.into_parts().0).collect();
             if !extra.is_empty() {
-                let _ = self.broker.release(extra).await;
-            }
-            // Reap finished tasks so the set does not grow. A job that saw
-            // the shutdown before it started goes back now.
-            let mut unstarted = Vec::new();
-            while let Some(r) = running.try_join_next() {
-                if let Ok(Some(job)) = r {
-                    unstarted.push(job);
+                if let Err(e) = self.broker.release(&extra).await {
+                    tracing::warn!(error = %e, "could not hand back extra jobs; their leases will expire");
                 }
             }
-            self.hand_back(in_flight, unstarted).await;
+        }
+    }
+}
+
+/// One of the `concurrency` executors: runs queued jobs one after another
+/// until the queue is closed (shutdown). Each job's timeout and panics are
+/// handled by [`execute`]; a panic outside the handler is caught too, so
+/// the executor survives it.
+async fn executor(
+    registry: Arc<Registry>,
+    queue: Arc<LocalQueue>,
+    in_flight: InFlight,
+    held: Arc<Semaphore>,
+    ack_tx: mpsc::UnboundedSender<Ack>,
+) {
+    loop {
+        match queue.ready.acquire().await {
+            Ok(p) => p.forget(),
+            Err(_) => return,
+        }
+        // Shutdown may have taken the job back in the meantime.
+        let Some((slot, job)) = queue.jobs.lock().pop_front() else {
+            continue;
+        };
+        let id = job.id.clone();
+        let ack = AssertUnwindSafe(execute(&registry, job))
+            .catch_unwind()
+            .await;
+        in_flight.lock().remove(slot);
+        held.add_permits(1);
+        match ack {
+            Ok(ack) => {
+                let _ = ack_tx.send(ack);
+            }
+            Err(_) => tracing::error!(
+                job_id = %id,
+                "the worker panicked outside the task; the job's lease will expire and it will run again"
+            ),
         }
     }
 }
@@ -380,7 +462,7 @@ async fn ack_loop(
 async fn send_acks(broker: &dyn Broker, batch: Vec<Ack>, closing: &CancellationToken) {
     let mut backoff = ErrorBackoff::default();
     loop {
-        match broker.ack(batch.clone()).await {
+        match broker.ack(&batch).await {
             Ok(()) => return,
             Err(e) => {
                 let wait = backoff.next();
@@ -416,7 +498,7 @@ async fn keep_leases(
             _ = extend.tick() => {
                 let ids: Vec<(Route, JobId)> = in_flight
                     .lock()
-                    .values()
+                    .iter()
                     .map(|j| (j.route.clone(), j.id.clone()))
                     .collect();
                 metrics::gauge!("bananas_jobs_in_flight").set(ids.len() as f64);
@@ -437,7 +519,7 @@ async fn keep_leases(
                 }
             }
             _ = beat.tick() => {
-                info.in_flight = in_flight.lock().len();
+                info.in_flight = in_flight.lock().len;
                 info.seen_at = now_millis();
                 if let Err(e) = broker.heartbeat(&info, Duration::from_secs(15)).await {
                     tracing::warn!(error = %e, "heartbeat failed");
