@@ -36,6 +36,9 @@ fn registry() -> Registry {
 async fn app_and_api(
     token: Option<&str>,
 ) -> (App, Server, tokio::task::JoinHandle<bananas::Result<()>>) {
+    // As `App::run` does with BANANAS_HTTP_ADDR: the recorder goes in before
+    // the worker records anything.
+    bananas::metrics::install().unwrap();
     let app = App::builder()
         .broker(Arc::new(MemoryBroker::new()))
         .registry(registry())

@@ -575,7 +575,14 @@ async fn no_result_tasks_leave_nothing(kind: Kind) {
     let tb = TestBroker::new(kind, "no_result").await;
     let w = start(&tb, |b| b).await;
     let client = w.app.client().clone();
-    let h = fire_and_forget::submit(7).on(&client).send().await.unwrap();
+    // The countdown orders the wait before the finish: a job that keeps no
+    // result and finished before anyone waited leaves nothing to wait on.
+    let h = fire_and_forget::submit(7)
+        .countdown(Duration::from_secs(2))
+        .on(&client)
+        .send()
+        .await
+        .unwrap();
     let waited = client
         .wait(h.id(), WAIT)
         .await
