@@ -21,7 +21,7 @@ static DONE: AtomicU64 = AtomicU64::new(0);
 /// (0: none yet).
 static FIRST_NS: AtomicU64 = AtomicU64::new(0);
 static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
-/// Where [`bench_pickup`] reports the instant it started.
+/// Where [`bench_pickup`](fn@bench_pickup) reports the instant it started.
 static PICKUPS: Mutex<Option<mpsc::UnboundedSender<Instant>>> = Mutex::new(None);
 
 fn count() {
@@ -90,7 +90,7 @@ pub(crate) fn first_started() -> Option<Instant> {
     }
 }
 
-/// Routes [`bench_pickup`]'s reports to a new receiver.
+/// Routes [`bench_pickup`](fn@bench_pickup)'s reports to a new receiver.
 pub(crate) fn pickups() -> mpsc::UnboundedReceiver<Instant> {
     let (tx, rx) = mpsc::unbounded_channel();
     *PICKUPS.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
@@ -100,11 +100,11 @@ pub(crate) fn pickups() -> mpsc::UnboundedReceiver<Instant> {
 /// Which task a benchmark job runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Kind {
-    /// [`bench_noop`] (`result = false`).
+    /// [`bench_noop`](fn@bench_noop) (`result = false`).
     Noop,
-    /// [`bench_stored`] (stores its result).
+    /// [`bench_stored`](fn@bench_stored) (stores its result).
     Stored,
-    /// [`bench_padded`] with an argument of `--payload-bytes`.
+    /// [`bench_padded`](fn@bench_padded) with an argument of `--payload-bytes`.
     Padded,
 }
 
