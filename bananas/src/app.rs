@@ -233,6 +233,14 @@ impl Settings {
                 ))
             })?;
         }
+        if let Some(v) = env("WORKER_PREFETCH") {
+            let n = v.parse().map_err(|_| {
+                Error::Config(format!(
+                    "WORKER_PREFETCH=`{v}`: expected how many jobs to hold beyond the concurrency, like `0` or `80`"
+                ))
+            })?;
+            s.worker.prefetch = Some(n);
+        }
         if let Some(v) = env("WORKER_LEASE") {
             let lease = parse_secs(&v).filter(|d| !d.is_zero()).ok_or_else(|| {
                 Error::Config(format!(

@@ -14,6 +14,7 @@ fn settings_from_env() {
             "WORKER_ROUTING_KEYS",
             "WORKER_SHUTDOWN_TIMEOUT",
             "BANANAS_SCHEDULER",
+            "WORKER_PREFETCH",
         ] {
             std::env::remove_var(v);
         }
@@ -31,6 +32,7 @@ fn settings_from_env() {
     std::env::set_var("WORKER_ROUTING_KEYS", "gpu, default");
     std::env::set_var("WORKER_SHUTDOWN_TIMEOUT", "2.5");
     std::env::set_var("BANANAS_SCHEDULER", "off");
+    std::env::set_var("WORKER_PREFETCH", "0");
     let s = Settings::from_env().unwrap();
     assert_eq!(s.url, "redis://127.0.0.1:6379");
     assert_eq!(s.worker.concurrency, 20);
@@ -38,6 +40,7 @@ fn settings_from_env() {
     assert_eq!(routes, ["gpu", "default"]);
     assert_eq!(s.worker.shutdown_timeout, Duration::from_millis(2500));
     assert!(!s.scheduler);
+    assert_eq!(s.worker.prefetch, Some(0));
 
     // Each bad value is an error that names the variable and the value.
     for (var, value, says) in [
@@ -49,6 +52,7 @@ fn settings_from_env() {
             "invalid route `bad route`",
         ),
         ("WORKER_SHUTDOWN_TIMEOUT", "soon", "expected seconds"),
+        ("WORKER_PREFETCH", "-1", "expected how many jobs"),
     ] {
         clear();
         std::env::set_var(var, value);
