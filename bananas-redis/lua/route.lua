@@ -1,7 +1,9 @@
 -- route.lua: the shared prelude of every per-route script.
 --
--- It is prepended to each route script (see src/scripts.rs), so every route
--- script takes the same KEYS, all in the route's hash tag `{P:R}`:
+-- It is prepended to each route script (see src/scripts.rs): once for the
+-- whole Redis 7 function library, or to each script for EVALSHA on older
+-- servers. Every route script takes the same KEYS, all in the route's hash
+-- tag `{P:R}`:
 --   KEYS[1]  {P:R}          the route's base name (never written; per-job
 --                           keys are derived from it: {P:R}:r:<id> result,
 --                           {P:R}:w:<id> waiter notification list)
@@ -28,10 +30,21 @@
 --            SEP result SEP spec            (state: 's' succeeded, 'd' dead)
 
 local SEP = '\31'
-local K_BASE, K_JOBS, K_META = KEYS[1], KEYS[2], KEYS[3]
-local K_QH, K_QN, K_QL = KEYS[4], KEYS[5], KEYS[6]
-local K_SCHED, K_LEASE, K_DEAD = KEYS[7], KEYS[8], KEYS[9]
-local K_WAKE, K_WAITERS, K_TICKS = KEYS[10], KEYS[11], KEYS[12]
+local K_BASE, K_JOBS, K_META
+local K_QH, K_QN, K_QL
+local K_SCHED, K_LEASE, K_DEAD
+local K_WAKE, K_WAITERS, K_TICKS
+
+-- Points the helpers at one route's keys. Every route script calls it first
+-- with its KEYS. In the function library (src/scripts.rs) this prelude runs
+-- once, when the library is loaded, and each call only sets these upvalues
+-- (calls never interleave: Redis runs one script at a time).
+local function use_keys(k)
+  K_BASE, K_JOBS, K_META = k[1], k[2], k[3]
+  K_QH, K_QN, K_QL = k[4], k[5], k[6]
+  K_SCHED, K_LEASE, K_DEAD = k[7], k[8], k[9]
+  K_WAKE, K_WAITERS, K_TICKS = k[10], k[11], k[12]
+end
 local CHUNK = 1000
 local MAX_TOKENS = 16
 local NOTIFY_TTL_MS = 60000

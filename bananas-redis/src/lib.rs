@@ -100,13 +100,15 @@ impl RedisBroker {
         let cluster = matches!(endpoint, Endpoint::Cluster(_));
         let (conn, blocking) = conn::open(&endpoint, cfg.response_timeout).await?;
         let global = GlobalKeys::new(&cfg.prefix);
+        let scripts = Scripts::new();
+        scripts.init(&conn).await;
         Ok(RedisBroker {
             inner: Arc::new(Inner {
                 cfg,
                 cluster,
                 conn,
                 blocking,
-                scripts: Scripts::new(),
+                scripts,
                 global,
                 routes: Mutex::new(HashMap::new()),
             }),

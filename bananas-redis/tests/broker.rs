@@ -235,3 +235,62 @@ async fn resumes_after_a_restart_without_losing_jobs() {
         assert_eq!(rec.state, JobState::Succeeded);
     }
 }
+
+/// The scripts run as a Redis 7 function library. When the server loses it
+/// (`FUNCTION FLUSH`, as after a restart without persistence), the next call
+/// loads it again and nothing fails.
+#[tokio::test]
+async fn reloads_its_functions_when_the_server_lost_them() {
+    let server = PrivateRedis::start(false);
+    let (b, _cleanup) = broker_on(&server.url(), "reload", |c| c).await;
+    assert!(
+        server.cli(&["function", "list"]).contains("bananas_"),
+        "the library is loaded on connect"
+    );
+    b.enqueue(vec![job_on("fl", Priority::Normal, 0)])
+        .await
+        .unwrap();
+    server.cli(&["function", "flush"]);
+    let got = fetch_n(&b, &["fl"], 1).await;
+    assert_eq!(got.len(), 1);
+    server.cli(&["function", "flush"]);
+    b.ack(&[ok(&got[0], "1")]).await.unwrap();
+    assert_eq!(
+        b.job(&got[0].id).await.unwrap().unwrap().state,
+        JobState::Succeeded
+    );
+    assert!(server.cli(&["function", "list"]).contains("bananas_"));
+}
+
+/// A user who may not load functions (as on Redis before 7, which has none)
+/// gets the same scripts through EVALSHA.
+#[tokio::test]
+async fn runs_scripts_with_evalsha_where_functions_are_unavailable() {
+    let server = PrivateRedis::start(false);
+    server.cli(&[
+        "acl",
+        "setuser",
+        "nofn",
+        "on",
+        ">pw",
+        "~*",
+        "&*",
+        "+@all",
+        "-function",
+    ]);
+    let url = format!("redis://nofn:pw@127.0.0.1:{}", server.port);
+    let (b, _cleanup) = broker_on(&url, "evalsha", |c| c).await;
+    b.enqueue(vec![job_on("ev", Priority::Normal, 0)])
+        .await
+        .unwrap();
+    let got = fetch_n(&b, &["ev"], 1).await;
+    b.ack(&[ok(&got[0], "1")]).await.unwrap();
+    assert_eq!(
+        b.job(&got[0].id).await.unwrap().unwrap().state,
+        JobState::Succeeded
+    );
+    assert!(!server.cli(&["function", "list"]).contains("bananas_"));
+    assert!(server
+        .cli(&["info", "commandstats"])
+        .contains("cmdstat_evalsha"));
+}
