@@ -604,6 +604,8 @@ impl App {
 /// It returns `anyhow::Result` so it can be the tail of an application's
 /// `main`.
 pub async fn run() -> anyhow::Result<()> {
+    // Handlers first: a SIGTERM during start-up still shuts down gracefully.
+    let signal = shutdown_signal();
     init_tracing();
     let app = App::from_env().await?;
     app.install();
@@ -614,7 +616,7 @@ pub async fn run() -> anyhow::Result<()> {
         routes = ?app.settings().worker.routes,
         "bananas starting"
     );
-    app.run_until(shutdown_signal()).await?;
+    app.run_until(signal).await?;
     Ok(())
 }
 
@@ -629,27 +631,51 @@ pub fn init_tracing() {
         .try_init();
 }
 
-/// Completes on SIGINT (Ctrl-C) or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// A future that completes on SIGINT (Ctrl-C) or SIGTERM.
+///
+/// The handlers are installed when this is called, not when the future is
+/// first polled, so a signal that arrives while the app is still starting
+/// is not lost (and does not kill the process with the default action).
+/// Must be called inside a tokio runtime.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
+    let (mut int, mut term) = {
+        use tokio::signal::unix::{signal, SignalKind};
+        (
+            signal(SignalKind::interrupt()).ok(),
+            signal(SignalKind::terminate()).ok(),
+        )
     };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
+    async move {
+        #[cfg(unix)]
+        {
+            let int = async {
+                match int.as_mut() {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            let term = async {
+                match term.as_mut() {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = int => {}
+                _ = term => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        tracing::info!("shutdown signal received");
     }
-    tracing::info!("shutdown signal received");
 }
 
 /// Hides the password in a URL for logging.
