@@ -4,10 +4,14 @@
 -- ARGV[2]  success result TTL (ms)
 -- ARGV[3]  failure (dead letter) TTL (ms)
 -- ARGV[4]  c, the number of compact acks that follow
--- ARGV[5 .. 4+3c] triples: id, attempt, started_at of attempts that
---   succeeded and keep no result (kind 'N' below): everything about the
---   job is deleted. Compact because that is the hot path of
---   `result = false` tasks: three arguments per job instead of six.
+-- ARGV[5]  their attempts, comma-separated; '' when all are 1
+-- ARGV[6]  their started_at, comma-separated
+-- ARGV[7 .. 6+c] their ids.
+--   Compact acks are attempts that succeeded and keep no result (kind 'N'
+--   below): everything about the job is deleted. Compact because that is
+--   the hot path of `result = false` tasks: one argument per job, and the
+--   ids go from ARGV to the commands without a Lua table; attempts and
+--   start times are parsed only when needed (a retry's attempt, a waiter).
 -- then 6-tuples: kind, id, attempt, started_at, a, b where kind is
 --   'S'  succeeded and keeps its result: a = result JSON
 --   'N'  as above (also accepted here)
@@ -20,55 +24,78 @@
 local now = tonumber(ARGV[1])
 local ok_ttl, dead_ttl = ARGV[2], tonumber(ARGV[3])
 local compact = tonumber(ARGV[4])
-local full_from = 5 + 3 * compact
+local full_from = 7 + compact
 local W = 6
 
-local ids, nids = {}, 0
-for i = 5, full_from - 1, 3 do
-  nids = nids + 1
-  ids[nids] = ARGV[i]
-end
-for i = full_from, #ARGV, W do
-  nids = nids + 1
-  ids[nids] = ARGV[i + 1]
+-- The ids of the batch are src[off + 1 .. off + nids]: ARGV itself when
+-- every ack is compact (the hot path), else a table of all of them.
+local src, off, nids = ARGV, 6, compact
+if full_from <= #ARGV then
+  src, off, nids = {}, 0, 0
+  for i = 7, full_from - 1 do
+    nids = nids + 1
+    src[nids] = ARGV[i]
+  end
+  for i = full_from, #ARGV, W do
+    nids = nids + 1
+    src[nids] = ARGV[i + 1]
+  end
 end
 if nids == 0 then return {0, 0} end
-local leased = vget('ZMSCORE', K_LEASE, ids)
+
+-- Splits a comma-separated list (ARGV[5], ARGV[6]) into `n` values.
+local function list_of(s, n, conv)
+  local out, k = {}, 0
+  for v in string.gmatch(s, '[^,]+') do
+    k = k + 1
+    out[k] = conv and conv(v) or v
+  end
+  for i = k + 1, n do out[i] = '' end
+  return out
+end
+local c_attempts = nil -- nil: every compact ack is on attempt 1
+if ARGV[5] ~= '' then c_attempts = list_of(ARGV[5], compact, tonumber) end
+local c_started = nil
+
+local leased = vget('ZMSCORE', K_LEASE, src, off + 1, off + nids)
 -- The meta and waiters hashes are usually empty: skip reading them then.
 local metas, waiters = {}, {}
 local any_meta = redis.call('EXISTS', K_META) == 1
 local any_waiters = redis.call('EXISTS', K_WAITERS) == 1
-if any_meta then metas = vget('HMGET', K_META, ids) end
-if any_waiters then waiters = vget('HMGET', K_WAITERS, ids) end
+if any_meta then metas = vget('HMGET', K_META, src, off + 1, off + nids) end
+if any_waiters then
+  waiters = vget('HMGET', K_WAITERS, src, off + 1, off + nids)
+  c_started = list_of(ARGV[6], compact)
+end
 -- The spec goes into the records of results, dead jobs and waiters.
 local need_spec = any_waiters
 for i = full_from, #ARGV, W do
   if ARGV[i] ~= 'N' then need_spec = true break end
 end
 local specs = {}
-if need_spec then specs = vget('HMGET', K_JOBS, ids) end
+if need_spec then specs = vget('HMGET', K_JOBS, src, off + 1, off + nids) end
 
-local unlease, nu, dropmeta, newmeta, sched = {}, 0, {}, {}, {}
+local stale_at, dropmeta, newmeta, sched = {}, {}, {}, {}
 local settled, stale, died = 0, 0, false
 for n = 1, nids do
   local kind, id, attempt, started, a, b
   if n <= compact then
-    local i = 5 + (n - 1) * 3
-    kind, id, attempt, started = 'N', ARGV[i], ARGV[i + 1], ARGV[i + 2]
+    kind, id, started = 'N', src[off + n], nil
+    attempt = c_attempts and c_attempts[n] or 1
+    if c_started then started = c_started[n] end
   else
     local i = full_from + (n - compact - 1) * W
-    kind, id, attempt, started, a, b = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
+    kind, id, attempt, started, a, b = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
   end
   local meta = metas[n]
   local attempts = 1
   if meta then attempts = leased_attempts(meta) end
   local spec = specs[n]
-  if not leased[n] or attempts ~= tonumber(attempt) or (need_spec and not spec) then
+  if not leased[n] or attempts ~= attempt or (need_spec and not spec) then
     stale = stale + 1
+    stale_at[n] = true
   else
     settled = settled + 1
-    nu = nu + 1
-    unlease[nu] = id
     if kind == 'R' then
       sched[#sched + 1] = a
       sched[#sched + 1] = id
@@ -91,15 +118,26 @@ for n = 1, nids do
     end
   end
 end
-vcall('ZREM', K_LEASE, unlease)
+-- The settled ids: the batch's ids as they are when none was stale.
+local unlease, u_from, u_to = src, off + 1, off + nids
+if stale > 0 then
+  unlease, u_from, u_to = {}, 1, 0
+  for n = 1, nids do
+    if not stale_at[n] then
+      u_to = u_to + 1
+      unlease[u_to] = src[off + n]
+    end
+  end
+end
+vcall('ZREM', K_LEASE, unlease, nil, u_from, u_to)
 -- Every settled attempt but a retry leaves the live set.
 if #sched == 0 then
-  vcall('HDEL', K_JOBS, unlease)
+  vcall('HDEL', K_JOBS, unlease, nil, u_from, u_to)
 else
   local drop = {}
   local retried = {}
   for k = 2, #sched, 2 do retried[sched[k]] = true end
-  for k = 1, nu do
+  for k = u_from, u_to do
     if not retried[unlease[k]] then drop[#drop + 1] = unlease[k] end
   end
   vcall('HDEL', K_JOBS, drop)

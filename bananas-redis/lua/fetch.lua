@@ -7,10 +7,15 @@
 -- ARGV[3]  the priority plan, one char per slot: 'h', 'n' or 'l'
 -- ARGV[4]  the most scheduled jobs to promote
 -- ARGV[5]  the dead-letter TTL (ms), for jobs whose data is missing
--- Returns { flag, id1, attempt1 (integer), spec1, id2, ... } where flag is
+-- Returns { flag, ids, specs, retried } where flag is
 --   ''     jobs were leased (or nothing and nothing is scheduled),
 --   'x'    some popped ids were dead-lettered: fetch again at once,
---   <eta>  nothing is ready; the earliest scheduled eta (ms).
+--   <eta>  nothing is ready; the earliest scheduled eta (ms);
+-- ids and specs are the leased jobs, as two lists of the same length, and
+-- retried lists pairs (index into ids, attempt) for the jobs past their
+-- first attempt: every other job is on attempt 1. Lists, not one tuple per
+-- job, so the hot path returns the popped ids and the HMGET reply as they
+-- are, without building a table per job.
 local now = tonumber(ARGV[1])
 local deadline = ARGV[2]
 local plan = ARGV[3]
@@ -71,9 +76,8 @@ local specs = vget('HMGET', K_JOBS, ids)
 -- without one is on attempt 1, so nothing is written for it here.
 local metas = {}
 if redis.call('EXISTS', K_META) == 1 then metas = vget('HMGET', K_META, ids) end
-local out, o = { '' }, 1
-local leases, nl, newmeta = {}, 0, {}
-local buried = 0
+local leases, nl, newmeta, retried = {}, 0, {}, {}
+local buried = {}
 for i = 1, #ids do
   local id, spec, meta = ids[i], specs[i], metas[i]
   local attempts, err = 0, ''
@@ -92,26 +96,34 @@ for i = 1, #ids do
     bury(id, record('d', 0, '', now, reason, '', spec), now, dead_ttl)
     redis.call('HDEL', K_JOBS, id)
     redis.call('HDEL', K_META, id)
-    buried = buried + 1
+    buried[i] = true
+    buried.n = (buried.n or 0) + 1
   else
-    attempts = attempts + 1
     leases[nl + 1] = deadline
     leases[nl + 2] = id
     nl = nl + 2
     if meta then
+      attempts = attempts + 1
       newmeta[#newmeta + 1] = id
       newmeta[#newmeta + 1] = tostring(attempts) .. SEP .. tostring(now) .. SEP .. err
+      retried[#retried + 1] = i
+      retried[#retried + 1] = attempts
     end
-    out[o + 1] = id
-    out[o + 2] = attempts
-    out[o + 3] = spec
-    o = o + 3
   end
 end
 vcall('ZADD', K_LEASE, leases)
 vcall('HSET', K_META, newmeta)
-if buried > 0 then
+if buried.n then
+  -- Rare: leave the buried jobs out of the lists (and renumber `retried`).
+  local kept_ids, kept_specs, index, k = {}, {}, {}, 0
+  for i = 1, #ids do
+    if not buried[i] then
+      k = k + 1
+      kept_ids[k], kept_specs[k], index[i] = ids[i], specs[i], k
+    end
+  end
+  for r = 1, #retried, 2 do retried[r] = index[retried[r]] end
   trim_dead(now, dead_ttl)
-  out[1] = 'x'
+  return { 'x', kept_ids, kept_specs, retried }
 end
-return out
+return { '', ids, specs, retried }

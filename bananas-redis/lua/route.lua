@@ -70,10 +70,11 @@ local function queue_of(spec)
   if p == 'h' then return K_QH elseif p == 'l' then return K_QL else return K_QN end
 end
 
--- Calls a variadic command `cmd key [prefix] list...` in chunks, so long
--- batches never exceed Lua's stack.
-local function vcall(cmd, key, list, prefix)
-  local n, i = #list, 1
+-- Calls a variadic command `cmd key [prefix] list[from..to]...` in chunks,
+-- so long batches never exceed Lua's stack. `from`, `to` default to the
+-- whole list (a range lets ack.lua pass ids straight from ARGV).
+local function vcall(cmd, key, list, prefix, from, to)
+  local n, i = to or #list, from or 1
   while i <= n do
     local j = math.min(i + CHUNK - 1, n)
     if prefix then
@@ -85,13 +86,20 @@ local function vcall(cmd, key, list, prefix)
   end
 end
 
--- Variadic read (HMGET, ZMSCORE) in chunks; returns one flat list.
-local function vget(cmd, key, list)
-  local out, n, i = {}, #list, 1
+-- Variadic read (HMGET, ZMSCORE) of `list[from..to]` in chunks; returns one
+-- flat list (the reply itself when one chunk does: no per-element copy).
+local function vget(cmd, key, list, from, to)
+  local n, i = to or #list, from or 1
+  if n - i < CHUNK then
+    if i > n then return {} end
+    return redis.call(cmd, key, unpack(list, i, n))
+  end
+  local out, o = {}, 0
   while i <= n do
     local j = math.min(i + CHUNK - 1, n)
     local part = redis.call(cmd, key, unpack(list, i, j))
-    for k = 1, #part do out[#out + 1] = part[k] end
+    for k = 1, #part do out[o + k] = part[k] end
+    o = o + #part
     i = j + 1
   end
   return out

@@ -2,6 +2,7 @@
 
 use std::{
     collections::HashMap,
+    fmt::Write as _,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -112,11 +113,30 @@ impl RedisBroker {
             .ack
             .run(&self.inner.conn, &keys.keys, |c: &mut Cmd| {
                 c.arg(now).arg(ms(cfg.result_ttl)).arg(ms(cfg.failure_ttl));
-                // Successes without a result go first, as compact triples.
-                let compact = batch.iter().filter(|s| s.kind == "N").count();
-                c.arg(compact);
-                for s in batch.iter().filter(|s| s.kind == "N") {
-                    c.arg(s.id).arg(s.attempt).arg(s.started_at);
+                // Successes without a result go first, compact: their
+                // attempts ('' when all are 1) and start times as two
+                // comma-separated arguments, then their ids.
+                let compact = batch.iter().filter(|s| s.kind == "N");
+                let mut n = 0usize;
+                let mut attempts = String::new();
+                let mut started = String::with_capacity(batch.len() * 14);
+                let all_first = compact.clone().all(|s| s.attempt == 1);
+                for s in compact.clone() {
+                    if n > 0 {
+                        started.push(',');
+                        if !all_first {
+                            attempts.push(',');
+                        }
+                    }
+                    n += 1;
+                    let _ = write!(started, "{}", s.started_at);
+                    if !all_first {
+                        let _ = write!(attempts, "{}", s.attempt);
+                    }
+                }
+                c.arg(n).arg(attempts).arg(started);
+                for s in compact {
+                    c.arg(s.id);
                 }
                 for s in batch.iter().filter(|s| s.kind != "N") {
                     c.arg(s.kind)
@@ -168,24 +188,38 @@ impl RedisBroker {
             .map_err(broker_err)?;
         let mut reply = items(reply).into_iter();
         let flag = reply.next().map(|v| text(&v)).unwrap_or_default();
+        let ids = reply.next().map(items).unwrap_or_default();
+        let specs = reply.next().map(items).unwrap_or_default();
+        let retried = reply.next().map(items).unwrap_or_default();
         let mut fetched = Fetched {
-            jobs: Vec::with_capacity(reply.len() / 3),
+            jobs: Vec::with_capacity(ids.len()),
             next_eta: None,
             again: flag == "x",
         };
         if !fetched.again && !flag.is_empty() {
             fetched.next_eta = flag.parse::<f64>().ok().map(|f| f as Millis);
         }
+        // Every job is on attempt 1 but those listed as (index, attempt).
+        let mut attempts = vec![1u32; ids.len()];
+        for pair in retried.chunks_exact(2) {
+            let (Ok(i), Ok(a)) = (int(&pair[0]), int(&pair[1])) else {
+                continue;
+            };
+            if let Some(slot) = usize::try_from(i - 1)
+                .ok()
+                .and_then(|i| attempts.get_mut(i))
+            {
+                *slot = a.clamp(0, u32::MAX as i64) as u32;
+            }
+        }
         let mut corrupt: Vec<(String, u32, String)> = Vec::new();
-        while let (Some(id), Some(attempt), Some(spec)) = (reply.next(), reply.next(), reply.next())
-        {
+        for ((id, spec), attempt) in ids.into_iter().zip(specs).zip(attempts) {
             // Take the reply's buffers instead of copying them.
             let id = match id {
                 Value::BulkString(b) => String::from_utf8(b)
                     .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
                 other => text(&other),
             };
-            let attempt = int(&attempt).unwrap_or(1).clamp(0, u32::MAX as i64) as u32;
             let spec = match spec {
                 Value::BulkString(b) => b,
                 other => bytes(&other).unwrap_or_default().into_owned(),
