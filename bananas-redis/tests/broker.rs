@@ -33,6 +33,7 @@ shared_scenario!(retry);
 shared_scenario!(dead_letter);
 shared_scenario!(wait, raw);
 shared_scenario!(leases);
+shared_scenario!(compact_acks);
 shared_scenario!(concurrent_recoverers);
 shared_scenario!(claim_ticks);
 shared_scenario!(idle_wakeup);

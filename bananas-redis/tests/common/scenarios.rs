@@ -564,3 +564,59 @@ pub async fn no_leftovers(b: &RedisBroker, raw_url: &str, prefix: &str) {
         assert_eq!(n, 0, "{k} is gone once every job finished");
     }
 }
+
+/// Successes without a result go to `ack.lua` compact (ids only, attempts
+/// and start times packed): the lease and attempt checks still hold.
+pub async fn compact_acks(b: &RedisBroker) {
+    let none = |j: &Job| ack(j, Outcome::Succeeded(None));
+    // Attempt 1, no meta: the hot path, with a stale ack in the batch.
+    let m1 = job_on("compact", Priority::Normal, 1);
+    let m2 = job_on("compact", Priority::Normal, 2);
+    b.enqueue(vec![m1.clone(), m2.clone()]).await.unwrap();
+    let got = fetch_n(b, &["compact"], 2).await;
+    let g1 = got.iter().find(|x| x.id == m1.id).unwrap();
+    let g2 = got.iter().find(|x| x.id == m2.id).unwrap();
+    b.ack(&[none(g1)]).await.unwrap();
+    assert!(b.job(&m1.id).await.unwrap().is_none());
+    b.ack(&[none(g1), none(g2), none(g2)]).await.unwrap();
+    assert!(b.job(&m2.id).await.unwrap().is_none());
+
+    // Attempt 2 (meta present), mixed with stale attempt-1 acks.
+    let mut jobs = Vec::new();
+    for n in 0..3 {
+        let mut j = job_on("compact2", Priority::Normal, n);
+        j.max_retries = 3;
+        jobs.push(j);
+    }
+    b.enqueue(jobs.clone()).await.unwrap();
+    let mut r = req(&["compact2"], 10);
+    r.lease = Duration::from_millis(50);
+    let first = b.fetch(&r).await.unwrap();
+    assert_eq!(first.len(), 3);
+    wait_past(now_millis() + 60).await;
+    assert_eq!(b.recover_expired(&[route("compact2")]).await.unwrap(), 3);
+    let second = fetch_n(b, &["compact2"], 3).await;
+    assert!(second.iter().all(|j| j.attempt == 2));
+    let of = |v: &[Job], id: &JobId| v.iter().find(|x| &x.id == id).unwrap().clone();
+    let (a, bb, c) = (&jobs[0].id, &jobs[1].id, &jobs[2].id);
+    b.ack(&[
+        none(&of(&first, a)),
+        none(&of(&second, a)),
+        none(&of(&first, bb)),
+        none(&of(&first, c)),
+    ])
+    .await
+    .unwrap();
+    assert!(b.job(a).await.unwrap().is_none());
+    for id in [bb, c] {
+        let rec = b.job(id).await.unwrap().unwrap();
+        assert_eq!((rec.state, rec.attempts), (JobState::Active, 2));
+    }
+    // Compact and full acks in one batch.
+    b.ack(&[none(&of(&second, bb)), ok(&of(&second, c), "3")])
+        .await
+        .unwrap();
+    assert!(b.job(bb).await.unwrap().is_none());
+    let rec = b.job(c).await.unwrap().unwrap();
+    assert_eq!((rec.state, rec.attempts), (JobState::Succeeded, 2));
+}
