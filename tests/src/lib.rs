@@ -89,6 +89,25 @@ impl TestBroker {
     }
 }
 
+impl Drop for TestBroker {
+    /// Deletes the test's keys even when the test failed before its own
+    /// `cleanup` (on a thread of its own: drop cannot await).
+    fn drop(&mut self) {
+        let Some((url, prefix)) = self.redis.take() else {
+            return;
+        };
+        let _ = std::thread::spawn(move || {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                rt.block_on(delete_prefix(&url, &prefix));
+            }
+        })
+        .join();
+    }
+}
+
 /// Every key containing `prefix`, found with SCAN (never KEYS).
 pub async fn keys_with(url: &str, prefix: &str) -> redis::RedisResult<Vec<String>> {
     let client = redis::Client::open(url)?;
