@@ -73,6 +73,23 @@ fn stop(mut child: Child) {
     let _ = child.wait();
 }
 
+/// Enqueues `jobs`, retrying while the broker is unreachable, as a real
+/// producer would; only an `Ok` counts as acknowledged. Gives up (fails the
+/// test) after about 10 s of errors.
+async fn enqueue_retrying(broker: &Arc<dyn Broker>, jobs: Vec<Job>) {
+    let mut tries = 0;
+    loop {
+        match broker.enqueue(jobs.clone()).await {
+            Ok(_) => return,
+            Err(e) => {
+                tries += 1;
+                assert!(tries < 100, "enqueue kept failing: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
 /// (a) A worker is SIGKILLed with 100 jobs in flight; they all complete on a
 /// second worker, none lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -127,17 +144,7 @@ async fn redis_restart_loses_no_acknowledged_job() {
         let ids: Vec<JobId> = jobs.iter().map(|j| j.id.clone()).collect();
         // An enqueue that fails during the outage was not acknowledged; the
         // producer retries it, as a real one would.
-        let mut tries = 0;
-        loop {
-            match broker.enqueue(jobs.clone()).await {
-                Ok(_) => break,
-                Err(e) => {
-                    tries += 1;
-                    assert!(tries < 100, "enqueue kept failing: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            }
-        }
+        enqueue_retrying(&broker, jobs).await;
         acked.extend(ids);
     }
     all_succeeded(&broker, &acked, Duration::from_secs(90)).await;
@@ -167,12 +174,7 @@ async fn killed_connections_reconnect() {
     for round in 0..5 {
         let jobs: Vec<Job> = (0..100).map(|_| fault_job(1)).collect();
         ids.extend(jobs.iter().map(|j| j.id.clone()));
-        loop {
-            if broker.enqueue(jobs.clone()).await.is_ok() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        enqueue_retrying(&broker, jobs).await;
         if round % 2 == 0 {
             let killed: i64 = redis::cmd("CLIENT")
                 .arg("KILL")
