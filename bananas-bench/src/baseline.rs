@@ -19,26 +19,65 @@ pub(crate) fn host_port(url: &str) -> anyhow::Result<(String, u16)> {
     }
 }
 
-/// Runs `redis-benchmark -h H -p P -n N -c C -q LPUSH <key> x`: the same
+/// What one `redis-benchmark` run measured.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Lpush {
+    /// Requests per second.
+    pub(crate) rate: f64,
+    /// Latency percentiles (µs), from its summary.
+    pub(crate) p50_us: f64,
+    pub(crate) p99_us: f64,
+}
+
+/// Runs `redis-benchmark -h H -p P -n N -c C LPUSH <key> x`: the same
 /// command as `-t lpush` (unpipelined, C clients), but on a key the
-/// benchmark owns and deletes, not the shared `mylist`. Returns requests/s.
-pub(crate) fn lpush_rate(url: &str, key: &str, n: usize, clients: usize) -> anyhow::Result<f64> {
+/// benchmark owns and deletes, not the shared `mylist`. With one client
+/// its latency is the floor under the single-enqueue latency: one round
+/// trip with the smallest write Redis has.
+pub(crate) fn lpush(url: &str, key: &str, n: usize, clients: usize) -> anyhow::Result<Lpush> {
     let (host, port) = host_port(url)?;
     let out = Command::new("redis-benchmark")
         .args(["-h", &host, "-p", &port.to_string()])
-        .args(["-n", &n.to_string(), "-c", &clients.to_string(), "-q"])
+        .args(["-n", &n.to_string(), "-c", &clients.to_string()])
         .args(["LPUSH", key, "x"])
         .output()
         .context("running redis-benchmark (is it installed? it comes with redis-tools)")?;
     let text = String::from_utf8_lossy(&out.stdout);
-    parse_rate(&text).with_context(|| format!("no rate in redis-benchmark's output: {text:?}"))
+    parse(&text).with_context(|| format!("no summary in redis-benchmark's output: {text:?}"))
 }
 
-/// The last `… <rate> requests per second` figure in the output.
-fn parse_rate(text: &str) -> Option<f64> {
-    text.rsplit(['\r', '\n'])
-        .filter_map(|l| l.split_once("requests per second"))
-        .find_map(|(before, _)| before.split_whitespace().next_back()?.parse().ok())
+/// Reads the `Summary:` section: `throughput summary: <rate> requests per
+/// second`, then `latency summary (msec):`, a header line (`avg min p50
+/// p95 p99 max`) and the values.
+fn parse(text: &str) -> Option<Lpush> {
+    let mut lines = text
+        .lines()
+        .skip_while(|l| !l.contains("throughput summary"));
+    let rate = lines
+        .next()?
+        .split_once("requests per second")?
+        .0
+        .split_whitespace()
+        .next_back()?
+        .parse()
+        .ok()?;
+    let mut lines = lines.skip_while(|l| !l.contains("latency summary"));
+    lines.next()?;
+    let header: Vec<&str> = lines.next()?.split_whitespace().collect();
+    let values: Vec<f64> = lines
+        .next()?
+        .split_whitespace()
+        .map(|v| v.parse().ok())
+        .collect::<Option<_>>()?;
+    let at = |name: &str| {
+        let i = header.iter().position(|h| *h == name)?;
+        values.get(i).map(|ms| ms * 1000.0)
+    };
+    Some(Lpush {
+        rate,
+        p50_us: at("p50")?,
+        p99_us: at("p99")?,
+    })
 }
 
 #[cfg(test)]
@@ -47,9 +86,16 @@ mod tests {
 
     #[test]
     fn reads_redis_benchmark_output() {
-        let out = "LPUSH k x: rps=0.0 (overall: nan) avg_msec=nan\r\"LPUSH k x\": 95238.09 requests per second, p50=0.271 msec\n";
-        assert_eq!(parse_rate(out), Some(95238.09));
-        assert_eq!(parse_rate("nothing"), None);
+        let out = "====== LPUSH k x ======\n  100000 requests completed in 1.00 seconds\n\nSummary:\n  throughput summary: 11834.32 requests per second\n  latency summary (msec):\n          avg       min       p50       p95       p99       max\n        0.072     0.024     0.071     0.103     0.143     0.463\n";
+        let got = parse(out).unwrap();
+        assert_eq!(got.rate, 11834.32);
+        assert!((got.p50_us - 71.0).abs() < 1e-9, "{got:?}");
+        assert!((got.p99_us - 143.0).abs() < 1e-9, "{got:?}");
+        assert_eq!(parse("nothing"), None);
+        assert_eq!(
+            parse("Summary:\n  throughput summary: x requests per second\n"),
+            None
+        );
     }
 
     #[test]

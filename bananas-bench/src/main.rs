@@ -330,13 +330,32 @@ async fn runs(opts: &Opts, ctx: &mut Ctx, f: &mut Figures) -> anyhow::Result<()>
             ] {
                 let url = opts.url.clone();
                 let k = key.clone();
-                let rate = tokio::task::spawn_blocking(move || {
-                    baseline::lpush_rate(&url, &k, 100_000, clients)
+                let got = tokio::task::spawn_blocking(move || {
+                    baseline::lpush(&url, &k, 100_000, clients)
                 })
                 .await??;
                 store::delete_matching(&mut ctx.raw, &key).await?;
-                eprintln!("  {label}: {rate:.0}/s");
-                f.record(name, label, "req/s", None, rate);
+                eprintln!(
+                    "  {label}: {:.0}/s, p50 {:.0} us, p99 {:.0} us",
+                    got.rate, got.p50_us, got.p99_us
+                );
+                f.record(name, label, "req/s", None, got.rate);
+                if clients == 1 {
+                    f.record(
+                        "redis_benchmark_lpush_c1_p50_us",
+                        "redis-benchmark LPUSH, 1 client, p50",
+                        "us",
+                        None,
+                        got.p50_us,
+                    );
+                    f.record(
+                        "redis_benchmark_lpush_c1_p99_us",
+                        "redis-benchmark LPUSH, 1 client, p99",
+                        "us",
+                        None,
+                        got.p99_us,
+                    );
+                }
             }
         }
     }
@@ -344,41 +363,51 @@ async fn runs(opts: &Opts, ctx: &mut Ctx, f: &mut Figures) -> anyhow::Result<()>
 }
 
 fn report_drain(f: &mut Figures, which: &'static str, d: &phases::Drain) {
-    let (key, steady, startup, label, steady_label, target) = match which {
+    let (key, steady, startup, redis_cpu, worker_cpu, label, target) = match which {
         "noop" => (
             "drain_noop_per_s",
             "drain_noop_steady_per_s",
             "drain_noop_startup_ms",
+            "drain_noop_redis_cpu_us_per_job",
+            "drain_noop_worker_cpu_us_per_job",
             "drain, result = false",
-            "  same, from first job start",
             200_000.0,
         ),
         _ => (
             "drain_stored_per_s",
             "drain_stored_steady_per_s",
             "drain_stored_startup_ms",
+            "drain_stored_redis_cpu_us_per_job",
+            "drain_stored_worker_cpu_us_per_job",
             "drain, result stored",
-            "  same, from first job start",
             100_000.0,
         ),
     };
     eprintln!(
-        "  drain ({which}): {:.0}/s (steady {}), handled {}, dead {}",
+        "  drain ({which}): {:.0}/s (steady {}), handled {}, dead {}, Redis CPU {:.2} us/job, worker CPU {}",
         d.rate,
         d.steady_rate
             .map(|r| format!("{r:.0}/s"))
             .unwrap_or_else(|| "n/a".into()),
         d.handled,
-        d.dead
+        d.dead,
+        d.redis_cpu_us,
+        d.worker_cpu_us
+            .map(|c| format!("{c:.2} us/job"))
+            .unwrap_or_else(|| "n/a".into()),
     );
     if d.dead > 0 {
         eprintln!("  warning: {} jobs were dead-lettered", d.dead);
     }
     f.record(key, label, "jobs/s", Some((target, Better::Higher)), d.rate);
     if let Some(s) = d.steady_rate {
-        f.record(steady, steady_label, "jobs/s", None, s);
+        f.record(steady, "  same, from first job start", "jobs/s", None, s);
     }
     if let Some(ms) = d.startup_ms {
         f.record(startup, "  start-up to first job", "ms", None, ms);
+    }
+    f.record(redis_cpu, "  Redis CPU per job", "us", None, d.redis_cpu_us);
+    if let Some(c) = d.worker_cpu_us {
+        f.record(worker_cpu, "  worker process CPU per job", "us", None, c);
     }
 }

@@ -147,6 +147,10 @@ pub(crate) struct Drain {
     pub(crate) dead: u64,
     /// Handler runs counted (at least `n`; more if a lease expired).
     pub(crate) handled: u64,
+    /// Redis CPU time per job during the drain (µs).
+    pub(crate) redis_cpu_us: f64,
+    /// The worker process's CPU time per job (µs; one process only).
+    pub(crate) worker_cpu_us: Option<f64>,
 }
 
 /// How a drain phase runs its workers.
@@ -186,11 +190,17 @@ pub(crate) async fn fill_and_drain(
     } else {
         None
     };
+    let cpu0 = store::server_cpu_us(&mut ctx.raw).await?;
     let drain = if spec.processes <= 1 {
         drain_here(ctx, &prefix, &client, spec.jobs as u64).await
     } else {
         drain_children(ctx, &prefix, &client, spec.processes).await
     };
+    let cpu1 = store::server_cpu_us(&mut ctx.raw).await?;
+    let drain = drain.map(|mut d| {
+        d.redis_cpu_us = (cpu1 - cpu0) / spec.jobs as f64;
+        d
+    });
     store::cleanup(&mut ctx.raw, &prefix).await?;
     Ok((bulk, drain?))
 }
@@ -222,6 +232,7 @@ async fn drain_here(
     n: u64,
 ) -> anyhow::Result<Drain> {
     tasks::reset();
+    let own0 = store::own_cpu_us();
     let t0 = Instant::now();
     let deadline = t0 + ctx.timeout;
     // The worker's own connection, as a worker process would have.
@@ -240,6 +251,9 @@ async fn drain_here(
     }
     .await;
     let total = t0.elapsed();
+    let own = own0
+        .zip(store::own_cpu_us())
+        .map(|(a, b)| (b - a) / n as f64);
     stop.cancel();
     handle.await.context("the worker panicked")??;
     let dead = outcome?;
@@ -250,6 +264,8 @@ async fn drain_here(
         startup_ms: first.map(|f| f.as_secs_f64() * 1000.0),
         dead,
         handled: tasks::done(),
+        redis_cpu_us: 0.0,
+        worker_cpu_us: own,
     })
 }
 
@@ -309,6 +325,8 @@ async fn drain_children(
         startup_ms: None,
         dead,
         handled,
+        redis_cpu_us: 0.0,
+        worker_cpu_us: None,
     })
 }
 

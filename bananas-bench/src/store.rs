@@ -48,6 +48,28 @@ pub(crate) async fn used_memory(conn: &mut MultiplexedConnection) -> anyhow::Res
     Ok(info_field(conn, "memory", "used_memory").await?.parse()?)
 }
 
+/// The server's CPU time so far (`INFO cpu`: `used_cpu_user` +
+/// `used_cpu_sys`), in microseconds.
+pub(crate) async fn server_cpu_us(conn: &mut MultiplexedConnection) -> anyhow::Result<f64> {
+    let user: f64 = info_field(conn, "cpu", "used_cpu_user").await?.parse()?;
+    let sys: f64 = info_field(conn, "cpu", "used_cpu_sys").await?.parse()?;
+    Ok((user + sys) * 1e6)
+}
+
+/// This process's CPU time so far (user + system, every thread), in
+/// microseconds; `None` where `/proc/self/stat` is missing (not Linux).
+pub(crate) fn own_cpu_us() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces) end with `)`.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut fields = rest.split_whitespace();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 here.
+    let utime: f64 = fields.nth(11)?.parse().ok()?;
+    let stime: f64 = fields.next()?.parse().ok()?;
+    // The kernel reports clock ticks; USER_HZ is 100 on every Linux ABI.
+    Some((utime + stime) * 10_000.0)
+}
+
 /// The server's version.
 pub(crate) async fn server_version(conn: &mut MultiplexedConnection) -> anyhow::Result<String> {
     info_field(conn, "server", "redis_version").await
