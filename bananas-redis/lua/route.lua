@@ -105,13 +105,15 @@ local function vget(cmd, key, list, from, to)
   return out
 end
 
--- Pushes up to MAX_TOKENS wake-up tokens for idle fetchers (bounded list).
+-- Tops the wake-up tokens for idle fetchers up by `n`, to at most
+-- MAX_TOKENS. While workers are busy the list is full and this is one LLEN.
 local function wake(n)
   if n <= 0 then return end
+  local room = MAX_TOKENS - redis.call('LLEN', K_WAKE)
+  if room <= 0 then return end
   local t = {}
-  for i = 1, math.min(n, MAX_TOKENS) do t[i] = '1' end
+  for i = 1, math.min(n, room) do t[i] = '1' end
   redis.call('LPUSH', K_WAKE, unpack(t))
-  redis.call('LTRIM', K_WAKE, 0, MAX_TOKENS - 1)
 end
 
 local function parse_meta(meta)
@@ -160,6 +162,20 @@ end
 -- (checked key by key only when some result exists), one HSET, one RPUSH
 -- per priority and one ZADD.
 local function add_jobs(now, args, from)
+  if #args == from + 2 then
+    -- One job (a plain submit): the same checks in fewer calls. HSETNX
+    -- is the live-id check and the write in one.
+    local id, due, spec = args[from], args[from + 1], args[from + 2]
+    if redis.call('EXISTS', result_key(id)) == 1 then return 0 end
+    if redis.call('HSETNX', K_JOBS, id, spec) == 0 then return 0 end
+    if tonumber(due) > now then
+      redis.call('ZADD', K_SCHED, due, id)
+    else
+      redis.call('RPUSH', queue_of(spec), id)
+    end
+    wake(1)
+    return 1
+  end
   local ids, rkeys = {}, {}
   for i = from, #args, 3 do
     ids[#ids + 1] = args[i]

@@ -52,12 +52,45 @@ async fn batches_and_idempotent_enqueue(kind: Kind) {
     let s = stats.iter().find(|s| s.route == "default").unwrap();
     assert_eq!((s.normal, s.active), (30, 20));
 
+    let finished = got[0].clone();
     b.ack(&got.into_iter().map(|j| done(j, "1")).collect::<Vec<_>>())
         .await
         .unwrap();
     let stats = b.stats().await.unwrap();
     let s = stats.iter().find(|s| s.route == "default").unwrap();
     assert_eq!((s.normal, s.active), (30, 0));
+
+    // One job per call (a plain submit) makes the same checks.
+    let single = job("t");
+    assert_eq!(b.enqueue(vec![single.clone()]).await.unwrap(), 1);
+    assert_eq!(
+        b.enqueue(vec![single]).await.unwrap(),
+        0,
+        "a queued id is skipped"
+    );
+    assert_eq!(
+        b.enqueue(vec![finished]).await.unwrap(),
+        0,
+        "an id whose result is kept is skipped"
+    );
+    let leased = b.fetch(&fetch_req(1)).await.unwrap();
+    assert_eq!(leased.len(), 1);
+    assert_eq!(
+        b.enqueue(leased.clone()).await.unwrap(),
+        0,
+        "a running id is skipped"
+    );
+    let mut later = job("t");
+    later.eta = Some(now_millis() + 60_000);
+    assert_eq!(b.enqueue(vec![later.clone()]).await.unwrap(), 1);
+    assert_eq!(
+        b.enqueue(vec![later]).await.unwrap(),
+        0,
+        "a scheduled id is skipped"
+    );
+    let stats = b.stats().await.unwrap();
+    let s = stats.iter().find(|s| s.route == "default").unwrap();
+    assert_eq!((s.normal, s.active, s.scheduled), (30, 1, 1));
     tb.cleanup().await;
 }
 
