@@ -149,7 +149,8 @@ pub(crate) struct Drain {
     pub(crate) handled: u64,
     /// Redis CPU time per job during the drain (µs).
     pub(crate) redis_cpu_us: f64,
-    /// The worker process's CPU time per job (µs; one process only).
+    /// The worker process's CPU time per job (µs; one process, and only
+    /// for drains of half a second or more).
     pub(crate) worker_cpu_us: Option<f64>,
 }
 
@@ -251,8 +252,10 @@ async fn drain_here(
     }
     .await;
     let total = t0.elapsed();
+    // `/proc` counts CPU time in 10 ms ticks: too coarse for a short drain.
     let own = own0
         .zip(store::own_cpu_us())
+        .filter(|_| total >= Duration::from_millis(500))
         .map(|(a, b)| (b - a) / n as f64);
     stop.cancel();
     handle.await.context("the worker panicked")??;
