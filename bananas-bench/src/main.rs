@@ -313,6 +313,25 @@ async fn runs(opts: &Opts, ctx: &mut Ctx, f: &mut Figures) -> anyhow::Result<()>
                 Some((1000.0, Better::Lower)),
                 p.p99_us,
             );
+            let rtt = phases::idle_round_trip(ctx, run, opts.pickup_samples.max(1), gap).await?;
+            eprintln!(
+                "  idle round trip (LPUSH after the same gap): p50 {:.0} us, p99 {:.0} us",
+                rtt.p50_us, rtt.p99_us
+            );
+            f.record(
+                "idle_rtt_p50_us",
+                "  idle LPUSH round trip p50",
+                "us",
+                None,
+                rtt.p50_us,
+            );
+            f.record(
+                "idle_rtt_p99_us",
+                "  idle LPUSH round trip p99",
+                "us",
+                None,
+                rtt.p99_us,
+            );
         }
         if opts.baseline {
             let key = format!("{{{}-lpush}}", ctx.base);

@@ -58,6 +58,43 @@ impl Ctx {
     }
 }
 
+/// The machine's idle round trip: `samples` unpipelined `LPUSH`es on the
+/// plain connection, each after `gap` of doing nothing, the way each idle
+/// pickup sample starts. On a VM whose idle vCPUs halt, waking the client
+/// and the server costs far more than a back-to-back round trip (what
+/// `redis-benchmark` measures), and an idle pickup is three such trips:
+/// the enqueue, the wake-up delivered to the blocked worker, and its fetch.
+pub(crate) async fn idle_round_trip(
+    ctx: &mut Ctx,
+    run: usize,
+    samples: usize,
+    gap: Duration,
+) -> anyhow::Result<Single> {
+    let key = format!("{{{}}}:rtt", ctx.prefix(run, "idle-rtt"));
+    let mut h = histogram()?;
+    let t0 = Instant::now();
+    for _ in 0..samples {
+        tokio::time::sleep(gap).await;
+        let t = Instant::now();
+        let _: i64 = redis::cmd("LPUSH")
+            .arg(&key)
+            .arg("x")
+            .query_async(&mut ctx.raw)
+            .await?;
+        h.record(t.elapsed().as_nanos().max(1) as u64)?;
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let _: i64 = redis::cmd("DEL")
+        .arg(&key)
+        .query_async(&mut ctx.raw)
+        .await?;
+    Ok(Single {
+        rate: samples as f64 / secs,
+        p50_us: us(&h, 0.50),
+        p99_us: us(&h, 0.99),
+    })
+}
+
 /// Latency percentiles and a rate.
 #[derive(Debug)]
 pub(crate) struct Single {
