@@ -27,6 +27,31 @@ use crate::{
 /// Jobs per enqueue script call; bigger batches are split and pipelined.
 const ENQUEUE_CHUNK: usize = 5000;
 
+/// Bytes of job data (ids and specs) per enqueue script call: a script
+/// blocks Redis for its whole run, so a batch of large jobs is split even
+/// when it has fewer than [`ENQUEUE_CHUNK`] jobs. A job larger than this
+/// goes in a call of its own.
+const ENQUEUE_CHUNK_BYTES: usize = 4 << 20;
+
+/// Splits `items` into runs of at most [`ENQUEUE_CHUNK`] items and about
+/// [`ENQUEUE_CHUNK_BYTES`] bytes (`size` of each), never empty.
+fn enqueue_chunks<T>(items: &[T], size: impl Fn(&T) -> usize) -> Vec<&[T]> {
+    let mut chunks = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, item) in items.iter().enumerate() {
+        let n = size(item);
+        if i > start && (i - start == ENQUEUE_CHUNK || bytes + n > ENQUEUE_CHUNK_BYTES) {
+            chunks.push(&items[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += n;
+    }
+    if start < items.len() {
+        chunks.push(&items[start..]);
+    }
+    chunks
+}
+
 fn ms(d: Duration) -> u64 {
     d.as_millis().min(u64::MAX as u128) as u64
 }
@@ -332,7 +357,7 @@ impl Broker for RedisBroker {
         let mut calls = Vec::new();
         for (route, batch) in &groups {
             let keys = self.route_keys(route).await?;
-            for chunk in batch.chunks(ENQUEUE_CHUNK) {
+            for chunk in enqueue_chunks(batch, |(id, _, spec)| id.len() + spec.len()) {
                 let keys = keys.clone();
                 calls.push(async move {
                     let reply = self
@@ -774,5 +799,36 @@ impl Broker for RedisBroker {
             .await
             .map_err(broker_err)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lens(chunks: &[&[usize]]) -> Vec<usize> {
+        chunks.iter().map(|c| c.len()).collect()
+    }
+
+    #[test]
+    fn enqueue_chunks_bound_jobs_and_bytes() {
+        let none: [usize; 0] = [];
+        assert!(enqueue_chunks(&none, |n| *n).is_empty());
+
+        let small = vec![10usize; ENQUEUE_CHUNK * 2 + 1];
+        let chunks = enqueue_chunks(&small, |n| *n);
+        assert_eq!(lens(&chunks), [ENQUEUE_CHUNK, ENQUEUE_CHUNK, 1]);
+
+        // 100 KB jobs: about 40 per 4 MiB call, every job in exactly one call.
+        let big = vec![100_000usize; 100];
+        let chunks = enqueue_chunks(&big, |n| *n);
+        assert!(chunks
+            .iter()
+            .all(|c| c.iter().sum::<usize>() <= ENQUEUE_CHUNK_BYTES));
+        assert_eq!(lens(&chunks), [41, 41, 18]);
+
+        // A job over the limit still goes, alone.
+        let huge = [1usize, ENQUEUE_CHUNK_BYTES + 1, 1];
+        assert_eq!(lens(&enqueue_chunks(&huge, |n| *n)), [1, 1, 1]);
     }
 }
