@@ -288,6 +288,11 @@ pub struct Job {
     /// When it may run; `None` means now.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eta: Option<Millis>,
+    /// An opaque value from the broker that leased this attempt, handed
+    /// back to it with the attempt's [`Ack`] (see [`JobRef::lease_token`]).
+    /// 0 when there is none; never serialized.
+    #[serde(skip)]
+    pub lease_token: u64,
 }
 
 impl Job {
@@ -303,6 +308,7 @@ impl Job {
             max_retries: 3,
             created_at: now_millis(),
             eta: None,
+            lease_token: 0,
         }
     }
 
@@ -352,6 +358,14 @@ pub struct JobRef {
     pub priority: Priority,
     /// Retries allowed after the first attempt.
     pub max_retries: u32,
+    /// What the broker put in [`Job::lease_token`] when it leased this
+    /// attempt, or 0. A broker may use it to settle the attempt more
+    /// cheaply (the Redis broker skips its lease check when nothing was
+    /// recovered since the fetch), so a caller that sends the same
+    /// acknowledgement again, not knowing whether the first one landed,
+    /// sets it to 0 first: an ack with token 0 is always checked against
+    /// the broker's leases.
+    pub lease_token: u64,
 }
 
 impl JobRef {
@@ -370,6 +384,7 @@ impl From<&Job> for JobRef {
             attempt: job.attempt,
             priority: job.priority,
             max_retries: job.max_retries,
+            lease_token: job.lease_token,
         }
     }
 }
@@ -386,6 +401,7 @@ impl Job {
                 attempt: self.attempt,
                 priority: self.priority,
                 max_retries: self.max_retries,
+                lease_token: self.lease_token,
             },
             self.args,
         )
@@ -477,6 +493,7 @@ impl JobRecord {
             max_retries: self.max_retries,
             created_at: self.created_at,
             eta: None,
+            lease_token: 0,
         }
     }
 }

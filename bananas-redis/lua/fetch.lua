@@ -7,13 +7,15 @@
 -- ARGV[3]  the priority plan, one char per slot: 'h', 'n' or 'l'
 -- ARGV[4]  the most scheduled jobs to promote
 -- ARGV[5]  the dead-letter TTL (ms), for jobs whose data is missing
--- Returns { flag, ids, specs, retried } where flag is
+-- Returns { flag, ids, specs, retried, epoch } where flag is
 --   ''     jobs were leased (or nothing and nothing is scheduled),
 --   'x'    some popped ids were dead-lettered: fetch again at once,
 --   <eta>  nothing is ready; the earliest scheduled eta (ms);
 -- ids and specs are the leased jobs, as two lists of the same length, and
 -- retried lists pairs (index into ids, attempt) for the jobs past their
--- first attempt: every other job is on attempt 1. Lists, not one tuple per
+-- first attempt: every other job is on attempt 1; epoch is the route's
+-- recovery epoch (see recover.lua), which the worker hands back with its
+-- acks so ack.lua can skip its lease check. Lists, not one tuple per
 -- job, so the hot path returns the popped ids and the HMGET reply as they
 -- are, without building a table per job.
 local now = tonumber(ARGV[1])
@@ -124,6 +126,6 @@ if buried.n then
   end
   for r = 1, #retried, 2 do retried[r] = index[retried[r]] end
   trim_dead(now, dead_ttl)
-  return { 'x', kept_ids, kept_specs, retried }
+  return { 'x', kept_ids, kept_specs, retried, epoch() }
 end
-return { '', ids, specs, retried }
+return { '', ids, specs, retried, epoch() }

@@ -39,6 +39,9 @@ for i = #ids, 1, -1 do
   end
 end
 vcall('ZREM', K_LEASE, ids)
+-- Leases were taken from their holders: acks of attempts leased before
+-- now must be checked against the lease set again (see ack.lua).
+redis.call('INCR', epoch_key())
 wake(requeued)
 if died then trim_dead(now, dead_ttl) end
 return #ids

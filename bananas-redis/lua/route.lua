@@ -4,9 +4,10 @@
 -- whole Redis 7 function library, or to each script for EVALSHA on older
 -- servers. Every route script takes the same KEYS, all in the route's hash
 -- tag `{P:R}`:
---   KEYS[1]  {P:R}          the route's base name (never written; per-job
---                           keys are derived from it: {P:R}:r:<id> result,
---                           {P:R}:w:<id> waiter notification list)
+--   KEYS[1]  {P:R}          the route's base name (never written; keys
+--                           are derived from it: {P:R}:r:<id> result,
+--                           {P:R}:w:<id> waiter notification list,
+--                           {P:R}:epoch recovery counter)
 --   KEYS[2]  {P:R}:jobs     hash   id -> spec (the envelope of a live job)
 --   KEYS[3]  {P:R}:meta     hash   id -> attempts SEP started_at SEP last error
 --   KEYS[4]  {P:R}:q:h      list   ids queued at high priority
@@ -50,6 +51,13 @@ local MAX_TOKENS = 16
 local NOTIFY_TTL_MS = 60000
 
 local function result_key(id) return K_BASE .. ':r:' .. id end
+
+-- The route's recovery epoch: how many times recover.lua has taken leases
+-- from their holders. A lease can only be lost that way (acks and releases
+-- come from the holder), so an attempt leased at the current epoch still
+-- holds its lease. The key may be missing (epoch '0').
+local function epoch_key() return K_BASE .. ':epoch' end
+local function epoch() return redis.call('GET', epoch_key()) or '0' end
 local function notify_key(id) return K_BASE .. ':w:' .. id end
 
 -- Splits `s` on SEP into at most `n` parts (the last part keeps the rest).

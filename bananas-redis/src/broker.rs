@@ -90,6 +90,16 @@ fn by_route<'r, T>(items: impl IntoIterator<Item = (&'r Route, T)>) -> Vec<(Rout
     groups
 }
 
+/// The recovery epoch every ack of `batch` was leased at, if they share
+/// one (see [`Job::lease_token`]: this broker's tokens are the epoch + 1).
+fn shared_epoch(batch: &[&Ack]) -> Option<u64> {
+    let token = batch.first()?.job.lease_token;
+    if token == 0 || batch.iter().any(|a| a.job.lease_token != token) {
+        return None;
+    }
+    Some(token - 1)
+}
+
 /// One settled attempt, as `ack.lua` takes it.
 struct Settle<'a> {
     kind: &'static str,
@@ -129,7 +139,15 @@ struct Fetched {
 }
 
 impl RedisBroker {
-    async fn settle(&self, keys: &RouteKeys, batch: &[Settle<'_>]) -> Result<()> {
+    /// Settles `batch` on one route. `epoch` is the route's recovery epoch
+    /// at which every attempt in the batch was leased, when they share one:
+    /// if nothing was recovered since, `ack.lua` skips its lease check.
+    async fn settle(
+        &self,
+        keys: &RouteKeys,
+        batch: &[Settle<'_>],
+        epoch: Option<u64>,
+    ) -> Result<()> {
         let cfg = &self.inner.cfg;
         let now = now_millis();
         let reply = self
@@ -160,6 +178,10 @@ impl RedisBroker {
                     }
                 }
                 c.arg(n).arg(attempts).arg(started);
+                match epoch {
+                    Some(e) => c.arg(e),
+                    None => c.arg(""),
+                };
                 for s in compact {
                     c.arg(s.id);
                 }
@@ -216,6 +238,12 @@ impl RedisBroker {
         let ids = reply.next().map(items).unwrap_or_default();
         let specs = reply.next().map(items).unwrap_or_default();
         let retried = reply.next().map(items).unwrap_or_default();
+        // The route's recovery epoch when these jobs were leased, as the
+        // lease token (+1, so that 0 stays "none").
+        let token = reply
+            .next()
+            .and_then(|v| text(&v).parse::<u64>().ok())
+            .map_or(0, |epoch| epoch.saturating_add(1));
         let mut fetched = Fetched {
             jobs: Vec::with_capacity(ids.len()),
             next_eta: None,
@@ -252,7 +280,7 @@ impl RedisBroker {
             match codec::decode_spec_owned(spec) {
                 Ok(spec) => fetched
                     .jobs
-                    .push(codec::job_from_spec(id, route, attempt, spec)),
+                    .push(codec::job_from_spec(id, route, attempt, spec, token)),
                 Err(reason) => {
                     tracing::warn!(job_id = %id, %route, attempt, %reason, "moving a corrupt job to the dead letter");
                     corrupt.push((id, attempt, reason));
@@ -271,7 +299,7 @@ impl RedisBroker {
                     b: "".into(),
                 })
                 .collect();
-            self.settle(&keys, &batch).await?;
+            self.settle(&keys, &batch, None).await?;
             fetched.again = true;
         }
         Ok(fetched)
@@ -418,7 +446,7 @@ impl Broker for RedisBroker {
             let keys = self.route_keys(&route).await?;
             calls.push(async move {
                 let settles: Vec<Settle<'_>> = batch.iter().map(|a| Settle::from_ack(a)).collect();
-                self.settle(&keys, &settles).await
+                self.settle(&keys, &settles, shared_epoch(&batch)).await
             });
         }
         try_join_all(calls).await?;

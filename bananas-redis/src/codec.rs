@@ -169,8 +169,15 @@ fn null() -> Box<RawValue> {
     RawValue::from_string("null".to_owned()).unwrap_or_else(|_| unreachable!("null is JSON"))
 }
 
-/// Builds the envelope of a fetched job.
-pub(crate) fn job_from_spec(id: String, route: &Route, attempt: u32, spec: Spec) -> Job {
+/// Builds the envelope of a fetched job; `lease_token` is what the broker
+/// wants back with its ack.
+pub(crate) fn job_from_spec(
+    id: String,
+    route: &Route,
+    attempt: u32,
+    spec: Spec,
+    lease_token: u64,
+) -> Job {
     Job {
         id: JobId::from(id),
         task: spec.task,
@@ -181,6 +188,7 @@ pub(crate) fn job_from_spec(id: String, route: &Route, attempt: u32, spec: Spec)
         max_retries: spec.max_retries,
         created_at: spec.created_at,
         eta: spec.eta,
+        lease_token,
     }
 }
 

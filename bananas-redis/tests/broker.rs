@@ -34,6 +34,7 @@ shared_scenario!(dead_letter);
 shared_scenario!(wait, raw);
 shared_scenario!(leases);
 shared_scenario!(compact_acks);
+shared_scenario!(lease_tokens);
 shared_scenario!(concurrent_recoverers);
 shared_scenario!(claim_ticks);
 shared_scenario!(idle_wakeup);

@@ -620,3 +620,64 @@ pub async fn compact_acks(b: &RedisBroker) {
     let rec = b.job(c).await.unwrap().unwrap();
     assert_eq!((rec.state, rec.attempts), (JobState::Succeeded, 2));
 }
+
+/// Lease tokens let `ack.lua` skip its lease check only while nothing was
+/// recovered on the route since the fetch; a stale ack is still ignored.
+pub async fn lease_tokens(b: &RedisBroker) {
+    let none = |j: &Job| ack(j, Outcome::Succeeded(None));
+    let r = route("tokens");
+
+    // A fetched job carries a token; an ack with it settles the job.
+    let plain = job_on("tokens", Priority::Normal, 0);
+    b.enqueue(vec![plain.clone()]).await.unwrap();
+    let got = fetch_n(b, &["tokens"], 1).await;
+    assert_ne!(got[0].lease_token, 0, "the Redis broker hands out tokens");
+    b.ack(&[none(&got[0])]).await.unwrap();
+    assert!(b.job(&plain.id).await.unwrap().is_none());
+
+    // Worker 1 leases X and goes quiet; its lease is recovered, worker 2
+    // runs X to the end (no meta left on the route), and a new job is
+    // enqueued under the same id. Worker 1's late ack still carries the
+    // old token: the recovery moved the epoch on, so the ack is checked,
+    // found stale and ignored, and the new job is untouched.
+    let x = job_on("tokens", Priority::Normal, 1);
+    b.enqueue(vec![x.clone()]).await.unwrap();
+    let mut short = req(&["tokens"], 1);
+    short.lease = Duration::from_millis(50);
+    let first = b.fetch(&short).await.unwrap();
+    assert_eq!(first.len(), 1);
+    wait_past(now_millis() + 60).await;
+    assert_eq!(
+        b.recover_expired(std::slice::from_ref(&r)).await.unwrap(),
+        1
+    );
+    let second = fetch_n(b, &["tokens"], 1).await;
+    assert_eq!(second[0].attempt, 2);
+    assert_ne!(second[0].lease_token, first[0].lease_token);
+    b.ack(&[none(&second[0])]).await.unwrap();
+    assert!(b.job(&x.id).await.unwrap().is_none());
+    let mut again = job_on("tokens", Priority::Normal, 2);
+    again.id = x.id.clone();
+    assert_eq!(b.enqueue(vec![again]).await.unwrap(), 1);
+    b.ack(&[none(&first[0])]).await.unwrap();
+    let rec = b.job(&x.id).await.unwrap().expect("the new job survived");
+    assert_eq!(rec.state, JobState::Queued);
+    let third = fetch_n(b, &["tokens"], 1).await;
+    assert_eq!((third[0].attempt, third[0].args.get()), (1, r#"{"n":2}"#));
+
+    // An ack sent again without its token (what the worker does when it
+    // retries a batch that may have landed) is checked too: the repeat of
+    // an ack that already settled the job cannot touch its successor.
+    b.ack(&[none(&third[0])]).await.unwrap();
+    let mut successor = job_on("tokens", Priority::Normal, 3);
+    successor.id = x.id.clone();
+    assert_eq!(b.enqueue(vec![successor]).await.unwrap(), 1);
+    let mut repeat = none(&third[0]);
+    repeat.job.lease_token = 0;
+    b.ack(&[repeat]).await.unwrap();
+    let rec = b.job(&x.id).await.unwrap().expect("the successor survived");
+    assert_eq!(rec.state, JobState::Queued);
+    let fourth = fetch_n(b, &["tokens"], 1).await;
+    assert_eq!(fourth[0].args.get(), r#"{"n":3}"#);
+    b.ack(&[none(&fourth[0])]).await.unwrap();
+}

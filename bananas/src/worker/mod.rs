@@ -461,13 +461,18 @@ async fn ack_loop(
     while sending.join_next().await.is_some() {}
 }
 
-/// Acknowledges one batch, retrying with backoff.
-async fn send_acks(broker: &dyn Broker, batch: Vec<Ack>, closing: &CancellationToken) {
+/// Acknowledges one batch, retrying with backoff. A failed call may have
+/// landed before the error, so a retry sends the batch without its lease
+/// tokens: the broker then checks every ack against its leases.
+async fn send_acks(broker: &dyn Broker, mut batch: Vec<Ack>, closing: &CancellationToken) {
     let mut backoff = ErrorBackoff::default();
     loop {
         match broker.ack(&batch).await {
             Ok(()) => return,
             Err(e) => {
+                for ack in &mut batch {
+                    ack.job.lease_token = 0;
+                }
                 let wait = backoff.next();
                 tracing::warn!(error = %e, jobs = batch.len(), retry_in = ?wait, "acknowledging failed; retrying");
                 if closing.is_cancelled() && backoff.exhausted() {
