@@ -177,7 +177,7 @@ async fn bench(opts: Opts) -> anyhow::Result<()> {
     let mut figures = Figures::default();
     let outcome = tokio::select! {
         r = runs(&opts, &mut ctx, &mut figures) => r,
-        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+        _ = interrupted() => Err(anyhow::anyhow!("interrupted")),
     };
     // Whatever happened, leave nothing behind.
     let swept = store::delete_matching(&mut ctx.raw, &format!("{{{base}-*")).await;
@@ -207,6 +207,30 @@ async fn bench(opts: Opts) -> anyhow::Result<()> {
     context.insert("runs".into(), json!(opts.runs));
     println!("{}", figures.json(context));
     Ok(())
+}
+
+/// Ctrl-C, or (on Unix) SIGTERM: either way the run stops and the final
+/// sweep deletes its keys.
+async fn interrupted() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 async fn runs(opts: &Opts, ctx: &mut Ctx, f: &mut Figures) -> anyhow::Result<()> {

@@ -12,6 +12,7 @@ use bananas::{
     job::{now_millis, Ack, Job, Outcome, Route},
 };
 use bananas_redis::RedisBroker;
+use redis::TypedCommands as _;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -133,8 +134,8 @@ impl Drop for Space {
             return;
         };
         let pattern = format!("*{}*", self.prefix);
-        let keys: Vec<String> = match redis::cmd("KEYS").arg(&pattern).query(&mut con) {
-            Ok(k) => k,
+        let keys: Vec<String> = match con.scan_match(&pattern) {
+            Ok(iter) => iter.filter_map(|k| k.ok()).collect(),
             Err(_) => return,
         };
         for chunk in keys.chunks(100) {
