@@ -116,6 +116,36 @@ pub struct ScheduleInfo {
     pub seen_at: Millis,
 }
 
+impl ScheduleInfo {
+    /// How long an announcement outlives the moment a scheduler should
+    /// have renewed it. Every scheduler pass renews the announcements of
+    /// its schedules, and a scheduler wakes at least at each schedule's next
+    /// tick; an announcement whose next run is this far past (or, without a
+    /// next run, last seen this long ago) belongs to a schedule no running
+    /// scheduler has any more, typically one removed from the code.
+    pub const RETENTION: Duration = Duration::from_secs(24 * 3600);
+
+    /// Whether no scheduler can still be announcing this schedule at `now`
+    /// (see [`ScheduleInfo::RETENTION`]). Brokers drop such announcements
+    /// from [`Broker::schedules`] and delete them when schedules are
+    /// published, taking `now` from the freshest announcement
+    /// ([`ScheduleInfo::freshest`]): the schedulers' clock, not the
+    /// broker's, and while no scheduler runs at all nothing is dropped.
+    pub fn is_abandoned(&self, now: Millis) -> bool {
+        let due = self.next_run.unwrap_or(self.seen_at).max(self.seen_at);
+        now.saturating_sub(due) > Self::RETENTION.as_millis() as Millis
+    }
+
+    /// The latest `seen_at` among `announcements` (0 if none).
+    pub fn freshest<'a>(announcements: impl IntoIterator<Item = &'a ScheduleInfo>) -> Millis {
+        announcements
+            .into_iter()
+            .map(|s| s.seen_at)
+            .max()
+            .unwrap_or(0)
+    }
+}
+
 /// The contract between the Bananas runtime and a broker.
 ///
 /// Every method is atomic with respect to every other caller, in this
@@ -195,12 +225,43 @@ pub trait Broker: Send + Sync + std::fmt::Debug + 'static {
     async fn last_tick(&self, schedule: &str, route: &Route) -> Result<Option<TickMark>>;
 
     /// Records the schedules a scheduler runs (replacing earlier
-    /// announcements of the same ids).
+    /// announcements of the same ids), and deletes abandoned announcements
+    /// ([`ScheduleInfo::is_abandoned`]).
     async fn publish_schedules(&self, schedules: &[ScheduleInfo]) -> Result<()>;
 
-    /// Every schedule any scheduler has announced, sorted by id.
+    /// Every schedule a scheduler has announced and not abandoned, sorted
+    /// by id.
     async fn schedules(&self) -> Result<Vec<ScheduleInfo>>;
 
     /// Checks that the broker answers.
     async fn ping(&self) -> Result<()>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn announcements_are_abandoned_a_day_after_they_were_due() {
+        let day = ScheduleInfo::RETENTION.as_millis() as Millis;
+        let info = |next_run, seen_at| ScheduleInfo {
+            id: "s".into(),
+            route: "default".into(),
+            cron: "0 0 2 * * *".into(),
+            tz: "UTC".into(),
+            next_run,
+            seen_at,
+        };
+        let t = 10 * day;
+        // Due in the future, or due less than a day ago: kept.
+        assert!(!info(Some(t + 1000), t).is_abandoned(t));
+        assert!(!info(Some(t), t - 1000).is_abandoned(t + day));
+        // Due more than a day ago and not announced since: abandoned.
+        assert!(info(Some(t), t - 1000).is_abandoned(t + day + 1));
+        // Without a next run, a day after it was last seen.
+        assert!(!info(None, t).is_abandoned(t + day));
+        assert!(info(None, t).is_abandoned(t + day + 1));
+        // A next run before the announcement counts from the announcement.
+        assert!(!info(Some(t - 5 * day), t).is_abandoned(t + day));
+    }
 }

@@ -139,6 +139,26 @@ struct Fetched {
 }
 
 impl RedisBroker {
+    /// Every readable schedule announcement, abandoned ones included.
+    async fn announced(&self) -> Result<Vec<ScheduleInfo>> {
+        let mut conn = self.inner.conn.clone();
+        let all: Vec<(String, String)> = redis::cmd("HGETALL")
+            .arg(&self.inner.global.schedules)
+            .query_async(&mut conn)
+            .await
+            .map_err(broker_err)?;
+        Ok(all
+            .into_iter()
+            .filter_map(|(id, json)| match serde_json::from_str(&json) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::warn!(schedule = %id, error = %e, "unreadable schedule announcement skipped");
+                    None
+                }
+            })
+            .collect())
+    }
+
     /// Settles `batch` on one route. `epoch` is the route's recovery epoch
     /// at which every attempt in the batch was leased, when they share one:
     /// if nothing was recovered since, `ack.lua` skips its lease check.
@@ -752,26 +772,31 @@ impl Broker for RedisBroker {
         }
         let mut conn = self.inner.conn.clone();
         let _: i64 = cmd.query_async(&mut conn).await.map_err(broker_err)?;
+        // Forget schedules no scheduler announces any more. A scheduler that
+        // comes back announces them again.
+        let all = self.announced().await?;
+        let now = ScheduleInfo::freshest(&all);
+        let abandoned: Vec<String> = all
+            .into_iter()
+            .filter(|s| s.is_abandoned(now))
+            .map(|s| s.id)
+            .collect();
+        if !abandoned.is_empty() {
+            tracing::info!(schedules = ?abandoned, "forgetting schedules no scheduler has announced for a day");
+            let _: i64 = redis::cmd("HDEL")
+                .arg(&self.inner.global.schedules)
+                .arg(&abandoned)
+                .query_async(&mut conn)
+                .await
+                .map_err(broker_err)?;
+        }
         Ok(())
     }
 
     async fn schedules(&self) -> Result<Vec<ScheduleInfo>> {
-        let mut conn = self.inner.conn.clone();
-        let all: Vec<(String, String)> = redis::cmd("HGETALL")
-            .arg(&self.inner.global.schedules)
-            .query_async(&mut conn)
-            .await
-            .map_err(broker_err)?;
-        let mut out: Vec<ScheduleInfo> = all
-            .into_iter()
-            .filter_map(|(id, json)| match serde_json::from_str(&json) {
-                Ok(s) => Some(s),
-                Err(e) => {
-                    tracing::warn!(schedule = %id, error = %e, "unreadable schedule announcement skipped");
-                    None
-                }
-            })
-            .collect();
+        let all = self.announced().await?;
+        let now = ScheduleInfo::freshest(&all);
+        let mut out: Vec<ScheduleInfo> = all.into_iter().filter(|s| !s.is_abandoned(now)).collect();
         out.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(out)
     }

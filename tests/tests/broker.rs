@@ -243,24 +243,57 @@ async fn schedules_are_announced(kind: Kind) {
     let tb = TestBroker::new(kind, "schedules").await;
     let b = &tb.broker;
     assert!(b.schedules().await.unwrap().is_empty());
-    let info = |id: &str, next| bananas::broker::ScheduleInfo {
+    let now = now_millis();
+    let info = |id: &str, next: u64, seen: u64| bananas::broker::ScheduleInfo {
         id: id.to_owned(),
         route: "default".to_owned(),
         cron: "0 * * * * *".to_owned(),
         tz: "UTC".to_owned(),
         next_run: Some(next),
-        seen_at: 1,
+        seen_at: seen,
     };
-    b.publish_schedules(&[info("b", 10), info("a", 10)])
+    b.publish_schedules(&[info("b", now + 10, now), info("a", now + 10, now)])
         .await
         .unwrap();
-    b.publish_schedules(&[info("b", 20)]).await.unwrap();
+    b.publish_schedules(&[info("b", now + 20, now)])
+        .await
+        .unwrap();
     let got = b.schedules().await.unwrap();
     assert_eq!(
         got,
-        vec![info("a", 10), info("b", 20)],
+        vec![info("a", now + 10, now), info("b", now + 20, now)],
         "sorted, latest announcement wins"
     );
+
+    // A schedule whose next run passed more than a day (by the freshest
+    // announcement's clock) ago without a new announcement was removed from
+    // every scheduler: it is not listed, and publishing deletes it.
+    let day = 24 * 3600 * 1000;
+    let gone = info("gone", now - day - 60_000, now - day - 120_000);
+    b.publish_schedules(std::slice::from_ref(&gone))
+        .await
+        .unwrap();
+    let ids: Vec<String> = b
+        .schedules()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(ids, ["a", "b"], "an abandoned schedule is not listed");
+    // Just inside the day it is still listed (its scheduler may be restarting).
+    let late = info("late", now - day + 60_000, now - day);
+    b.publish_schedules(std::slice::from_ref(&late))
+        .await
+        .unwrap();
+    let ids: Vec<String> = b
+        .schedules()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(ids, ["a", "b", "late"]);
     tb.cleanup().await;
 }
 

@@ -589,11 +589,21 @@ impl Broker for MemoryBroker {
         for s in schedules {
             st.schedules.insert(s.id.clone(), s.clone());
         }
+        let now = ScheduleInfo::freshest(st.schedules.values());
+        st.schedules.retain(|_, s| !s.is_abandoned(now));
         Ok(())
     }
 
     async fn schedules(&self) -> Result<Vec<ScheduleInfo>> {
-        let mut v: Vec<_> = self.state.lock().schedules.values().cloned().collect();
+        let st = self.state.lock();
+        let now = ScheduleInfo::freshest(st.schedules.values());
+        let mut v: Vec<_> = st
+            .schedules
+            .values()
+            .filter(|s| !s.is_abandoned(now))
+            .cloned()
+            .collect();
+        drop(st);
         v.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(v)
     }
