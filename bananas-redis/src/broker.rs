@@ -466,7 +466,15 @@ impl Broker for RedisBroker {
             let keys = self.route_keys(&route).await?;
             calls.push(async move {
                 let settles: Vec<Settle<'_>> = batch.iter().map(|a| Settle::from_ack(a)).collect();
-                self.settle(&keys, &settles, shared_epoch(&batch)).await
+                // The cluster client re-sends a request whose connection
+                // dropped, even one Redis had already run: a repeat this
+                // process cannot see, so on a cluster every ack is checked.
+                let epoch = if self.inner.cluster {
+                    None
+                } else {
+                    shared_epoch(&batch)
+                };
+                self.settle(&keys, &settles, epoch).await
             });
         }
         try_join_all(calls).await?;
