@@ -403,18 +403,18 @@ async fn executor(
         let Some((slot, job)) = queue.jobs.lock().pop_front() else {
             continue;
         };
-        let id = job.id.clone();
         let ack = AssertUnwindSafe(execute(&registry, job))
             .catch_unwind()
             .await;
-        in_flight.lock().remove(slot);
+        // The in-flight entry names the job if the worker itself panicked.
+        let held_ref = in_flight.lock().remove(slot);
         held.add_permits(1);
         match ack {
             Ok(ack) => {
                 let _ = ack_tx.send(ack);
             }
             Err(_) => tracing::error!(
-                job_id = %id,
+                job_id = %held_ref.map(|j| j.id.to_string()).unwrap_or_default(),
                 "the worker panicked outside the task; the job's lease will expire and it will run again"
             ),
         }
