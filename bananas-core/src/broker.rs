@@ -171,8 +171,12 @@ pub trait Broker: Send + Sync + std::fmt::Debug + 'static {
     /// nothing behind: afterwards [`Broker::job`] returns `None` for it.
     /// An ack whose lease is gone (the job was recovered and handed to
     /// another worker) is ignored. The batch is borrowed so that a caller
-    /// can retry it after an error without copying it; acknowledging the
-    /// same attempt twice is harmless (the second is stale).
+    /// can retry it after an error without copying it. Acknowledging the
+    /// same attempt twice is harmless (the second is stale) provided the
+    /// repeat carries [`JobRef::lease_token`] 0: a broker may trust an ack
+    /// that still carries its token without looking at its lease, so a
+    /// caller that repeats an ack it is not sure landed zeroes the tokens
+    /// first (the worker does).
     async fn ack(&self, acks: &[Ack]) -> Result<()>;
 
     /// Hands back leased attempts that never ran or were cancelled

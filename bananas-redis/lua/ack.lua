@@ -7,7 +7,8 @@
 -- ARGV[5]  their attempts, comma-separated; '' when all are 1
 -- ARGV[6]  their started_at, comma-separated
 -- ARGV[7]  the route's recovery epoch at which every attempt in the batch
---          was leased ('' when unknown or not shared; see route.lua)
+--          was leased, as fetch.lua returned it ('' when unknown or not
+--          shared; see route.lua)
 -- ARGV[8 .. 7+c] their ids.
 --   Compact acks are attempts that succeeded and keep no result (kind 'N'
 --   below): everything about the job is deleted. Compact because that is
@@ -70,7 +71,7 @@ local simple = src == ARGV and not c_attempts and not any_meta and not any_waite
 -- whole batch was leased at the current epoch, every lease still holds and
 -- the check below (ZMSCORE, which formats a double per id) is skipped. The
 -- worker sends a repeated batch without an epoch, so a repeat is checked.
-local trusted = simple and ARGV[7] ~= '' and ARGV[7] == epoch()
+local trusted = simple and ARGV[7] ~= '' and ARGV[7] == epoch(false)
 local leased
 if not trusted then leased = vget('ZMSCORE', K_LEASE, src, off + 1, off + nids) end
 if any_meta then metas = vget('HMGET', K_META, src, off + 1, off + nids) end

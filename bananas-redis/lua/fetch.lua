@@ -20,6 +20,8 @@
 -- are, without building a table per job.
 local now = tonumber(ARGV[1])
 local deadline = ARGV[2]
+-- Read (or start) the epoch before anything is leased.
+local leased_at = epoch(true)
 local plan = ARGV[3]
 local dead_ttl = tonumber(ARGV[5])
 promote(now, tonumber(ARGV[4]))
@@ -126,6 +128,6 @@ if buried.n then
   end
   for r = 1, #retried, 2 do retried[r] = index[retried[r]] end
   trim_dead(now, dead_ttl)
-  return { 'x', kept_ids, kept_specs, retried, epoch() }
+  return { 'x', kept_ids, kept_specs, retried, leased_at }
 end
-return { '', ids, specs, retried, epoch() }
+return { '', ids, specs, retried, leased_at }

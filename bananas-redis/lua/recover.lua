@@ -41,7 +41,7 @@ end
 vcall('ZREM', K_LEASE, ids)
 -- Leases were taken from their holders: acks of attempts leased before
 -- now must be checked against the lease set again (see ack.lua).
-redis.call('INCR', epoch_key())
+bump_epoch()
 wake(requeued)
 if died then trim_dead(now, dead_ttl) end
 return #ids

@@ -7,7 +7,7 @@
 --   KEYS[1]  {P:R}          the route's base name (never written; keys
 --                           are derived from it: {P:R}:r:<id> result,
 --                           {P:R}:w:<id> waiter notification list,
---                           {P:R}:epoch recovery counter)
+--                           {P:R}:epoch recovery epoch)
 --   KEYS[2]  {P:R}:jobs     hash   id -> spec (the envelope of a live job)
 --   KEYS[3]  {P:R}:meta     hash   id -> attempts SEP started_at SEP last error
 --   KEYS[4]  {P:R}:q:h      list   ids queued at high priority
@@ -52,12 +52,49 @@ local NOTIFY_TTL_MS = 60000
 
 local function result_key(id) return K_BASE .. ':r:' .. id end
 
--- The route's recovery epoch: how many times recover.lua has taken leases
--- from their holders. A lease can only be lost that way (acks and releases
--- come from the holder), so an attempt leased at the current epoch still
--- holds its lease. The key may be missing (epoch '0').
+-- The route's recovery epoch. While the server keeps its data, a lease is
+-- only lost to recover.lua (acks and releases come from the holder), which
+-- moves the epoch on; so an attempt leased at the current epoch still holds
+-- its lease. The epoch is `<run id>:<nonce>:<count>`:
+-- - the server's run id, because a restart (from RDB, or AOF `everysec`)
+--   or a promoted replica may have rolled the data back to before a fetch
+--   while keeping the key: a new process has a new run id;
+-- - a nonce chosen (from TIME) whenever the key is created, because the
+--   key may be evicted or deleted and must not come back with a value a
+--   token already holds;
+-- - the count of recoveries, kept in the key `{P:R}:epoch` as
+--   `<nonce>:<count>`.
 local function epoch_key() return K_BASE .. ':epoch' end
-local function epoch() return redis.call('GET', epoch_key()) or '0' end
+local RUN_ID -- cached per Lua VM, which lives as long as the server process
+local function run_id()
+  if not RUN_ID then
+    RUN_ID = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)') or ''
+  end
+  return RUN_ID
+end
+local function new_nonce()
+  local t = redis.call('TIME')
+  return t[1] .. string.format('%06d', tonumber(t[2]))
+end
+-- The current epoch. `create`: make the key when it is missing (fetch);
+-- otherwise a missing key gives '' (ack), which no token matches.
+local function epoch(create)
+  local v = redis.call('GET', epoch_key())
+  if not v then
+    if not create then return '' end
+    v = new_nonce() .. ':0'
+    redis.call('SET', epoch_key(), v)
+  end
+  return run_id() .. ':' .. v
+end
+-- Moves the epoch on (recover.lua).
+local function bump_epoch()
+  local v = redis.call('GET', epoch_key())
+  local nonce, count
+  if v then nonce, count = string.match(v, '^(%d+):(%d+)$') end
+  if not nonce then nonce, count = new_nonce(), 0 end
+  redis.call('SET', epoch_key(), nonce .. ':' .. tostring(tonumber(count) + 1))
+end
 local function notify_key(id) return K_BASE .. ':w:' .. id end
 
 -- Splits `s` on SEP into at most `n` parts (the last part keeps the rest).

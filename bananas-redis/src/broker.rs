@@ -90,15 +90,20 @@ fn by_route<'r, T>(items: impl IntoIterator<Item = (&'r Route, T)>) -> Vec<(Rout
     groups
 }
 
-/// The recovery epoch every ack of `batch` was leased at, if they share
-/// one (see [`Job::lease_token`]: this broker's tokens are the epoch + 1).
-fn shared_epoch(batch: &[&Ack]) -> Option<u64> {
+/// The lease token every ack of `batch` carries, if they share one that is
+/// not 0 (see [`Job::lease_token`]).
+fn shared_token(batch: &[&Ack]) -> Option<u64> {
     let token = batch.first()?.job.lease_token;
     if token == 0 || batch.iter().any(|a| a.job.lease_token != token) {
         return None;
     }
-    Some(token - 1)
+    Some(token)
 }
+
+/// How many distinct recovery epochs one broker remembers. Epochs change
+/// only when leases are recovered or a server restarts; past this many, new
+/// epochs get no token and their acks are simply checked in full.
+const EPOCHS_KEPT: usize = 4096;
 
 /// One settled attempt, as `ack.lua` takes it.
 struct Settle<'a> {
@@ -159,14 +164,39 @@ impl RedisBroker {
             .collect())
     }
 
+    /// The lease token for jobs fetched at `epoch`: its index in the
+    /// epochs this broker has seen, + 1 (0 when the table is full).
+    fn token_for_epoch(&self, epoch: &str) -> u64 {
+        if epoch.is_empty() {
+            return 0;
+        }
+        let mut seen = self.inner.epochs.lock().unwrap_or_else(|e| e.into_inner());
+        // The current epoch is almost always the last one seen.
+        if let Some(i) = seen.iter().rposition(|e| e == epoch) {
+            return i as u64 + 1;
+        }
+        if seen.len() >= EPOCHS_KEPT {
+            return 0;
+        }
+        seen.push(epoch.to_owned());
+        seen.len() as u64
+    }
+
+    /// The epoch a lease token stands for.
+    fn epoch_of_token(&self, token: u64) -> Option<String> {
+        let seen = self.inner.epochs.lock().unwrap_or_else(|e| e.into_inner());
+        let i = usize::try_from(token.checked_sub(1)?).ok()?;
+        seen.get(i).cloned()
+    }
+
     /// Settles `batch` on one route. `epoch` is the route's recovery epoch
     /// at which every attempt in the batch was leased, when they share one:
-    /// if nothing was recovered since, `ack.lua` skips its lease check.
+    /// if it is still the current epoch, `ack.lua` skips its lease check.
     async fn settle(
         &self,
         keys: &RouteKeys,
         batch: &[Settle<'_>],
-        epoch: Option<u64>,
+        epoch: Option<String>,
     ) -> Result<()> {
         let cfg = &self.inner.cfg;
         let now = now_millis();
@@ -198,10 +228,7 @@ impl RedisBroker {
                     }
                 }
                 c.arg(n).arg(attempts).arg(started);
-                match epoch {
-                    Some(e) => c.arg(e),
-                    None => c.arg(""),
-                };
+                c.arg(epoch.as_deref().unwrap_or(""));
                 for s in compact {
                     c.arg(s.id);
                 }
@@ -259,11 +286,8 @@ impl RedisBroker {
         let specs = reply.next().map(items).unwrap_or_default();
         let retried = reply.next().map(items).unwrap_or_default();
         // The route's recovery epoch when these jobs were leased, as the
-        // lease token (+1, so that 0 stays "none").
-        let token = reply
-            .next()
-            .and_then(|v| text(&v).parse::<u64>().ok())
-            .map_or(0, |epoch| epoch.saturating_add(1));
+        // lease token.
+        let token = reply.next().map_or(0, |v| self.token_for_epoch(&text(&v)));
         let mut fetched = Fetched {
             jobs: Vec::with_capacity(ids.len()),
             next_eta: None,
@@ -472,7 +496,7 @@ impl Broker for RedisBroker {
                 let epoch = if self.inner.cluster {
                     None
                 } else {
-                    shared_epoch(&batch)
+                    shared_token(&batch).and_then(|t| self.epoch_of_token(t))
                 };
                 self.settle(&keys, &settles, epoch).await
             });

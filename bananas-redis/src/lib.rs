@@ -69,6 +69,9 @@ struct Inner {
     global: GlobalKeys,
     /// Routes this process has registered in `{P}:routes`, with their keys.
     routes: Mutex<HashMap<String, Arc<RouteKeys>>>,
+    /// The recovery epochs fetches returned; a fetched job's lease token is
+    /// its epoch's index here + 1 (see `Job::lease_token`).
+    epochs: Mutex<Vec<String>>,
 }
 
 impl fmt::Debug for RedisBroker {
@@ -111,6 +114,7 @@ impl RedisBroker {
                 scripts,
                 global,
                 routes: Mutex::new(HashMap::new()),
+                epochs: Mutex::new(Vec::new()),
             }),
         })
     }

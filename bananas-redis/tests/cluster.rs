@@ -35,8 +35,8 @@ async fn behaviour_on_a_redis_cluster() {
     scenarios::wait(&b, &url, &p).await;
     let (b, _) = connect("leases").await;
     scenarios::leases(&b).await;
-    let (b, _) = connect("tokens").await;
-    scenarios::lease_tokens(&b).await;
+    let (b, p) = connect("tokens").await;
+    scenarios::lease_tokens(&b, &url, &p).await;
     let (b, _) = connect("recoverers").await;
     scenarios::concurrent_recoverers(&b).await;
     let (b, _) = connect("ticks").await;

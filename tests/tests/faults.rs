@@ -227,3 +227,64 @@ async fn two_workers_run_each_job_exactly_once() {
     assert!(twice.is_empty(), "jobs that ran more than once: {twice:?}");
     assert_eq!(runs.len(), 10_000);
 }
+
+/// (e) A restart that rolls the data back to a snapshot taken before a
+/// fetch (RDB, or AOF with `everysec`) keeps the route's epoch key, so the
+/// epoch also carries the server's run id: an ack leased before the restart
+/// is checked against the leases, not trusted, even when it is sent again
+/// with its lease token. The rolled-back job is still queued and runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acks_leased_before_a_rollback_are_checked() {
+    let mut server = RedisServer::start(false);
+    let tb = TestBroker::redis(&server.url(), "rollback").await;
+    let broker = tb.broker.clone();
+    let fetch = bananas::broker::FetchRequest {
+        routes: vec![bananas::job::Route::default()],
+        max: 10,
+        lease: Duration::from_secs(60),
+        cursor: 0,
+        block: Duration::ZERO,
+    };
+    // A first fetch on the empty route makes its epoch key, so the key is
+    // in the snapshot: the restart keeps it.
+    assert!(broker.fetch(&fetch).await.unwrap().is_empty());
+    let job = fault_job(0);
+    let id = job.id.clone();
+    broker.enqueue(vec![job]).await.unwrap();
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+    // Snapshot with the job queued, then lease it.
+    let _: String = redis::cmd("SAVE").query_async(&mut raw).await.unwrap();
+    let leased = broker.fetch(&fetch).await.unwrap();
+    assert_eq!(leased.len(), 1);
+    assert_ne!(leased[0].lease_token, 0);
+
+    // Restart from the snapshot: the job is queued again, not leased.
+    server.restart();
+    let ack = bananas::job::Ack {
+        job: leased[0].clone().into_parts().0,
+        outcome: bananas::job::Outcome::Succeeded(None),
+        started_at: bananas::job::now_millis(),
+        finished_at: bananas::job::now_millis(),
+    };
+    eventually(
+        Duration::from_secs(20),
+        "the ack lands after the restart",
+        || {
+            let broker = broker.clone();
+            let ack = ack.clone();
+            async move { broker.ack(std::slice::from_ref(&ack)).await.ok() }
+        },
+    )
+    .await;
+    let rec = broker
+        .job(&id)
+        .await
+        .unwrap()
+        .expect("the job survived the stale ack");
+    assert_eq!(rec.state, JobState::Queued);
+    let again = broker.fetch(&fetch).await.unwrap();
+    assert_eq!(again.len(), 1, "the job runs again");
+    assert_eq!(again[0].id, id);
+    assert_eq!(again[0].args.get(), leased[0].args.get());
+}

@@ -623,7 +623,7 @@ pub async fn compact_acks(b: &RedisBroker) {
 
 /// Lease tokens let `ack.lua` skip its lease check only while nothing was
 /// recovered on the route since the fetch; a stale ack is still ignored.
-pub async fn lease_tokens(b: &RedisBroker) {
+pub async fn lease_tokens(b: &RedisBroker, raw_url: &str, prefix: &str) {
     let none = |j: &Job| ack(j, Outcome::Succeeded(None));
     let r = route("tokens");
 
@@ -680,4 +680,37 @@ pub async fn lease_tokens(b: &RedisBroker) {
     let fourth = fetch_n(b, &["tokens"], 1).await;
     assert_eq!(fourth[0].args.get(), r#"{"n":3}"#);
     b.ack(&[none(&fourth[0])]).await.unwrap();
+
+    // The epoch key evicted or deleted (`allkeys-*` eviction, a careless
+    // cleanup) after a recovery: it comes back with a new nonce, not with
+    // the value it had when it was first made, so the late ack of an
+    // attempt leased before the recovery is still checked.
+    let y = job_on("tokens2", Priority::Normal, 5);
+    b.enqueue(vec![y.clone()]).await.unwrap();
+    let mut short = req(&["tokens2"], 1);
+    short.lease = Duration::from_millis(50);
+    let early = b.fetch(&short).await.unwrap();
+    assert_eq!(early.len(), 1);
+    wait_past(now_millis() + 60).await;
+    let r2 = route("tokens2");
+    assert_eq!(
+        b.recover_expired(std::slice::from_ref(&r2)).await.unwrap(),
+        1
+    );
+    let rerun = fetch_n(b, &["tokens2"], 1).await;
+    b.ack(&[none(&rerun[0])]).await.unwrap();
+    let mut successor = job_on("tokens2", Priority::Normal, 6);
+    successor.id = y.id.clone();
+    assert_eq!(b.enqueue(vec![successor]).await.unwrap(), 1);
+    let mut raw = Raw::connect(raw_url).await;
+    raw.query::<i64>(redis::cmd("DEL").arg(format!("{{{prefix}:tokens2}}:epoch")))
+        .await;
+    b.ack(&[none(&early[0])]).await.unwrap();
+    let rec = b.job(&y.id).await.unwrap().expect("the successor survived");
+    assert_eq!(rec.state, JobState::Queued);
+    let last = fetch_n(b, &["tokens2"], 1).await;
+    assert_eq!(last[0].args.get(), r#"{"n":6}"#);
+    assert_ne!(last[0].lease_token, early[0].lease_token, "a new epoch");
+    b.ack(&[none(&last[0])]).await.unwrap();
+    assert!(b.job(&y.id).await.unwrap().is_none());
 }
