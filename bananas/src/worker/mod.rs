@@ -558,3 +558,114 @@ impl ErrorBackoff {
         self.failures = 0;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::{
+        broker::{MemoryBroker, QueueStats, ScheduleInfo, TickMark},
+        job::{JobRecord, Millis, Outcome},
+    };
+
+    /// A memory broker whose first `ack` lands and then reports an error
+    /// (a reply lost on the way back); it records the tokens of every ack.
+    #[derive(Debug, Default)]
+    struct LostReply {
+        inner: MemoryBroker,
+        calls: AtomicUsize,
+        tokens: Mutex<Vec<Vec<u64>>>,
+    }
+
+    #[async_trait]
+    impl Broker for LostReply {
+        async fn ack(&self, acks: &[Ack]) -> Result<()> {
+            self.tokens
+                .lock()
+                .push(acks.iter().map(|a| a.job.lease_token).collect());
+            self.inner.ack(acks).await?;
+            if self.calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                return Err(crate::Error::Broker("connection reset".into()));
+            }
+            Ok(())
+        }
+        async fn enqueue(&self, jobs: Vec<Job>) -> Result<usize> {
+            self.inner.enqueue(jobs).await
+        }
+        async fn fetch(&self, req: &FetchRequest) -> Result<Vec<Job>> {
+            self.inner.fetch(req).await
+        }
+        async fn release(&self, jobs: &[JobRef]) -> Result<()> {
+            self.inner.release(jobs).await
+        }
+        async fn extend_leases(&self, jobs: &[(Route, JobId)], lease: Duration) -> Result<()> {
+            self.inner.extend_leases(jobs, lease).await
+        }
+        async fn recover_expired(&self, routes: &[Route]) -> Result<usize> {
+            self.inner.recover_expired(routes).await
+        }
+        async fn job(&self, id: &JobId) -> Result<Option<JobRecord>> {
+            self.inner.job(id).await
+        }
+        async fn wait(&self, id: &JobId, timeout: Duration) -> Result<Option<JobRecord>> {
+            self.inner.wait(id, timeout).await
+        }
+        async fn dead_jobs(&self, limit: usize) -> Result<Vec<JobRecord>> {
+            self.inner.dead_jobs(limit).await
+        }
+        async fn requeue_dead(&self, id: &JobId) -> Result<bool> {
+            self.inner.requeue_dead(id).await
+        }
+        async fn purge_dead(&self) -> Result<usize> {
+            self.inner.purge_dead().await
+        }
+        async fn stats(&self) -> Result<Vec<QueueStats>> {
+            self.inner.stats().await
+        }
+        async fn heartbeat(&self, info: &WorkerInfo, ttl: Duration) -> Result<()> {
+            self.inner.heartbeat(info, ttl).await
+        }
+        async fn workers(&self) -> Result<Vec<WorkerInfo>> {
+            self.inner.workers().await
+        }
+        async fn claim_tick(&self, schedule: &str, tick: Millis, job: Job) -> Result<bool> {
+            self.inner.claim_tick(schedule, tick, job).await
+        }
+        async fn last_tick(&self, schedule: &str, route: &Route) -> Result<Option<TickMark>> {
+            self.inner.last_tick(schedule, route).await
+        }
+        async fn publish_schedules(&self, schedules: &[ScheduleInfo]) -> Result<()> {
+            self.inner.publish_schedules(schedules).await
+        }
+        async fn schedules(&self) -> Result<Vec<ScheduleInfo>> {
+            self.inner.schedules().await
+        }
+        async fn ping(&self) -> Result<()> {
+            self.inner.ping().await
+        }
+    }
+
+    /// A batch whose first send may have landed is sent again without its
+    /// lease tokens, so a broker that trusts tokens checks the repeat.
+    #[tokio::test]
+    async fn a_repeated_ack_batch_drops_its_lease_tokens() {
+        let broker = LostReply::default();
+        let mut job = Job::new(
+            "t",
+            serde_json::value::RawValue::from_string("{}".into()).unwrap(),
+        );
+        job.lease_token = 7;
+        let ack = |job: &Job| Ack {
+            job: JobRef::from(job),
+            outcome: Outcome::Succeeded(None),
+            started_at: 1,
+            finished_at: 2,
+        };
+        let batch = vec![ack(&job), ack(&job)];
+        send_acks(&broker, batch, &CancellationToken::new()).await;
+        assert_eq!(*broker.tokens.lock(), vec![vec![7, 7], vec![0, 0]]);
+    }
+}
