@@ -239,6 +239,12 @@ async fn heartbeats_list_live_workers(kind: Kind) {
     tb.cleanup().await;
 }
 
+/// The ids `schedules()` lists.
+async fn listed(b: &Arc<dyn Broker>) -> Vec<String> {
+    let all = b.schedules().await.unwrap();
+    all.into_iter().map(|s| s.id).collect()
+}
+
 async fn schedules_are_announced(kind: Kind) {
     let tb = TestBroker::new(kind, "schedules").await;
     let b = &tb.broker;
@@ -273,27 +279,17 @@ async fn schedules_are_announced(kind: Kind) {
     b.publish_schedules(std::slice::from_ref(&gone))
         .await
         .unwrap();
-    let ids: Vec<String> = b
-        .schedules()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|s| s.id)
-        .collect();
-    assert_eq!(ids, ["a", "b"], "an abandoned schedule is not listed");
+    assert_eq!(
+        listed(b).await,
+        ["a", "b"],
+        "an abandoned schedule is not listed"
+    );
     // Just inside the day it is still listed (its scheduler may be restarting).
     let late = info("late", now - day + 60_000, now - day);
     b.publish_schedules(std::slice::from_ref(&late))
         .await
         .unwrap();
-    let ids: Vec<String> = b
-        .schedules()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|s| s.id)
-        .collect();
-    assert_eq!(ids, ["a", "b", "late"]);
+    assert_eq!(listed(b).await, ["a", "b", "late"]);
     tb.cleanup().await;
 }
 
