@@ -55,10 +55,11 @@ local function result_key(id) return K_BASE .. ':r:' .. id end
 -- The route's recovery epoch. While the server keeps its data, a lease is
 -- only lost to recover.lua (acks and releases come from the holder), which
 -- moves the epoch on; so an attempt leased at the current epoch still holds
--- its lease. The epoch is `<run id>:<nonce>:<count>`:
--- - the server's run id, because a restart (from RDB, or AOF `everysec`)
---   or a promoted replica may have rolled the data back to before a fetch
---   while keeping the key: a new process has a new run id;
+-- its lease. The epoch is `<run id>:<replication id>:<nonce>:<count>`:
+-- - the server's run id and replication id, because a restart (from RDB,
+--   or AOF `everysec`) or a failover may have rolled the data back to
+--   before a fetch while keeping the key: a new process has a new run id,
+--   a new master a new replication id;
 -- - a nonce chosen (from TIME) whenever the key is created, because the
 --   key may be evicted or deleted and must not come back with a value a
 --   token already holds;
@@ -66,34 +67,49 @@ local function result_key(id) return K_BASE .. ':r:' .. id end
 --   `<nonce>:<count>`.
 local function epoch_key() return K_BASE .. ':epoch' end
 local RUN_ID -- cached per Lua VM, which lives as long as the server process
-local function run_id()
+-- Which server, and which history of its data, this is: the run id (new
+-- with every process) and the replication id (new whenever a server
+-- becomes a master, so a failover, or a master demoted and promoted again,
+-- gives a new one). '' where an ACL forbids INFO: then no epoch is handed
+-- out and every ack is checked in full.
+local function server_id()
   if not RUN_ID then
-    RUN_ID = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)') or ''
+    local info = redis.pcall('INFO', 'server')
+    RUN_ID = type(info) == 'string' and string.match(info, 'run_id:(%x+)') or ''
   end
-  return RUN_ID
+  if RUN_ID == '' then return '' end
+  local repl = redis.pcall('INFO', 'replication')
+  local replid = type(repl) == 'string' and string.match(repl, 'master_replid:(%x+)')
+  if not replid then return '' end
+  return RUN_ID .. ':' .. replid
 end
-local function new_nonce()
-  local t = redis.call('TIME')
-  return t[1] .. string.format('%06d', tonumber(t[2]))
-end
--- The current epoch. `create`: make the key when it is missing (fetch);
--- otherwise a missing key gives '' (ack), which no token matches.
+-- The current epoch, or '' (no epoch: acks are checked in full). `create`:
+-- make the key when it is missing (fetch); otherwise a missing key gives ''
+-- (ack), which no token matches.
 local function epoch(create)
+  local server = server_id()
+  if server == '' then return '' end
   local v = redis.call('GET', epoch_key())
   if not v then
     if not create then return '' end
-    v = new_nonce() .. ':0'
+    local t = redis.pcall('TIME')
+    if type(t) ~= 'table' or not t[2] then return '' end
+    v = t[1] .. string.format('%06d', tonumber(t[2])) .. ':0'
     redis.call('SET', epoch_key(), v)
   end
-  return run_id() .. ':' .. v
+  return server .. ':' .. v
 end
--- Moves the epoch on (recover.lua).
+-- Moves the epoch on (recover.lua). A missing key needs nothing: no token
+-- matches it, and the next fetch makes it with a new nonce.
 local function bump_epoch()
   local v = redis.call('GET', epoch_key())
-  local nonce, count
-  if v then nonce, count = string.match(v, '^(%d+):(%d+)$') end
-  if not nonce then nonce, count = new_nonce(), 0 end
-  redis.call('SET', epoch_key(), nonce .. ':' .. tostring(tonumber(count) + 1))
+  if not v then return end
+  local nonce, count = string.match(v, '^(%d+):(%d+)$')
+  if nonce then
+    redis.call('SET', epoch_key(), nonce .. ':' .. tostring(tonumber(count) + 1))
+  else
+    redis.call('DEL', epoch_key())
+  end
 end
 local function notify_key(id) return K_BASE .. ':w:' .. id end
 

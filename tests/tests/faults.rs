@@ -288,3 +288,85 @@ async fn acks_leased_before_a_rollback_are_checked() {
     assert_eq!(again[0].id, id);
     assert_eq!(again[0].args.get(), leased[0].args.get());
 }
+
+/// (f) A failover gives the server a new replication id, which is part of
+/// the epoch: the same process demoted to a replica and promoted again
+/// (its data now the other server's) hands out a new epoch, so tokens from
+/// before are not trusted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failover_starts_a_new_epoch() {
+    let first = RedisServer::start(false);
+    let second = RedisServer::start(false);
+    let tb = TestBroker::redis(&first.url(), "failover").await;
+    let broker = tb.broker.clone();
+    let fetch = bananas::broker::FetchRequest {
+        routes: vec![bananas::job::Route::default()],
+        max: 10,
+        lease: Duration::from_secs(60),
+        cursor: 0,
+        block: Duration::ZERO,
+    };
+    broker.enqueue(vec![fault_job(0)]).await.unwrap();
+    let before = broker.fetch(&fetch).await.unwrap();
+    assert_eq!(before.len(), 1);
+
+    let cmd = |url: String, args: Vec<String>| async move {
+        let client = redis::Client::open(url).unwrap();
+        let mut c = client.get_multiplexed_async_connection().await.unwrap();
+        let mut cmd = redis::cmd(&args[0]);
+        for a in &args[1..] {
+            cmd.arg(a);
+        }
+        let _: redis::Value = cmd.query_async(&mut c).await.unwrap();
+    };
+    let replicaof = |url: String, port: Option<u16>| {
+        let args = match port {
+            Some(p) => vec!["REPLICAOF".into(), "127.0.0.1".into(), p.to_string()],
+            None => vec!["REPLICAOF".into(), "NO".into(), "ONE".into()],
+        };
+        cmd(url, args)
+    };
+    // `second` follows `first`, takes over, and `first` follows it; then
+    // `first` is promoted back: same process, same run id, new history.
+    replicaof(second.url(), Some(first.port)).await;
+    let synced = |url: String| async move {
+        let client = redis::Client::open(url).unwrap();
+        let mut c = client.get_multiplexed_async_connection().await.unwrap();
+        let info: String = redis::cmd("INFO")
+            .arg("replication")
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        info.contains("master_link_status:up").then_some(())
+    };
+    eventually(Duration::from_secs(20), "second in sync", || {
+        synced(second.url())
+    })
+    .await;
+    replicaof(second.url(), None).await;
+    replicaof(first.url(), Some(second.port)).await;
+    eventually(Duration::from_secs(20), "first in sync", || {
+        synced(first.url())
+    })
+    .await;
+    replicaof(first.url(), None).await;
+
+    // The job is still leased (the lease was replicated); a new job fetched
+    // now carries a token for a different epoch.
+    broker.enqueue(vec![fault_job(0)]).await.unwrap();
+    let after = eventually(
+        Duration::from_secs(20),
+        "a fetch after the failover",
+        || {
+            let broker = broker.clone();
+            let fetch = fetch.clone();
+            async move { broker.fetch(&fetch).await.ok().filter(|j| !j.is_empty()) }
+        },
+    )
+    .await;
+    assert_ne!(after[0].lease_token, 0);
+    assert_ne!(
+        after[0].lease_token, before[0].lease_token,
+        "the failover started a new epoch"
+    );
+}
