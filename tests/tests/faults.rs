@@ -228,6 +228,17 @@ async fn two_workers_run_each_job_exactly_once() {
     assert_eq!(runs.len(), 10_000);
 }
 
+/// A non-blocking fetch of up to `max` jobs from the default route.
+fn fetch_default(max: usize) -> bananas::broker::FetchRequest {
+    bananas::broker::FetchRequest {
+        routes: vec![bananas::job::Route::default()],
+        max,
+        lease: Duration::from_secs(60),
+        cursor: 0,
+        block: Duration::ZERO,
+    }
+}
+
 /// (e) A restart that rolls the data back to a snapshot taken before a
 /// fetch (RDB, or AOF with `everysec`) keeps the route's epoch key, so the
 /// epoch also carries the server's run id: an ack leased before the restart
@@ -238,13 +249,7 @@ async fn acks_leased_before_a_rollback_are_checked() {
     let mut server = RedisServer::start(false);
     let tb = TestBroker::redis(&server.url(), "rollback").await;
     let broker = tb.broker.clone();
-    let fetch = bananas::broker::FetchRequest {
-        routes: vec![bananas::job::Route::default()],
-        max: 10,
-        lease: Duration::from_secs(60),
-        cursor: 0,
-        block: Duration::ZERO,
-    };
+    let fetch = fetch_default(10);
     // A first fetch on the empty route makes its epoch key, so the key is
     // in the snapshot: the restart keeps it.
     assert!(broker.fetch(&fetch).await.unwrap().is_empty());
@@ -299,13 +304,7 @@ async fn a_failover_starts_a_new_epoch() {
     let second = RedisServer::start(false);
     let tb = TestBroker::redis(&first.url(), "failover").await;
     let broker = tb.broker.clone();
-    let fetch = bananas::broker::FetchRequest {
-        routes: vec![bananas::job::Route::default()],
-        max: 10,
-        lease: Duration::from_secs(60),
-        cursor: 0,
-        block: Duration::ZERO,
-    };
+    let fetch = fetch_default(10);
     broker.enqueue(vec![fault_job(0)]).await.unwrap();
     let before = broker.fetch(&fetch).await.unwrap();
     assert_eq!(before.len(), 1);
