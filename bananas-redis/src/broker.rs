@@ -134,6 +134,16 @@ impl<'a> Settle<'a> {
     }
 }
 
+/// How an idle wait ended.
+enum Woken {
+    /// The fetch sent behind the wait leased these jobs.
+    Jobs(Vec<Job>),
+    /// A wake-up or the timeout: look again.
+    Look,
+    /// The wait failed; the fetch returns nothing this time.
+    Failed,
+}
+
 /// What one route's fetch returned.
 struct Fetched {
     jobs: Vec<Job>,
@@ -263,23 +273,36 @@ impl RedisBroker {
         lease: Duration,
     ) -> Result<Fetched> {
         let keys = self.route_keys(route).await?;
-        let plan: String = priority::plan(cursor, max).map(prio_char).collect();
-        let now = now_millis();
-        let deadline = now.saturating_add(ms(lease));
-        let cfg = &self.inner.cfg;
+        let args = self.fetch_args(cursor, max, lease);
         let reply = self
             .inner
             .scripts
             .fetch
-            .run(&self.inner.conn, &keys.keys, |c: &mut Cmd| {
-                c.arg(now)
-                    .arg(deadline)
-                    .arg(&plan)
-                    .arg(cfg.promote_batch)
-                    .arg(ms(cfg.failure_ttl));
-            })
+            .run(&self.inner.conn, &keys.keys, args)
             .await
             .map_err(broker_err)?;
+        self.fetched(route, &keys, reply).await
+    }
+
+    /// `fetch.lua`'s ARGV: the clock is read now, so the lease deadline is
+    /// counted from the moment the command is sent.
+    fn fetch_args(&self, cursor: usize, max: usize, lease: Duration) -> impl Fn(&mut Cmd) {
+        let plan: String = priority::plan(cursor, max).map(prio_char).collect();
+        let now = now_millis();
+        let deadline = now.saturating_add(ms(lease));
+        let promote_batch = self.inner.cfg.promote_batch;
+        let failure_ttl = ms(self.inner.cfg.failure_ttl);
+        move |c: &mut Cmd| {
+            c.arg(now)
+                .arg(deadline)
+                .arg(&plan)
+                .arg(promote_batch)
+                .arg(failure_ttl);
+        }
+    }
+
+    /// Reads `fetch.lua`'s reply; corrupt jobs go to the dead letter.
+    async fn fetched(&self, route: &Route, keys: &RouteKeys, reply: Value) -> Result<Fetched> {
         let mut reply = items(reply).into_iter();
         let flag = reply.next().map(|v| text(&v)).unwrap_or_default();
         let ids = reply.next().map(items).unwrap_or_default();
@@ -343,7 +366,7 @@ impl RedisBroker {
                     b: "".into(),
                 })
                 .collect();
-            self.settle(&keys, &batch, None).await?;
+            self.settle(keys, &batch, None).await?;
             fetched.again = true;
         }
         Ok(fetched)
@@ -374,10 +397,54 @@ impl RedisBroker {
         Ok(out)
     }
 
+    /// Waits up to `wait` for a wake-up token on one of the routes. With one
+    /// route and the function library, the fetch is sent behind the
+    /// blocking pop in the same write: Redis runs it the moment the token
+    /// arrives, so an idle worker's pickup costs one round trip, not two.
+    async fn wait_for_work(&self, req: &FetchRequest, wait: Duration) -> Result<Woken> {
+        let [route] = req.routes.as_slice() else {
+            return self.block_for_wake(&req.routes, wait).await;
+        };
+        let keys = self.route_keys(route).await?;
+        // The lease deadline is counted from the moment the command is
+        // sent, so it loses however long the pop blocked: keep that a small
+        // part of the lease (the lease keeper extends every `lease / 3`).
+        let wait = wait.min(req.lease / 4);
+        let args = self.fetch_args(req.cursor, req.max, req.lease);
+        let Some(fetch) = self.inner.scripts.fetch.fcall(&keys.keys, args) else {
+            return self.block_for_wake(&req.routes, wait).await;
+        };
+        match self
+            .inner
+            .blocking
+            .blpop_then(keys.wake(), wait, fetch)
+            .await
+        {
+            // The fetch ran with the clock of the moment it was sent: a job
+            // that fell due while the pop blocked is promoted by the next
+            // fetch, which the caller makes at once.
+            Ok(reply) => {
+                let f = self.fetched(route, &keys, reply).await?;
+                Ok(if f.jobs.is_empty() {
+                    Woken::Look
+                } else {
+                    Woken::Jobs(f.jobs)
+                })
+            }
+            // For example "Function not found" after a restart: the caller
+            // returns an empty batch, and the next plain fetch reloads the
+            // library.
+            Err(e) => {
+                tracing::debug!(error = %e, "idle wait on Redis failed");
+                Ok(Woken::Failed)
+            }
+        }
+    }
+
     /// Blocks until a wake-up token arrives on one of the routes or `wait`
-    /// passes. Returns false if blocking failed (the caller returns an empty
+    /// passes. `Failed` if blocking failed (the caller returns an empty
     /// batch and the worker simply fetches again).
-    async fn block_for_wake(&self, routes: &[Route], wait: Duration) -> Result<bool> {
+    async fn block_for_wake(&self, routes: &[Route], wait: Duration) -> Result<Woken> {
         let mut keys = Vec::with_capacity(routes.len());
         for r in routes {
             keys.push(self.route_keys(r).await?);
@@ -395,10 +462,10 @@ impl RedisBroker {
             select_all(futs).await.0
         };
         match res {
-            Ok(_) => Ok(true),
+            Ok(_) => Ok(Woken::Look),
             Err(e) => {
                 tracing::debug!(error = %e, "idle wait on Redis failed");
-                Ok(false)
+                Ok(Woken::Failed)
             }
         }
     }
@@ -477,8 +544,10 @@ impl Broker for RedisBroker {
                 let until = eta.saturating_sub(now_millis()).max(1);
                 wait = wait.min(Duration::from_millis(until));
             }
-            if !self.block_for_wake(&req.routes, wait).await? {
-                return Ok(Vec::new());
+            match self.wait_for_work(req, wait).await? {
+                Woken::Jobs(jobs) => return Ok(jobs),
+                Woken::Look => {}
+                Woken::Failed => return Ok(Vec::new()),
             }
         }
     }

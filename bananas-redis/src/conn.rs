@@ -70,6 +70,13 @@ impl BlockConn {
             BlockConn::Cluster(c) => cmd.query_async(c).await,
         }
     }
+
+    async fn query_pipe<T: FromRedisValue>(&mut self, pipe: &Pipeline) -> RedisResult<T> {
+        match self {
+            BlockConn::Single(c) => pipe.query_async(c).await,
+            BlockConn::Cluster(c) => pipe.query_async(c).await,
+        }
+    }
 }
 
 enum Source {
@@ -119,17 +126,45 @@ impl BlockPool {
     /// `BLPOP keys… timeout` on a dedicated connection. Returns the popped
     /// value, or `None` on timeout.
     pub(crate) async fn blpop(&self, keys: &[&str], wait: Duration) -> Result<Option<Vec<u8>>> {
+        let cmd = blpop_cmd(keys, wait);
+        let v: Option<(Vec<u8>, Vec<u8>)> = self
+            .blocking(wait, |conn| Box::pin(async move { conn.query(&cmd).await }))
+            .await?;
+        Ok(v.map(|(_, v)| v))
+    }
+
+    /// `BLPOP key timeout` and then `then`, sent in one write: a blocked
+    /// client's next command waits in the server's input buffer and runs
+    /// the moment the pop returns (a value or the timeout), with no round
+    /// trip in between. Returns `then`'s reply.
+    pub(crate) async fn blpop_then(&self, key: &str, wait: Duration, then: Cmd) -> Result<Value> {
+        let mut pipe = redis::pipe();
+        pipe.add_command(blpop_cmd(&[key], wait))
+            .ignore()
+            .add_command(then);
+        let (v,): (Value,) = self
+            .blocking(wait, |conn| {
+                Box::pin(async move { conn.query_pipe(&pipe).await })
+            })
+            .await?;
+        Ok(v)
+    }
+
+    /// Runs `call`, which blocks on the server for up to `wait`, on a
+    /// dedicated connection. The server answers by itself when `wait` is
+    /// over; the local bound only guards against a connection that
+    /// silently died. A connection whose call failed is dropped.
+    async fn blocking<T>(
+        &self,
+        wait: Duration,
+        call: impl for<'c> FnOnce(&'c mut BlockConn) -> RedisFuture<'c, T>,
+    ) -> Result<T> {
         let mut conn = self.get().await?;
-        let mut cmd = redis::cmd("BLPOP");
-        cmd.arg(keys)
-            .arg(wait.as_secs_f64().clamp(0.001, 365.0 * 86400.0));
-        // The server answers on timeout; the local bound only guards against
-        // a connection that silently died.
         let guard = wait.saturating_add(Duration::from_secs(2));
-        match tokio::time::timeout(guard, conn.query::<Option<(Vec<u8>, Vec<u8>)>>(&cmd)).await {
+        match tokio::time::timeout(guard, call(&mut conn)).await {
             Ok(Ok(v)) => {
                 self.put(conn);
-                Ok(v.map(|(_, v)| v))
+                Ok(v)
             }
             Ok(Err(e)) => Err(broker_err(e)),
             Err(_) => Err(Error::Broker(
@@ -137,6 +172,13 @@ impl BlockPool {
             )),
         }
     }
+}
+
+fn blpop_cmd(keys: &[&str], wait: Duration) -> Cmd {
+    let mut cmd = redis::cmd("BLPOP");
+    cmd.arg(keys)
+        .arg(wait.as_secs_f64().clamp(0.001, 365.0 * 86400.0));
+    cmd
 }
 
 /// Opens the shared connection and the blocking pool.

@@ -64,6 +64,23 @@ pub(crate) struct Lua {
 }
 
 impl Lua {
+    /// The `FCALL` that runs the script with `keys`, for a caller that
+    /// sends it itself (after a blocking pop, in the same write); `None`
+    /// where scripts run with EVALSHA.
+    pub(crate) fn fcall(
+        &self,
+        keys: &[impl redis::ToRedisArgs + Sync],
+        args: impl Fn(&mut Cmd),
+    ) -> Option<Cmd> {
+        if !self.lib.functions.load(Ordering::Relaxed) {
+            return None;
+        }
+        let mut cmd = redis::cmd("FCALL");
+        cmd.arg(&self.function).arg(keys.len()).arg(keys);
+        args(&mut cmd);
+        Some(cmd)
+    }
+
     /// Runs the script with `keys`; `args` appends ARGV to the command.
     pub(crate) async fn run(
         &self,
@@ -72,10 +89,7 @@ impl Lua {
         args: impl Fn(&mut Cmd),
     ) -> RedisResult<Value> {
         let mut conn = conn.clone();
-        if self.lib.functions.load(Ordering::Relaxed) {
-            let mut cmd = redis::cmd("FCALL");
-            cmd.arg(&self.function).arg(keys.len()).arg(keys);
-            args(&mut cmd);
+        if let Some(cmd) = self.fcall(keys, &args) {
             return match cmd.query_async(&mut conn).await {
                 Err(e) if is_no_function(&e) => {
                     tracing::debug!(function = %self.function, "reloading the Lua function library");
