@@ -195,6 +195,12 @@ async fn show_job(client: &Client, id: &str, json: bool) -> Result<(), String> {
                 "error",
                 view.error.clone().unwrap_or_else(|| "-".to_owned()),
             ),
+            (
+                "progress",
+                view.progress
+                    .as_ref()
+                    .map_or("-".to_owned(), |p| p.get().to_owned()),
+            ),
             ("created", view.created_at.at.clone()),
             ("eta", ts(&view.eta)),
             ("started", ts(&view.started_at)),

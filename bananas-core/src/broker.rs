@@ -15,9 +15,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 use crate::{
-    error::Result,
+    error::{Error, Result},
     job::{Ack, Job, JobId, JobRecord, JobRef, Millis, Priority, Route},
 };
 
@@ -191,6 +192,28 @@ pub trait Broker: Send + Sync + std::fmt::Debug + 'static {
     /// when their retries are used up. Safe to call from many workers at once.
     /// Returns how many jobs were recovered.
     async fn recover_expired(&self, routes: &[Route]) -> Result<usize>;
+
+    /// Stores what a running attempt reports about its progress (any JSON),
+    /// replacing what it reported before. [`Broker::job`] shows it in
+    /// [`JobRecord::progress`] until the attempt is settled or its lease is
+    /// recovered. Returns `false`, storing nothing, when `attempt` does not
+    /// hold the job's lease (it expired and the job was recovered, or the
+    /// attempt was already settled).
+    ///
+    /// The default implementation refuses, naming the problem, so a broker
+    /// written before progress existed keeps compiling.
+    async fn set_progress(
+        &self,
+        route: &Route,
+        id: &JobId,
+        attempt: u32,
+        progress: &RawValue,
+    ) -> Result<bool> {
+        let _ = (route, id, attempt, progress);
+        Err(Error::Broker(
+            "this broker does not store job progress".into(),
+        ))
+    }
 
     /// What the broker knows about a job, or `None` if it never saw it or its
     /// result has expired.

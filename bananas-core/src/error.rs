@@ -51,6 +51,16 @@ pub enum Error {
     /// Waiting for a result ran out of time.
     #[error("timed out after {0:?} waiting for the job's result")]
     Timeout(Duration),
+    /// A running attempt reported progress after losing its lease: the
+    /// lease expired and the job went back to its queue (and perhaps to
+    /// another worker), so this attempt's outcome will be ignored.
+    #[error("job `{id}`: attempt {attempt} no longer holds the job (its lease expired and the job was recovered)")]
+    NotLeased {
+        /// The job id.
+        id: String,
+        /// The attempt that lost its lease.
+        attempt: u32,
+    },
     /// The job ended in the dead letter; the string is its last error.
     #[error("job failed: {0}")]
     JobFailed(String),

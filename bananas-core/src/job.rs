@@ -447,6 +447,10 @@ pub struct JobRecord {
     /// The last error, if an attempt failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What the running attempt last reported with
+    /// `Context::progress`; gone once the attempt is settled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<Box<RawValue>>,
     /// When it was submitted.
     pub created_at: Millis,
     /// When it was (or is) due.
@@ -474,6 +478,7 @@ impl JobRecord {
             args: job.args.clone(),
             result: None,
             error: None,
+            progress: None,
             created_at: job.created_at,
             eta: job.eta,
             started_at: None,

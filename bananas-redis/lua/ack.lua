@@ -153,6 +153,7 @@ if stale > 0 then
   end
 end
 vcall('ZREM', K_LEASE, unlease, nil, u_from, u_to)
+drop_progress(unlease, u_from, u_to)
 -- Every settled attempt but a retry leaves the live set.
 if #sched == 0 then
   vcall('HDEL', K_JOBS, unlease, nil, u_from, u_to)

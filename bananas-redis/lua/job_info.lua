@@ -3,8 +3,10 @@
 -- ARGV[1]  job id
 -- Returns {}                                  unknown on this route,
 --         { 'f', record }                     finished (succeeded or dead),
---         { 'l', state, spec, meta, eta }     live: state is queued,
---                                             scheduled, retrying or active.
+--         { 'l', state, spec, meta, eta, progress }
+--                                             live: state is queued,
+--                                             scheduled, retrying or active;
+--                                             progress is '' unless active.
 local id = ARGV[1]
 local rec = redis.call('GET', result_key(id))
 if rec then return {'f', rec} end
@@ -12,9 +14,10 @@ local spec = redis.call('HGET', K_JOBS, id)
 if not spec then return {} end
 local meta = redis.call('HGET', K_META, id) or ''
 local _, _, err = parse_meta(meta ~= '' and meta or nil)
-local state, eta = 'queued', ''
+local state, eta, progress = 'queued', '', ''
 if redis.call('ZSCORE', K_LEASE, id) then
   state = 'active'
+  progress = redis.call('HGET', progress_key(), id) or ''
   -- A leased job without meta is on its first attempt (see route.lua).
   if meta == '' then meta = '1' end
 else
@@ -24,4 +27,4 @@ else
     if err ~= '' then state = 'retrying' else state = 'scheduled' end
   end
 end
-return {'l', state, spec, meta, eta}
+return {'l', state, spec, meta, eta, progress}

@@ -39,6 +39,7 @@ for i = #ids, 1, -1 do
   end
 end
 vcall('ZREM', K_LEASE, ids)
+drop_progress(ids)
 -- Leases were taken from their holders: acks of attempts leased before
 -- now must be checked against the lease set again (see ack.lua).
 bump_epoch()

@@ -10,6 +10,7 @@ for i = #ARGV - 1, 1, -2 do
   local attempts, started, err = leased_attempts(meta)
   local spec = redis.call('HGET', K_JOBS, id)
   if spec and attempts == attempt and redis.call('ZREM', K_LEASE, id) == 1 then
+    redis.call('HDEL', progress_key(), id)
     if attempts <= 1 and err == '' then
       if meta then redis.call('HDEL', K_META, id) end
     else

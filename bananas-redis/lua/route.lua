@@ -51,6 +51,9 @@ local MAX_TOKENS = 16
 local NOTIFY_TTL_MS = 60000
 
 local function result_key(id) return K_BASE .. ':r:' .. id end
+-- Running attempts' progress reports (hash id -> JSON); absent while no
+-- running job reports any.
+local function progress_key() return K_BASE .. ':progress' end
 
 -- The route's recovery epoch. While the server keeps its data, a lease is
 -- only lost to recover.lua (acks and releases come from the holder), which
@@ -144,6 +147,14 @@ local function vcall(cmd, key, list, prefix, from, to)
       redis.call(cmd, key, unpack(list, i, j))
     end
     i = j + 1
+  end
+end
+
+-- Drops the progress of `list[from..to]`, whose attempts ended: one EXISTS
+-- when nothing reports progress.
+local function drop_progress(list, from, to)
+  if redis.call('EXISTS', progress_key()) == 1 then
+    vcall('HDEL', progress_key(), list, nil, from, to)
   end
 end
 

@@ -15,6 +15,7 @@ use bananas_core::{
 };
 use futures::future::{select_all, try_join_all};
 use redis::{AsyncCommands as _, Cmd, Value};
+use serde_json::value::RawValue;
 
 use crate::{
     codec::{self, clean_text, SEP},
@@ -140,6 +141,9 @@ enum Woken {
     Jobs(Vec<Job>),
     /// A wake-up or the timeout: look again.
     Look,
+    /// The fetch sent behind the wait found nothing ready and nothing
+    /// due: look again only if the caller's block is not over.
+    Idle,
     /// The wait failed; the fetch returns nothing this time.
     Failed,
 }
@@ -425,10 +429,12 @@ impl RedisBroker {
             // fetch, which the caller makes at once.
             Ok(reply) => {
                 let f = self.fetched(route, &keys, reply).await?;
-                Ok(if f.jobs.is_empty() {
+                Ok(if !f.jobs.is_empty() {
+                    Woken::Jobs(f.jobs)
+                } else if f.again || f.next_eta.is_some_and(|eta| eta <= now_millis()) {
                     Woken::Look
                 } else {
-                    Woken::Jobs(f.jobs)
+                    Woken::Idle
                 })
             }
             // For example "Function not found" after a restart: the caller
@@ -546,7 +552,8 @@ impl Broker for RedisBroker {
             }
             match self.wait_for_work(req, wait).await? {
                 Woken::Jobs(jobs) => return Ok(jobs),
-                Woken::Look => {}
+                Woken::Idle if Instant::now() >= deadline => return Ok(Vec::new()),
+                Woken::Look | Woken::Idle => {}
                 Woken::Failed => return Ok(Vec::new()),
             }
         }
@@ -666,19 +673,40 @@ impl Broker for RedisBroker {
                         &route,
                         &bytes(&r[1]).unwrap_or_default(),
                     )),
-                    Some("l") if r.len() >= 5 => Some(codec::decode_live(
+                    Some("l") if r.len() >= 6 => Some(codec::decode_live(
                         id.as_str(),
                         &route,
                         &text(&r[1]),
                         &bytes(&r[2]).unwrap_or_default(),
                         &bytes(&r[3]).unwrap_or_default(),
                         &bytes(&r[4]).unwrap_or_default(),
+                        &bytes(&r[5]).unwrap_or_default(),
                     )),
                     _ => None,
                 })
             })
             .await?;
         Ok(found.into_iter().flatten().next())
+    }
+
+    async fn set_progress(
+        &self,
+        route: &Route,
+        id: &JobId,
+        attempt: u32,
+        progress: &RawValue,
+    ) -> Result<bool> {
+        let keys = self.route_keys(route).await?;
+        let reply = self
+            .inner
+            .scripts
+            .progress
+            .run(&self.inner.conn, &keys.keys, |c: &mut Cmd| {
+                c.arg(id.as_str()).arg(attempt).arg(progress.get());
+            })
+            .await
+            .map_err(broker_err)?;
+        Ok(int(&reply)? == 1)
     }
 
     async fn wait(&self, id: &JobId, timeout: Duration) -> Result<Option<JobRecord>> {

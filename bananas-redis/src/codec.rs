@@ -204,6 +204,7 @@ fn base_record(id: &str, route: &Route, state: JobState, spec: Spec) -> JobRecor
         args: spec.args,
         result: None,
         error: None,
+        progress: None,
         created_at: spec.created_at,
         eta: spec.eta,
         started_at: None,
@@ -249,6 +250,7 @@ pub(crate) fn decode_live(
     spec: &[u8],
     meta: &[u8],
     eta: &[u8],
+    progress: &[u8],
 ) -> JobRecord {
     let state = match state {
         "active" => JobState::Active,
@@ -273,6 +275,12 @@ pub(crate) fn decode_live(
     if eta.is_some() {
         r.eta = eta;
     }
+    // Stored only after the worker serialized it; anything unreadable is
+    // left out rather than failing the whole record.
+    r.progress = std::str::from_utf8(progress)
+        .ok()
+        .filter(|s| !s.is_empty())
+        .and_then(|s| RawValue::from_string(s.to_owned()).ok());
     r
 }
 

@@ -153,12 +153,13 @@ pub(crate) struct Scripts {
     pub(crate) promote: Lua,
     pub(crate) heartbeat: Lua,
     pub(crate) workers: Lua,
+    pub(crate) progress: Lua,
 }
 
 impl Scripts {
     pub(crate) fn new() -> Self {
         use Kind::{Global, Route};
-        let all: [(&str, Kind, &str, &str); 16] = [
+        let all: [(&str, Kind, &str, &str); 17] = [
             ("enqueue", Route, ADD, include_str!("../lua/enqueue.lua")),
             ("fetch", Route, DRAIN, include_str!("../lua/fetch.lua")),
             ("ack", Route, DRAIN, include_str!("../lua/ack.lua")),
@@ -205,6 +206,7 @@ impl Scripts {
                 include_str!("../lua/heartbeat.lua"),
             ),
             ("workers", Global, DRAIN, include_str!("../lua/workers.lua")),
+            ("progress", Route, ADD, include_str!("../lua/progress.lua")),
         ];
         // The library's name, and its functions' prefix, come from its code.
         let mut source = String::from(ROUTE_PRELUDE);
@@ -262,6 +264,7 @@ impl Scripts {
             promote: next(),
             heartbeat: next(),
             workers: next(),
+            progress: next(),
             lib,
         }
     }

@@ -1,23 +1,44 @@
 //! [`Context`]: what a running task knows about its own job.
 
+use std::{fmt, sync::Arc};
+
 use serde::Serialize;
 
-use crate::job::{Job, JobId, Route};
+use crate::{
+    broker::Broker,
+    job::{Job, JobId, Route},
+    Error, Result,
+};
 
 /// What a task knows about the job it is running. A task receives it by
 /// taking `ctx: bananas::Context` as its first parameter; it is not part of
 /// the submitted arguments.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Context {
     job_id: JobId,
     task: String,
     attempt: u32,
     max_retries: u32,
     route: Route,
+    /// Where [`Context::progress`] is stored; `None` outside a worker.
+    broker: Option<Arc<dyn Broker>>,
+}
+
+impl fmt::Debug for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Context")
+            .field("job_id", &self.job_id)
+            .field("task", &self.task)
+            .field("attempt", &self.attempt)
+            .field("max_retries", &self.max_retries)
+            .field("route", &self.route)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Context {
-    /// The context of a fetched job.
+    /// The context of a fetched job, without a broker: progress reports are
+    /// only logged. The worker uses [`Context::for_attempt`].
     pub fn for_job(job: &Job) -> Self {
         Context {
             job_id: job.id.clone(),
@@ -25,6 +46,16 @@ impl Context {
             attempt: job.attempt,
             max_retries: job.max_retries,
             route: job.route.clone(),
+            broker: None,
+        }
+    }
+
+    /// The context of an attempt leased from `broker`, where progress
+    /// reports are stored.
+    pub fn for_attempt(job: &Job, broker: Arc<dyn Broker>) -> Self {
+        Context {
+            broker: Some(broker),
+            ..Context::for_job(job)
         }
     }
 
@@ -37,6 +68,7 @@ impl Context {
             attempt: 1,
             max_retries: 0,
             route: Route::default(),
+            broker: None,
         }
     }
 
@@ -65,10 +97,38 @@ impl Context {
         &self.route
     }
 
-    /// Reports progress. Today this emits a `tracing` event with the job id;
-    /// brokers do not store progress yet.
-    pub fn progress(&self, progress: impl Serialize) {
-        let value = serde_json::to_string(&progress).unwrap_or_default();
-        tracing::info!(job_id = %self.job_id, task = %self.task, progress = %value, "progress");
+    /// Reports how far the job has got: any value that serializes to JSON
+    /// (a percentage, `{"done": 3, "of": 10}`, …). Each report replaces the
+    /// one before. The broker stores it while the attempt runs, so
+    /// `GET /jobs/{id}`, `bananas jobs show` and [`Client::job`] show it in
+    /// [`JobRecord::progress`]; it is dropped when the attempt is settled.
+    /// Every report is also logged at debug level.
+    ///
+    /// Fails with [`Error::NotLeased`] when this attempt no longer holds the
+    /// job (its lease expired and the job went back to its queue, perhaps
+    /// to another worker): a task that returns the error with `?` stops
+    /// early, and its outcome is then ignored as stale. Fails with a broker
+    /// error if the broker cannot be reached. Outside a worker
+    /// ([`Context::detached`]) the report is only logged.
+    ///
+    /// [`Client::job`]: crate::Client::job
+    /// [`JobRecord::progress`]: crate::job::JobRecord::progress
+    pub async fn progress(&self, progress: impl Serialize) -> Result<()> {
+        let value = serde_json::value::to_raw_value(&progress)?;
+        tracing::debug!(job_id = %self.job_id, task = %self.task, progress = %value, "progress");
+        let Some(broker) = &self.broker else {
+            return Ok(());
+        };
+        if broker
+            .set_progress(&self.route, &self.job_id, self.attempt, &value)
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(Error::NotLeased {
+                id: self.job_id.to_string(),
+                attempt: self.attempt,
+            })
+        }
     }
 }

@@ -163,6 +163,102 @@ async fn release_puts_jobs_back_uncounted(kind: Kind) {
     tb.cleanup().await;
 }
 
+fn json(s: &str) -> Box<RawValue> {
+    RawValue::from_string(s.to_owned()).unwrap()
+}
+
+async fn progress(b: &Arc<dyn Broker>, id: &bananas::job::JobId) -> Option<String> {
+    let rec = b.job(id).await.unwrap().unwrap();
+    rec.progress.map(|p| p.get().to_owned())
+}
+
+/// Progress belongs to the attempt holding the lease: stored and replaced
+/// while it runs, refused for any other attempt, and gone once the attempt
+/// is settled, handed back or recovered.
+async fn progress_lives_with_the_attempt(kind: Kind) {
+    let tb = TestBroker::new(kind, "progress").await;
+    let b = &tb.broker;
+    let route = Route::default();
+    let (a, c, d) = (job("t"), job("t"), job("t"));
+    let (ida, idc, idd) = (a.id.clone(), c.id.clone(), d.id.clone());
+    b.enqueue(vec![a]).await.unwrap();
+    assert!(
+        !b.set_progress(&route, &ida, 1, &json("1")).await.unwrap(),
+        "a queued job has no running attempt"
+    );
+    let got = b.fetch(&fetch_req(1)).await.unwrap();
+    assert_eq!(progress(b, &ida).await, None);
+    assert!(b.set_progress(&route, &ida, 1, &json("10")).await.unwrap());
+    assert!(b
+        .set_progress(&route, &ida, 1, &json(r#"{"done":3,"of":10}"#))
+        .await
+        .unwrap());
+    assert_eq!(
+        progress(b, &ida).await.as_deref(),
+        Some(r#"{"done":3,"of":10}"#)
+    );
+    assert!(
+        !b.set_progress(&route, &ida, 2, &json("99")).await.unwrap(),
+        "another attempt's report is refused"
+    );
+    b.ack(&got.into_iter().map(|j| done(j, "7")).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    let rec = b.job(&ida).await.unwrap().unwrap();
+    assert_eq!(
+        (rec.state, rec.progress.is_none()),
+        (JobState::Succeeded, true)
+    );
+    assert!(!b.set_progress(&route, &ida, 1, &json("11")).await.unwrap());
+
+    // Handed back: the next attempt starts without the old report.
+    b.enqueue(vec![c]).await.unwrap();
+    let got = b.fetch(&fetch_req(1)).await.unwrap();
+    assert!(b.set_progress(&route, &idc, 1, &json("50")).await.unwrap());
+    b.release(&got.iter().map(JobRef::from).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    let got = b.fetch(&fetch_req(1)).await.unwrap();
+    assert_eq!((got[0].id.clone(), got[0].attempt), (idc.clone(), 1));
+    assert_eq!(progress(b, &idc).await, None);
+    b.ack(&got.into_iter().map(|j| done(j, "1")).collect::<Vec<_>>())
+        .await
+        .unwrap();
+
+    // Recovered after its lease expired: the report goes with the lease.
+    b.enqueue(vec![d]).await.unwrap();
+    let short = FetchRequest {
+        lease: Duration::from_millis(50),
+        ..fetch_req(1)
+    };
+    assert_eq!(b.fetch(&short).await.unwrap().len(), 1);
+    assert!(b.set_progress(&route, &idd, 1, &json("60")).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    assert_eq!(
+        b.recover_expired(std::slice::from_ref(&route))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(b.job(&idd).await.unwrap().unwrap().state, JobState::Queued);
+    assert_eq!(progress(b, &idd).await, None);
+    assert!(
+        !b.set_progress(&route, &idd, 1, &json("61")).await.unwrap(),
+        "the recovered attempt lost its lease"
+    );
+    let got = b.fetch(&fetch_req(1)).await.unwrap();
+    assert_eq!(got[0].attempt, 2);
+    assert_eq!(progress(b, &idd).await, None);
+    if let Some((url, prefix)) = &tb.redis {
+        let keys = bananas_tests::keys_with(url, prefix).await.unwrap();
+        assert!(
+            !keys.iter().any(|k| k.ends_with(":progress")),
+            "no report outlives its attempt: {keys:?}"
+        );
+    }
+    tb.cleanup().await;
+}
+
 async fn priorities_follow_the_weighted_plan(kind: Kind) {
     let tb = TestBroker::new(kind, "plan").await;
     let b = &tb.broker;
@@ -297,6 +393,7 @@ broker_suite!(
     batches_and_idempotent_enqueue,
     wait_sees_results_before_and_after,
     release_puts_jobs_back_uncounted,
+    progress_lives_with_the_attempt,
     priorities_follow_the_weighted_plan,
     tick_claims_are_exclusive,
     heartbeats_list_live_workers,

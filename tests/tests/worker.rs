@@ -123,6 +123,20 @@ async fn gated(tag: String) -> Result<String, String> {
     }
 }
 
+static RELEASED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Reports progress, then waits until its tag is released.
+#[bananas::task]
+async fn reports(ctx: Context, tag: String) -> Result<String, String> {
+    ctx.progress(serde_json::json!({ "step": 1, "tag": &tag }))
+        .await
+        .map_err(|e| e.to_string())?;
+    while !RELEASED.lock().unwrap().contains(&tag) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Ok(tag)
+}
+
 // ---- helpers ---------------------------------------------------------------
 
 struct Running {
@@ -186,6 +200,35 @@ async fn typed_result_and_record(kind: Kind) {
         (h.id().as_str(), 1, "default")
     );
 
+    w.stop().await;
+    tb.cleanup().await;
+}
+
+/// A running task's `Context::progress` is visible in the job's record
+/// while it runs, and gone once it finished.
+async fn progress_is_visible_while_running(kind: Kind) {
+    let tb = TestBroker::new(kind, "progress").await;
+    let w = start(&tb, |b| b).await;
+    let tag = format!("{kind:?}-progress");
+    let h = reports::submit(tag.clone())
+        .on(w.app.client())
+        .send()
+        .await
+        .unwrap();
+    let rec = eventually(WAIT, "the progress report", || async {
+        h.status().await.unwrap().filter(|r| r.progress.is_some())
+    })
+    .await;
+    assert_eq!(rec.state, JobState::Active);
+    let p: serde_json::Value = serde_json::from_str(rec.progress.unwrap().get()).unwrap();
+    assert_eq!(p, serde_json::json!({ "step": 1, "tag": &tag }));
+    RELEASED.lock().unwrap().push(tag.clone());
+    assert_eq!(h.wait(WAIT).await.unwrap(), tag);
+    let rec = h.status().await.unwrap().unwrap();
+    assert_eq!(
+        (rec.state, rec.progress.is_none()),
+        (JobState::Succeeded, true)
+    );
     w.stop().await;
     tb.cleanup().await;
 }
@@ -607,6 +650,7 @@ async fn no_result_tasks_leave_nothing(kind: Kind) {
 
 broker_suite!(
     typed_result_and_record,
+    progress_is_visible_while_running,
     retries_with_backoff_then_success,
     dead_after_last_retry,
     panic_is_a_failed_attempt,

@@ -12,6 +12,7 @@ use std::{
 
 use async_trait::async_trait;
 use parking_lot::Mutex;
+use serde_json::value::RawValue;
 use tokio::sync::Notify;
 
 use crate::{
@@ -214,14 +215,20 @@ impl State {
     /// Ends a lease; returns false if the job is not leased any more (it was
     /// recovered and possibly re-run), in which case the ack is stale.
     fn end_lease(&mut self, id: &JobId, attempt: u32) -> bool {
-        let Some(e) = self.jobs.get(id) else {
+        let Some(e) = self.leased_mut(id, attempt) else {
             return false;
         };
-        if e.record.state != JobState::Active || e.job.attempt != attempt {
-            return false;
-        }
-        self.leases.remove(&(e.at, id.clone()));
+        e.record.progress = None;
+        let key = (e.at, id.clone());
+        self.leases.remove(&key);
         true
+    }
+
+    /// The entry of `id` if `attempt` holds its lease.
+    fn leased_mut(&mut self, id: &JobId, attempt: u32) -> Option<&mut Entry> {
+        self.jobs
+            .get_mut(id)
+            .filter(|e| e.record.state == JobState::Active && e.job.attempt == attempt)
     }
 
     fn bury(&mut self, id: &JobId, reason: String, now: Millis, ttl: Duration) {
@@ -421,7 +428,8 @@ impl Broker for MemoryBroker {
                     continue;
                 }
                 st.leases.remove(&(at, id.clone()));
-                let e = st.jobs.get(&id).expect("checked above");
+                let e = st.jobs.get_mut(&id).expect("checked above");
+                e.record.progress = None;
                 if e.job.can_retry() {
                     st.make_ready(&id, true);
                 } else {
@@ -439,6 +447,23 @@ impl Broker for MemoryBroker {
             self.finished.notify_waiters();
         }
         Ok(n)
+    }
+
+    async fn set_progress(
+        &self,
+        route: &Route,
+        id: &JobId,
+        attempt: u32,
+        progress: &RawValue,
+    ) -> Result<bool> {
+        let mut st = self.state.lock();
+        Ok(match st.leased_mut(id, attempt) {
+            Some(e) if e.job.route == *route => {
+                e.record.progress = Some(progress.to_owned());
+                true
+            }
+            _ => false,
+        })
     }
 
     async fn job(&self, id: &JobId) -> Result<Option<JobRecord>> {

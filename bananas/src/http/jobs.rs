@@ -258,6 +258,8 @@ pub struct JobView {
     pub result: Option<Box<RawValue>>,
     /// The last error, if an attempt failed (`null` otherwise).
     pub error: Option<String>,
+    /// What the running attempt last reported (`null` otherwise).
+    pub progress: Option<Box<RawValue>>,
     /// When it was submitted.
     pub created_at: Timestamp,
     /// When it was (or is) due, if delayed.
@@ -281,6 +283,7 @@ impl From<JobRecord> for JobView {
             payload: r.args,
             result: r.result,
             error: r.error,
+            progress: r.progress,
             created_at: Timestamp::from_millis(r.created_at),
             eta: r.eta.map(Timestamp::from_millis),
             started_at: r.started_at.map(Timestamp::from_millis),

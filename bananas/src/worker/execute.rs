@@ -1,11 +1,12 @@
 //! Running one attempt of one job.
 
-use std::{panic::AssertUnwindSafe, time::Duration};
+use std::{panic::AssertUnwindSafe, sync::Arc, time::Duration};
 
 use futures::FutureExt;
 use tracing::Instrument;
 
 use crate::{
+    broker::Broker,
     context::Context,
     job::{now_millis, Ack, Job, JobRef, Outcome},
     task::{Registry, TaskError},
@@ -21,12 +22,13 @@ use crate::{
 ///   retries are used up.
 ///
 /// The arguments move into the handler (they are not copied); the [`Ack`]
-/// keeps only the job's [`JobRef`].
-pub async fn execute(registry: &Registry, job: Job) -> Ack {
+/// keeps only the job's [`JobRef`]. The task's [`Context`] stores progress
+/// reports in `broker`, which leased the job.
+pub async fn execute(registry: &Registry, broker: &Arc<dyn Broker>, job: Job) -> Ack {
     let started_at = now_millis();
     let run = registry
         .get(&job.task)
-        .map(|def| (def, Context::for_job(&job)));
+        .map(|def| (def, Context::for_attempt(&job, broker.clone())));
     let task_name = run.as_ref().map_or("unknown", |(def, _)| def.name);
     let (job, args) = job.into_parts();
     let outcome = match run {

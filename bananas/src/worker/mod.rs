@@ -232,6 +232,7 @@ impl Worker {
         for _ in 0..self.config.concurrency {
             executors.spawn(executor(
                 self.registry.clone(),
+                self.broker.clone(),
                 queue.clone(),
                 in_flight.clone(),
                 held.clone(),
@@ -389,6 +390,7 @@ impl Worker {
 /// the executor survives it.
 async fn executor(
     registry: Arc<Registry>,
+    broker: Arc<dyn Broker>,
     queue: Arc<LocalQueue>,
     in_flight: InFlight,
     held: Arc<Semaphore>,
@@ -403,7 +405,7 @@ async fn executor(
         let Some((slot, job)) = queue.jobs.lock().pop_front() else {
             continue;
         };
-        let ack = AssertUnwindSafe(execute(&registry, job))
+        let ack = AssertUnwindSafe(execute(&registry, &broker, job))
             .catch_unwind()
             .await;
         // The in-flight entry names the job if the worker itself panicked.
