@@ -29,6 +29,9 @@ pub struct RedisConfig {
     pub(crate) response_timeout: Duration,
     pub(crate) promote_batch: usize,
     pub(crate) recover_batch: usize,
+    /// PEM certificates of the CA(s) a `rediss://` server's certificate
+    /// must chain to, instead of the webpki roots.
+    pub(crate) tls_ca: Option<Vec<u8>>,
 }
 
 impl RedisConfig {
@@ -47,6 +50,7 @@ impl RedisConfig {
             response_timeout: Duration::from_secs(10),
             promote_batch: 1000,
             recover_batch: 1000,
+            tls_ca: None,
         }
     }
 
@@ -84,6 +88,15 @@ impl RedisConfig {
         self
     }
 
+    /// Trusts the CA certificate(s) in `pem` for a `rediss://` server
+    /// (a private CA, a self-signed server certificate) instead of the
+    /// public webpki roots. Needs the `tls` feature; the server's
+    /// certificate must name the host of the URL.
+    pub fn tls_ca_cert(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls_ca = Some(pem.into());
+        self
+    }
+
     /// Connects with these settings.
     pub async fn connect(self) -> Result<RedisBroker> {
         RedisBroker::with_config(self).await
@@ -95,6 +108,20 @@ impl RedisConfig {
             return Err(Error::Config(format!(
                 "invalid Redis key prefix `{p}`: it must be non-empty, without `{{`, `}}` or whitespace"
             )));
+        }
+        if self.tls_ca.is_some() {
+            if !cfg!(feature = "tls") {
+                return Err(Error::Config(
+                    "a TLS CA certificate needs the `tls` feature of bananas-redis (or of bananas)"
+                        .into(),
+                ));
+            }
+            if !self.url.starts_with("rediss://") && !self.url.starts_with("rediss+cluster://") {
+                return Err(Error::Config(format!(
+                    "a TLS CA certificate was given but `{}` is not a rediss:// URL",
+                    crate::conn::redact(&self.url)
+                )));
+            }
         }
         if self.result_ttl.as_millis() == 0 || self.failure_ttl.as_millis() == 0 {
             return Err(Error::Config(

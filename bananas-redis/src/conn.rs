@@ -80,7 +80,7 @@ impl BlockConn {
 }
 
 enum Source {
-    Single(redis::Client),
+    Single(Box<redis::Client>),
     Cluster(Box<ClusterClient>),
 }
 
@@ -181,14 +181,51 @@ fn blpop_cmd(keys: &[&str], wait: Duration) -> Cmd {
     cmd
 }
 
+/// The client for one server, trusting `tls_ca` if given (validated
+/// before: only with the `tls` feature).
+fn single_client(url: &str, tls_ca: Option<&[u8]>) -> redis::RedisResult<redis::Client> {
+    #[cfg(feature = "tls")]
+    if let Some(pem) = tls_ca {
+        return redis::Client::build_with_tls(url, tls_certs(pem));
+    }
+    let _ = tls_ca;
+    redis::Client::open(url)
+}
+
+#[cfg(feature = "tls")]
+fn tls_certs(pem: &[u8]) -> redis::TlsCertificates {
+    redis::TlsCertificates {
+        client_tls: None,
+        root_cert: Some(pem.to_vec()),
+    }
+}
+
+/// A cluster client builder for `nodes`, trusting `tls_ca` if given.
+fn cluster_builder(nodes: &[String], tls_ca: Option<&[u8]>) -> ClusterClientBuilder {
+    let builder = ClusterClientBuilder::new(nodes.to_vec());
+    #[cfg(feature = "tls")]
+    if let Some(pem) = tls_ca {
+        return builder.certs(tls_certs(pem));
+    }
+    let _ = tls_ca;
+    builder
+}
+
 /// Opens the shared connection and the blocking pool.
 pub(crate) async fn open(
     endpoint: &Endpoint,
     response_timeout: Duration,
+    tls_ca: Option<&[u8]>,
 ) -> Result<(Conn, BlockPool)> {
+    // rustls needs a process-wide crypto provider. Install `ring` unless
+    // the application installed one of its own (then this does nothing);
+    // relying on crate features instead would panic in an application
+    // whose dependencies enable both `ring` and `aws-lc-rs`.
+    #[cfg(feature = "tls")]
+    let _ = rustls::crypto::ring::default_provider().install_default();
     match endpoint {
         Endpoint::Single(url) => {
-            let client = redis::Client::open(url.as_str())
+            let client = single_client(url, tls_ca)
                 .map_err(|e| Error::Config(format!("invalid Redis URL `{}`: {e}", redact(url))))?;
             let cfg = ConnectionManagerConfig::new()
                 .set_response_timeout(Some(response_timeout))
@@ -199,19 +236,19 @@ pub(crate) async fn open(
                 .await
                 .map_err(broker_err)?;
             let pool = BlockPool {
-                source: Source::Single(client),
+                source: Source::Single(Box::new(client)),
                 idle: Mutex::new(Vec::new()),
             };
             Ok((Conn::Single(manager), pool))
         }
         Endpoint::Cluster(nodes) => {
-            let shared = ClusterClientBuilder::new(nodes.clone())
+            let shared = cluster_builder(nodes, tls_ca)
                 .response_timeout(response_timeout)
                 .connection_timeout(Duration::from_secs(2))
                 .build()
                 .map_err(|e| Error::Config(format!("invalid Redis Cluster URL: {e}")))?;
             let conn = shared.get_async_connection().await.map_err(broker_err)?;
-            let blocking = ClusterClientBuilder::new(nodes.clone())
+            let blocking = cluster_builder(nodes, tls_ca)
                 .connection_timeout(Duration::from_secs(2))
                 .build()
                 .map_err(|e| Error::Config(format!("invalid Redis Cluster URL: {e}")))?;

@@ -101,7 +101,8 @@ impl RedisBroker {
         cfg.validate()?;
         let endpoint = parse_endpoint(&cfg.url)?;
         let cluster = matches!(endpoint, Endpoint::Cluster(_));
-        let (conn, blocking) = conn::open(&endpoint, cfg.response_timeout).await?;
+        let (conn, blocking) =
+            conn::open(&endpoint, cfg.response_timeout, cfg.tls_ca.as_deref()).await?;
         let global = GlobalKeys::new(&cfg.prefix);
         let scripts = Scripts::new();
         scripts.init(&conn).await;

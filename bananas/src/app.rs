@@ -4,6 +4,7 @@
 use std::{
     future::Future,
     net::{SocketAddr, ToSocketAddrs},
+    path::PathBuf,
     sync::Arc,
     time::Duration,
 };
@@ -72,6 +73,11 @@ pub async fn connect_broker(url: &str) -> Result<Arc<dyn Broker>> {
     let opts = UrlOptions::parse(url)?;
     match scheme {
         "memory" => {
+            if opts.tls_ca.is_some() {
+                return Err(Error::Config(
+                    "`tls_ca` is a Redis setting; memory:// has no connection".into(),
+                ));
+            }
             let mut ttls = crate::broker::memory::Ttls::default();
             if let Some(t) = opts.result_ttl {
                 ttls.success = t;
@@ -92,6 +98,16 @@ pub async fn connect_broker(url: &str) -> Result<Arc<dyn Broker>> {
             }
             if let Some(t) = opts.failure_ttl {
                 config = config.failure_ttl(t);
+            }
+            if let Some(path) = &opts.tls_ca {
+                let pem = std::fs::read(path).map_err(|e| {
+                    Error::Config(format!(
+                        "broker URL `{}`: cannot read `tls_ca` file {}: {e}",
+                        redact(url),
+                        path.display()
+                    ))
+                })?;
+                config = config.tls_ca_cert(pem);
             }
             Ok(Arc::new(config.connect().await?))
         }
@@ -118,6 +134,9 @@ pub struct UrlOptions {
     pub result_ttl: Option<Duration>,
     /// `failure_ttl`: how long dead jobs are kept.
     pub failure_ttl: Option<Duration>,
+    /// `tls_ca`: a PEM file of the CA(s) a `rediss://` server's certificate
+    /// must chain to (feature `tls`).
+    pub tls_ca: Option<PathBuf>,
 }
 
 impl UrlOptions {
@@ -129,8 +148,14 @@ impl UrlOptions {
             prefix: None,
             result_ttl: None,
             failure_ttl: None,
+            tls_ca: None,
         };
-        let Some((base, query)) = url.split_once('?') else {
+        // A fragment (`#…`) follows the query; it stays on the URL.
+        let (url_only, fragment) = match url.split_once('#') {
+            Some((u, f)) => (u, Some(f)),
+            None => (url, None),
+        };
+        let Some((base, query)) = url_only.split_once('?') else {
             return Ok(opts);
         };
         let bad = |what: &str| Error::Config(format!("broker URL `{}`: {what}", redact(url)));
@@ -139,6 +164,8 @@ impl UrlOptions {
             match pair.split_once('=') {
                 Some(("prefix", "")) => return Err(bad("`prefix` must not be empty")),
                 Some(("prefix", v)) => opts.prefix = Some(v.to_owned()),
+                Some(("tls_ca", "")) => return Err(bad("`tls_ca` must name a PEM file")),
+                Some(("tls_ca", v)) => opts.tls_ca = Some(PathBuf::from(v)),
                 Some((k @ ("result_ttl" | "failure_ttl"), v)) => {
                     let ttl = parse_secs(v).filter(|d| !d.is_zero()).ok_or_else(|| {
                         bad(&format!("`{k}={v}`: expected a positive number of seconds"))
@@ -157,6 +184,9 @@ impl UrlOptions {
         } else {
             format!("{base}?{}", rest.join("&"))
         };
+        if let Some(f) = fragment {
+            opts.url = format!("{}#{f}", opts.url);
+        }
         Ok(opts)
     }
 }

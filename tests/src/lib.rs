@@ -183,6 +183,8 @@ pub struct RedisServer {
     /// Its data directory.
     pub dir: PathBuf,
     appendonly: bool,
+    /// Whether it speaks only TLS (certificate and key in `dir`).
+    tls: bool,
 }
 
 impl RedisServer {
@@ -196,14 +198,107 @@ impl RedisServer {
             port,
             dir,
             appendonly,
+            tls: false,
         };
         s.spawn();
         s
     }
 
+    /// Starts one that speaks only TLS, with a certificate for `127.0.0.1`
+    /// and `localhost` signed by a fresh private CA (both made with the
+    /// `openssl` command, in the server's directory as `ca.pem` and
+    /// `cert.pem`). Returns it and the CA certificate (PEM), which a client
+    /// must trust.
+    pub fn start_tls() -> (Self, Vec<u8>) {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("bananas-redis-{port}-{}", rand_suffix()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        std::fs::write(
+            dir.join("ext.cnf"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n",
+        )
+        .expect("extensions file");
+        let steps: [&[&str]; 3] = [
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=bananas test CA",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+            ],
+            &[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                "/CN=localhost",
+                "-keyout",
+                "key.pem",
+                "-out",
+                "server.csr",
+            ],
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                "ext.cnf",
+                "-out",
+                "cert.pem",
+            ],
+        ];
+        for args in steps {
+            let status = Command::new("openssl")
+                .args(args)
+                .current_dir(&dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .expect("run openssl (is it installed?)");
+            assert!(status.success(), "openssl {args:?} failed");
+        }
+        let cert = std::fs::read(dir.join("ca.pem")).expect("CA certificate");
+        let mut s = RedisServer {
+            child: None,
+            port,
+            dir,
+            appendonly: false,
+            tls: true,
+        };
+        s.spawn();
+        (s, cert)
+    }
+
     fn spawn(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string()])
+        let mut cmd = Command::new("redis-server");
+        if self.tls {
+            cmd.args(["--port", "0", "--tls-port", &self.port.to_string()])
+                .arg("--tls-cert-file")
+                .arg(self.dir.join("cert.pem"))
+                .arg("--tls-key-file")
+                .arg(self.dir.join("key.pem"))
+                .args(["--tls-auth-clients", "no"]);
+        } else {
+            cmd.args(["--port", &self.port.to_string()]);
+        }
+        let child = cmd
             .args(["--bind", "127.0.0.1"])
             .args(["--save", ""])
             .args(["--appendonly", if self.appendonly { "yes" } else { "no" }])
@@ -219,6 +314,10 @@ impl RedisServer {
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             assert!(Instant::now() < deadline, "redis-server did not start");
             std::thread::sleep(Duration::from_millis(20));
+        }
+        if self.tls {
+            // It keeps nothing on disk: listening means ready.
+            return;
         }
         // Wait until it has loaded its data and answers.
         let client = redis::Client::open(self.url()).expect("url");
@@ -239,7 +338,8 @@ impl RedisServer {
 
     /// Its URL.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let scheme = if self.tls { "rediss" } else { "redis" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     /// Kills it (SIGKILL) and waits for it to exit.

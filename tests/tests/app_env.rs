@@ -90,4 +90,37 @@ async fn unknown_broker_urls_are_rejected() {
     assert_eq!(opts.prefix.as_deref(), Some("app"));
     assert_eq!(opts.result_ttl, Some(Duration::from_secs(60)));
     assert_eq!(opts.failure_ttl, Some(Duration::from_millis(2500)));
+
+    // A fragment stays on the URL, out of the last parameter's value.
+    let opts =
+        bananas::app::UrlOptions::parse("rediss://h:1/?prefix=app&tls_ca=/etc/ca.pem#insecure")
+            .unwrap();
+    assert_eq!(opts.url, "rediss://h:1/#insecure");
+    assert_eq!(opts.prefix.as_deref(), Some("app"));
+    assert_eq!(
+        opts.tls_ca.as_deref(),
+        Some(std::path::Path::new("/etc/ca.pem"))
+    );
+
+    // A CA file that cannot be read, or a CA for a URL without TLS, is named.
+    let err = bananas::app::connect_broker("rediss://127.0.0.1:1?tls_ca=/nonexistent/ca.pem")
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("cannot read `tls_ca` file /nonexistent/ca.pem"),
+        "{err}"
+    );
+    let pem = std::env::temp_dir().join(format!("bananas-ca-{}.pem", std::process::id()));
+    std::fs::write(&pem, "not checked before the scheme").unwrap();
+    let err =
+        bananas::app::connect_broker(&format!("redis://127.0.0.1:6379?tls_ca={}", pem.display()))
+            .await
+            .unwrap_err();
+    let _ = std::fs::remove_file(&pem);
+    assert!(err.to_string().contains("is not a rediss:// URL"), "{err}");
+    let err = bananas::app::connect_broker("memory://?tls_ca=/x.pem")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("`tls_ca`"), "{err}");
 }
