@@ -5,7 +5,11 @@
 -- ARGV[2]  worker info JSON
 -- ARGV[3]  ttl (ms)
 -- ARGV[4]  now (ms)
+-- KEYS[3]  {P}:routes           set    every route seen
+-- ARGV[5..] the worker's routes, registered again with every beat: the set
+--           may have been lost (a restart without persistence).
 redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+if #ARGV >= 5 then redis.call('SADD', KEYS[3], unpack(ARGV, 5)) end
 redis.call('ZADD', KEYS[1], tonumber(ARGV[4]) + tonumber(ARGV[3]), ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[4])
 return 1

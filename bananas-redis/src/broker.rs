@@ -857,7 +857,7 @@ impl Broker for RedisBroker {
     async fn heartbeat(&self, info: &WorkerInfo, ttl: Duration) -> Result<()> {
         let json = serde_json::to_string(info)?;
         let g = &self.inner.global;
-        let keys = [g.workers.clone(), g.worker(&info.id)];
+        let keys = [g.workers.clone(), g.worker(&info.id), g.routes.clone()];
         self.inner
             .scripts
             .heartbeat
@@ -866,6 +866,9 @@ impl Broker for RedisBroker {
                     .arg(&json)
                     .arg(ms(ttl).max(1))
                     .arg(now_millis());
+                for r in &info.routes {
+                    c.arg(r.as_str());
+                }
             })
             .await
             .map_err(broker_err)?;

@@ -171,14 +171,19 @@ impl RedisBroker {
         self.inner.routes.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Every route in `{P}:routes`, with its keys.
+    /// Every route in `{P}:routes`, and every route this process has used,
+    /// with its keys. The registry may have lost routes this process still
+    /// knows (a restart without persistence); workers register their routes
+    /// again with each heartbeat.
     async fn known_routes(&self) -> Result<Vec<(Route, Arc<RouteKeys>)>> {
         let mut conn = self.inner.conn.clone();
         let mut names: Vec<String> = conn
             .smembers(&self.inner.global.routes)
             .await
             .map_err(broker_err)?;
+        names.extend(self.lock_routes().keys().cloned());
         names.sort();
+        names.dedup();
         Ok(names
             .into_iter()
             .filter_map(|n| Route::new(n).ok())

@@ -300,3 +300,56 @@ async fn runs_scripts_with_evalsha_where_functions_are_unavailable() {
         .cli(&["info", "commandstats"])
         .contains("cmdstat_evalsha"));
 }
+
+/// `{P}:routes` lost (a restart without persistence): the process that
+/// enqueued still finds its jobs, and a worker's next heartbeat registers
+/// its routes again for every other process (the CLI, the HTTP API).
+#[tokio::test]
+async fn a_lost_route_registry_is_rebuilt() {
+    let (b, cleanup) = shared_broker("lost-routes").await;
+    let j = job_on("lost", Priority::Normal, 1);
+    let id = j.id.clone();
+    b.enqueue(vec![j]).await.unwrap();
+    let other = bananas_redis::RedisBroker::builder(&cleanup.url)
+        .prefix(&cleanup.prefix)
+        .connect()
+        .await
+        .unwrap();
+    let listed = |stats: Vec<bananas_core::broker::QueueStats>| {
+        stats.iter().any(|s| s.route == "lost" && s.normal == 1)
+    };
+    assert!(listed(other.stats().await.unwrap()));
+
+    let mut raw = Raw::connect(&cleanup.url).await;
+    let _: i64 = raw
+        .query(redis::cmd("DEL").arg(format!("{{{}}}:routes", cleanup.prefix)))
+        .await;
+    assert!(
+        !listed(other.stats().await.unwrap()),
+        "the registry is gone"
+    );
+    let rec = b
+        .job(&id)
+        .await
+        .unwrap()
+        .expect("the enqueuing process still finds it");
+    assert_eq!(rec.state, JobState::Queued);
+
+    let now = now_millis();
+    let info = bananas_core::broker::WorkerInfo {
+        id: "w-lost".into(),
+        host: "h".into(),
+        pid: 1,
+        routes: vec!["lost".into()],
+        concurrency: 1,
+        in_flight: 0,
+        started_at: now,
+        seen_at: now,
+    };
+    b.heartbeat(&info, Duration::from_secs(5)).await.unwrap();
+    assert!(
+        listed(other.stats().await.unwrap()),
+        "the heartbeat registered the route again"
+    );
+    assert!(other.job(&id).await.unwrap().is_some());
+}

@@ -3,7 +3,11 @@
 
 mod common;
 
+use std::time::{Duration, Instant};
+
+use bananas_core::{Broker, JobState, Outcome};
 use common::{scenarios, *};
+use serde_json::value::RawValue;
 
 #[tokio::test]
 async fn behaviour_on_a_redis_cluster() {
@@ -47,4 +51,58 @@ async fn behaviour_on_a_redis_cluster() {
     scenarios::corrupt(&b, &url, &p).await;
     let (b, p) = connect("leftovers").await;
     scenarios::no_leftovers(&b, &url, &p).await;
+}
+
+/// One job through the broker: enqueue, fetch, ack, read the record.
+async fn one_job(b: &bananas_redis::RedisBroker) -> bananas_core::Result<()> {
+    let j = job("after_restart", "{}");
+    b.enqueue(vec![j.clone()]).await?;
+    // Also whatever an earlier, failed try left queued.
+    let jobs = b.fetch(&req(&["default"], 10)).await?;
+    let acks: Vec<_> = jobs
+        .iter()
+        .map(|f| {
+            ack(
+                f,
+                Outcome::Succeeded(Some(RawValue::from_string("1".into()).unwrap())),
+            )
+        })
+        .collect();
+    b.ack(&acks).await?;
+    assert!(
+        jobs.iter().any(|f| f.id == j.id),
+        "the job just enqueued is fetched"
+    );
+    let rec = b.job(&j.id).await?.expect("the result is kept");
+    assert_eq!(rec.state, JobState::Succeeded);
+    Ok(())
+}
+
+/// Every node of the cluster is killed and started again (without its data
+/// or the function library). The same broker, without reconnecting by
+/// hand, runs jobs again once the cluster is back: its connections and the
+/// library are restored by themselves.
+#[tokio::test]
+async fn a_restarted_cluster_is_reconnected() {
+    let mut cluster = PrivateCluster::start();
+    let prefix = unique("restart");
+    let b = bananas_redis::RedisBroker::builder(&cluster.url())
+        .prefix(&prefix)
+        .response_timeout(Duration::from_secs(2))
+        .connect()
+        .await
+        .expect("connect to the cluster");
+    one_job(&b).await.expect("a job before the restart");
+
+    cluster.restart_all();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while let Err(e) = one_job(&b).await {
+        assert!(
+            Instant::now() < deadline,
+            "no job ran within 30 s of the restart; last error: {e}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // And it keeps working.
+    one_job(&b).await.expect("a second job after the restart");
 }

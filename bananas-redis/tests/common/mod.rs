@@ -285,28 +285,65 @@ pub struct PrivateCluster {
 }
 
 impl PrivateCluster {
+    /// Starts the node on `port`; its directory keeps `nodes.conf`, so a
+    /// restarted node rejoins the cluster with its slots (and no data).
+    fn spawn_node(dir: &std::path::Path, port: u16) -> Child {
+        let node_dir = dir.join(port.to_string());
+        std::fs::create_dir_all(&node_dir).unwrap();
+        Command::new("redis-server")
+            .args(["--port", &port.to_string()])
+            .args(["--bind", "127.0.0.1"])
+            .args(["--cluster-enabled", "yes"])
+            .args(["--cluster-config-file", "nodes.conf"])
+            .args(["--save", ""])
+            .args(["--appendonly", "no"])
+            .arg("--dir")
+            .arg(&node_dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-server")
+    }
+
+    /// Kills every node (SIGKILL) and starts them again on the same ports:
+    /// the cluster comes back with its slots and without its data.
+    pub fn restart_all(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.children = self
+            .ports
+            .iter()
+            .map(|&p| Self::spawn_node(&self.dir, p))
+            .collect();
+        for &p in &self.ports {
+            wait_ping(p);
+        }
+        self.wait_ok();
+    }
+
+    fn wait_ok(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for &p in &self.ports {
+            loop {
+                let info = Command::new("redis-cli")
+                    .args(["-p", &p.to_string(), "cluster", "info"])
+                    .output()
+                    .unwrap();
+                if String::from_utf8_lossy(&info.stdout).contains("cluster_state:ok") {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "cluster never reached state ok");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+
     pub fn start() -> Self {
         let dir = temp_dir("cluster");
         let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-        let mut children = Vec::new();
-        for &p in &ports {
-            let node_dir = dir.join(p.to_string());
-            std::fs::create_dir_all(&node_dir).unwrap();
-            let child = Command::new("redis-server")
-                .args(["--port", &p.to_string()])
-                .args(["--bind", "127.0.0.1"])
-                .args(["--cluster-enabled", "yes"])
-                .args(["--cluster-config-file", "nodes.conf"])
-                .args(["--save", ""])
-                .args(["--appendonly", "no"])
-                .arg("--dir")
-                .arg(&node_dir)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start redis-server");
-            children.push(child);
-        }
+        let children = ports.iter().map(|&p| Self::spawn_node(&dir, p)).collect();
         let cluster = PrivateCluster {
             ports,
             dir,
@@ -331,20 +368,7 @@ impl PrivateCluster {
             "cluster create failed: {}",
             String::from_utf8_lossy(&out.stdout)
         );
-        let deadline = Instant::now() + Duration::from_secs(30);
-        for &p in &cluster.ports {
-            loop {
-                let info = Command::new("redis-cli")
-                    .args(["-p", &p.to_string(), "cluster", "info"])
-                    .output()
-                    .unwrap();
-                if String::from_utf8_lossy(&info.stdout).contains("cluster_state:ok") {
-                    break;
-                }
-                assert!(Instant::now() < deadline, "cluster never reached state ok");
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
+        cluster.wait_ok();
         cluster
     }
 
