@@ -17,9 +17,16 @@ local _, _, err = parse_meta(meta ~= '' and meta or nil)
 local state, eta, progress = 'queued', '', ''
 if redis.call('ZSCORE', K_LEASE, id) then
   state = 'active'
-  progress = redis.call('HGET', progress_key(), id) or ''
   -- A leased job without meta is on its first attempt (see route.lua).
   if meta == '' then meta = '1' end
+  -- The report, if the running attempt made it (`attempt␟json`).
+  local p = redis.call('HGET', progress_key(), id)
+  if p then
+    local at = string.find(p, SEP, 1, true)
+    if at and tonumber(string.sub(p, 1, at - 1)) == parse_meta(meta) then
+      progress = string.sub(p, at + 1)
+    end
+  end
 else
   local at = redis.call('ZSCORE', K_SCHED, id)
   if at then

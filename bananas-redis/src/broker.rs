@@ -142,8 +142,9 @@ enum Woken {
     /// A wake-up or the timeout: look again.
     Look,
     /// The fetch sent behind the wait found nothing ready and nothing
-    /// due: look again only if the caller's block is not over.
-    Idle,
+    /// due (the earliest scheduled eta, if any): wait again if the
+    /// caller's block is not over, without fetching first.
+    Idle(Option<Millis>),
     /// The wait failed; the fetch returns nothing this time.
     Failed,
 }
@@ -406,7 +407,8 @@ impl RedisBroker {
     /// blocking pop in the same write: Redis runs it the moment the token
     /// arrives, so an idle worker's pickup costs one round trip, not two.
     async fn wait_for_work(&self, req: &FetchRequest, wait: Duration) -> Result<Woken> {
-        let [route] = req.routes.as_slice() else {
+        let fetch_script = &self.inner.scripts.fetch;
+        let ([route], true) = (req.routes.as_slice(), fetch_script.runs_as_function()) else {
             return self.block_for_wake(&req.routes, wait).await;
         };
         let keys = self.route_keys(route).await?;
@@ -414,9 +416,9 @@ impl RedisBroker {
         // sent, so it loses however long the pop blocked: keep that a small
         // part of the lease (the lease keeper extends every `lease / 3`).
         let wait = wait.min(req.lease / 4);
-        let args = self.fetch_args(req.cursor, req.max, req.lease);
-        let Some(fetch) = self.inner.scripts.fetch.fcall(&keys.keys, args) else {
-            return self.block_for_wake(&req.routes, wait).await;
+        let fetch = || {
+            let args = self.fetch_args(req.cursor, req.max, req.lease);
+            fetch_script.fcall_cmd(&keys.keys, args)
         };
         match self
             .inner
@@ -434,14 +436,19 @@ impl RedisBroker {
                 } else if f.again || f.next_eta.is_some_and(|eta| eta <= now_millis()) {
                     Woken::Look
                 } else {
-                    Woken::Idle
+                    Woken::Idle(f.next_eta)
                 })
             }
-            // For example "Function not found" after a restart: the caller
+            // "Function not found" after a restart is expected: the caller
             // returns an empty batch, and the next plain fetch reloads the
-            // library.
+            // library. Anything else may have cost a fetch's reply: those
+            // jobs run again once their lease expires.
             Err(e) => {
-                tracing::debug!(error = %e, "idle wait on Redis failed");
+                if e.to_string().contains("Function not found") {
+                    tracing::debug!(error = %e, "idle wait on Redis failed");
+                } else {
+                    tracing::warn!(error = %e, "idle wait on Redis failed");
+                }
                 Ok(Woken::Failed)
             }
         }
@@ -533,12 +540,13 @@ impl Broker for RedisBroker {
         let deadline = start
             .checked_add(req.block)
             .unwrap_or(start + Duration::from_secs(365 * 86400));
+        let mut f = self.fetch_now(req).await?;
         loop {
-            let f = self.fetch_now(req).await?;
             if !f.jobs.is_empty() {
                 return Ok(f.jobs);
             }
             if f.again {
+                f = self.fetch_now(req).await?;
                 continue;
             }
             let now = Instant::now();
@@ -550,12 +558,16 @@ impl Broker for RedisBroker {
                 let until = eta.saturating_sub(now_millis()).max(1);
                 wait = wait.min(Duration::from_millis(until));
             }
-            match self.wait_for_work(req, wait).await? {
+            f = match self.wait_for_work(req, wait).await? {
                 Woken::Jobs(jobs) => return Ok(jobs),
-                Woken::Idle if Instant::now() >= deadline => return Ok(Vec::new()),
-                Woken::Look | Woken::Idle => {}
+                Woken::Idle(next_eta) => Fetched {
+                    jobs: Vec::new(),
+                    next_eta,
+                    again: false,
+                },
+                Woken::Look => self.fetch_now(req).await?,
                 Woken::Failed => return Ok(Vec::new()),
-            }
+            };
         }
     }
 

@@ -109,7 +109,19 @@ impl RedisConfig {
                 "invalid Redis key prefix `{p}`: it must be non-empty, without `{{`, `}}` or whitespace"
             )));
         }
-        if self.tls_ca.is_some() {
+        if self.url.contains("tls_ca=") {
+            return Err(Error::Config(
+                "`tls_ca` in the URL is read by bananas::app::connect_broker (BANANAS_URL); \
+                 with RedisBroker::builder, pass the PEM with `.tls_ca_cert(…)`"
+                    .into(),
+            ));
+        }
+        if let Some(pem) = &self.tls_ca {
+            if !String::from_utf8_lossy(pem).contains("-----BEGIN CERTIFICATE-----") {
+                return Err(Error::Config(
+                    "the TLS CA holds no PEM certificate (`-----BEGIN CERTIFICATE-----`)".into(),
+                ));
+            }
             if !cfg!(feature = "tls") {
                 return Err(Error::Config(
                     "a TLS CA certificate needs the `tls` feature of bananas-redis (or of bananas)"

@@ -90,6 +90,8 @@ enum Source {
 pub(crate) struct BlockPool {
     source: Source,
     idle: Mutex<Vec<BlockConn>>,
+    /// The response timeout of ordinary commands.
+    response_timeout: Duration,
 }
 
 const POOL_KEEP: usize = 64;
@@ -133,39 +135,62 @@ impl BlockPool {
         Ok(v.map(|(_, v)| v))
     }
 
-    /// `BLPOP key timeout` and then `then`, sent in one write: a blocked
-    /// client's next command waits in the server's input buffer and runs
-    /// the moment the pop returns (a value or the timeout), with no round
-    /// trip in between. Returns `then`'s reply.
-    pub(crate) async fn blpop_then(&self, key: &str, wait: Duration, then: Cmd) -> Result<Value> {
+    /// `BLPOP key timeout` and then the command `then` builds, sent in one
+    /// write: a blocked client's next command waits in the server's input
+    /// buffer and runs the moment the pop returns (a value or the timeout),
+    /// with no round trip in between. `then` is called once the connection
+    /// is ready, so a clock it reads is not older than the pop. Returns the
+    /// command's reply. The local bound on the answer is `wait` plus the
+    /// response timeout of ordinary commands, as the command may be one
+    /// that must not lose its reply (a fetch that leased jobs).
+    pub(crate) async fn blpop_then(
+        &self,
+        key: &str,
+        wait: Duration,
+        then: impl FnOnce() -> Cmd,
+    ) -> Result<Value> {
+        let mut conn = self.get().await?;
         let mut pipe = redis::pipe();
         pipe.add_command(blpop_cmd(&[key], wait))
             .ignore()
-            .add_command(then);
+            .add_command(then());
+        let guard = wait.saturating_add(self.response_timeout.max(Duration::from_secs(2)));
         let (v,): (Value,) = self
-            .blocking(wait, |conn| {
+            .blocking_on(&mut conn, guard, |conn| {
                 Box::pin(async move { conn.query_pipe(&pipe).await })
             })
             .await?;
+        self.put(conn);
         Ok(v)
     }
 
     /// Runs `call`, which blocks on the server for up to `wait`, on a
     /// dedicated connection. The server answers by itself when `wait` is
-    /// over; the local bound only guards against a connection that
-    /// silently died. A connection whose call failed is dropped.
+    /// over; the local bound (2 s more) only guards against a connection
+    /// that silently died. A connection whose call failed is dropped.
     async fn blocking<T>(
         &self,
         wait: Duration,
         call: impl for<'c> FnOnce(&'c mut BlockConn) -> RedisFuture<'c, T>,
     ) -> Result<T> {
         let mut conn = self.get().await?;
-        let guard = wait.saturating_add(Duration::from_secs(2));
-        match tokio::time::timeout(guard, call(&mut conn)).await {
-            Ok(Ok(v)) => {
-                self.put(conn);
-                Ok(v)
-            }
+        let v = self
+            .blocking_on(&mut conn, wait.saturating_add(Duration::from_secs(2)), call)
+            .await?;
+        self.put(conn);
+        Ok(v)
+    }
+
+    /// `call` on `conn`, bounded by `guard`. On an error the caller drops
+    /// the connection (which closes it and unblocks it on the server).
+    async fn blocking_on<T>(
+        &self,
+        conn: &mut BlockConn,
+        guard: Duration,
+        call: impl for<'c> FnOnce(&'c mut BlockConn) -> RedisFuture<'c, T>,
+    ) -> Result<T> {
+        match tokio::time::timeout(guard, call(conn)).await {
+            Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(broker_err(e)),
             Err(_) => Err(Error::Broker(
                 "redis: a blocking pop got no answer in time; the connection was dropped".into(),
@@ -238,6 +263,7 @@ pub(crate) async fn open(
             let pool = BlockPool {
                 source: Source::Single(Box::new(client)),
                 idle: Mutex::new(Vec::new()),
+                response_timeout,
             };
             Ok((Conn::Single(manager), pool))
         }
@@ -255,6 +281,7 @@ pub(crate) async fn open(
             let pool = BlockPool {
                 source: Source::Cluster(Box::new(blocking)),
                 idle: Mutex::new(Vec::new()),
+                response_timeout,
             };
             Ok((Conn::Cluster(conn), pool))
         }

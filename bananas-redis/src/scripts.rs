@@ -72,13 +72,26 @@ impl Lua {
         keys: &[impl redis::ToRedisArgs + Sync],
         args: impl Fn(&mut Cmd),
     ) -> Option<Cmd> {
-        if !self.lib.functions.load(Ordering::Relaxed) {
-            return None;
-        }
+        self.runs_as_function().then(|| self.fcall_cmd(keys, args))
+    }
+
+    /// Whether the script runs as a function of the library (else with
+    /// EVALSHA).
+    pub(crate) fn runs_as_function(&self) -> bool {
+        self.lib.functions.load(Ordering::Relaxed)
+    }
+
+    /// The `FCALL` of this script, whether or not the server has the
+    /// library (a caller that checked [`Lua::runs_as_function`]).
+    pub(crate) fn fcall_cmd(
+        &self,
+        keys: &[impl redis::ToRedisArgs + Sync],
+        args: impl Fn(&mut Cmd),
+    ) -> Cmd {
         let mut cmd = redis::cmd("FCALL");
         cmd.arg(&self.function).arg(keys.len()).arg(keys);
         args(&mut cmd);
-        Some(cmd)
+        cmd
     }
 
     /// Runs the script with `keys`; `args` appends ARGV to the command.
@@ -206,7 +219,14 @@ impl Scripts {
                 include_str!("../lua/heartbeat.lua"),
             ),
             ("workers", Global, DRAIN, include_str!("../lua/workers.lua")),
-            ("progress", Route, ADD, include_str!("../lua/progress.lua")),
+            // Bounded by the running jobs and deleted with them: allowed
+            // at `maxmemory`, like the transitions that drain.
+            (
+                "progress",
+                Route,
+                DRAIN,
+                include_str!("../lua/progress.lua"),
+            ),
         ];
         // The library's name, and its functions' prefix, come from its code.
         let mut source = String::from(ROUTE_PRELUDE);

@@ -353,3 +353,41 @@ async fn a_lost_route_registry_is_rebuilt() {
     );
     assert!(other.job(&id).await.unwrap().is_some());
 }
+
+/// The fetch an idle worker pipelines behind its `BLPOP` fails when the
+/// function library is gone (`FUNCTION FLUSH` here; a restart without
+/// persistence does the same): the blocked fetch returns an empty batch at
+/// once instead of an error, and the next fetch reloads the library and
+/// gets the job.
+#[tokio::test]
+async fn an_idle_fetch_survives_a_lost_function_library() {
+    let server = PrivateRedis::start(false);
+    let (b, cleanup) = broker_on(&server.url(), "flush", |c| c).await;
+    let blocking = bananas_core::broker::FetchRequest {
+        block: Duration::from_secs(5),
+        ..req(&["default"], 10)
+    };
+    let mut raw = Raw::connect(&server.url()).await;
+    let wake = format!("{{{}:default}}:wake", cleanup.prefix);
+    let (got, _) = tokio::join!(
+        async {
+            let t = std::time::Instant::now();
+            (b.fetch(&blocking).await, t.elapsed())
+        },
+        async {
+            // By now the fetch is blocked in its BLPOP.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let _: String = raw.query(redis::cmd("FUNCTION").arg("FLUSH")).await;
+            let _: i64 = raw.query(redis::cmd("LPUSH").arg(&wake).arg("1")).await;
+        }
+    );
+    let (jobs, took) = got;
+    assert!(jobs.expect("an empty batch, not an error").is_empty());
+    assert!(took < Duration::from_secs(4), "returned after {took:?}");
+
+    let j = job("after_flush", "{}");
+    b.enqueue(vec![j.clone()]).await.unwrap();
+    let jobs = b.fetch(&req(&["default"], 10)).await.unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].id, j.id);
+}

@@ -103,6 +103,18 @@ async fn a_restarted_cluster_is_reconnected() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // And it keeps working.
+    // And it keeps working, also for a worker blocked on an idle route
+    // (the pipelined BLPOP and fetch, on the blocking connections).
     one_job(&b).await.expect("a second job after the restart");
+    let j = job("while_blocked", "{}");
+    let blocking = bananas_core::broker::FetchRequest {
+        block: Duration::from_secs(10),
+        ..req(&["default"], 10)
+    };
+    let (got, _) = tokio::join!(b.fetch(&blocking), async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        b.enqueue(vec![j.clone()]).await.unwrap();
+    });
+    let got = got.unwrap();
+    assert!(got.iter().any(|f| f.id == j.id), "{got:?}");
 }

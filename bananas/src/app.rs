@@ -107,6 +107,13 @@ pub async fn connect_broker(url: &str) -> Result<Arc<dyn Broker>> {
                         path.display()
                     ))
                 })?;
+                if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+                    return Err(Error::Config(format!(
+                        "broker URL `{}`: `tls_ca` file {} holds no PEM certificate",
+                        redact(url),
+                        path.display()
+                    )));
+                }
                 config = config.tls_ca_cert(pem);
             }
             Ok(Arc::new(config.connect().await?))

@@ -104,11 +104,14 @@ impl Context {
     /// [`JobRecord::progress`]; it is dropped when the attempt is settled.
     /// Every report is also logged at debug level.
     ///
-    /// Fails with [`Error::NotLeased`] when this attempt no longer holds the
-    /// job (its lease expired and the job went back to its queue, perhaps
-    /// to another worker): a task that returns the error with `?` stops
-    /// early, and its outcome is then ignored as stale. Fails with a broker
-    /// error if the broker cannot be reached. Outside a worker
+    /// Reports are best effort: if the broker cannot store one (it is
+    /// unreachable or full, or does not store progress), a warning is
+    /// logged, the report is dropped and `Ok` is returned, so a task that
+    /// uses `?` is not failed by a hiccup of its telemetry. The one error
+    /// is [`Error::NotLeased`]: this attempt no longer holds the job (its
+    /// lease expired and the job went back to its queue, perhaps to another
+    /// worker), so a task that returns it with `?` stops early, and its
+    /// outcome is ignored as stale anyway. Outside a worker
     /// ([`Context::detached`]) the report is only logged.
     ///
     /// [`Client::job`]: crate::Client::job
@@ -119,16 +122,19 @@ impl Context {
         let Some(broker) = &self.broker else {
             return Ok(());
         };
-        if broker
+        match broker
             .set_progress(&self.route, &self.job_id, self.attempt, &value)
-            .await?
+            .await
         {
-            Ok(())
-        } else {
-            Err(Error::NotLeased {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Error::NotLeased {
                 id: self.job_id.to_string(),
                 attempt: self.attempt,
-            })
+            }),
+            Err(e) => {
+                tracing::warn!(job_id = %self.job_id, task = %self.task, error = %e, "progress not stored");
+                Ok(())
+            }
         }
     }
 }

@@ -112,13 +112,31 @@ async fn unknown_broker_urls_are_rejected() {
         "{err}"
     );
     let pem = std::env::temp_dir().join(format!("bananas-ca-{}.pem", std::process::id()));
-    std::fs::write(&pem, "not checked before the scheme").unwrap();
+    std::fs::write(&pem, "not a certificate").unwrap();
+    let err =
+        bananas::app::connect_broker(&format!("rediss://127.0.0.1:1?tls_ca={}", pem.display()))
+            .await
+            .unwrap_err();
+    assert!(
+        err.to_string().contains("holds no PEM certificate"),
+        "{err}"
+    );
+    std::fs::write(
+        &pem,
+        "-----BEGIN CERTIFICATE-----\nnot checked before the scheme\n",
+    )
+    .unwrap();
     let err =
         bananas::app::connect_broker(&format!("redis://127.0.0.1:6379?tls_ca={}", pem.display()))
             .await
             .unwrap_err();
     let _ = std::fs::remove_file(&pem);
     assert!(err.to_string().contains("is not a rediss:// URL"), "{err}");
+    let err = bananas_redis::RedisBroker::builder("rediss://127.0.0.1:1?tls_ca=/etc/ca.pem")
+        .connect()
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains(".tls_ca_cert("), "{err}");
     let err = bananas::app::connect_broker("memory://?tls_ca=/x.pem")
         .await
         .unwrap_err();
