@@ -56,6 +56,13 @@ pub(crate) enum JobsCommand {
         /// The job id.
         id: String,
     },
+    /// Cancels a job that has not started (queued, delayed or waiting for a
+    /// retry): it goes to the dead letter with the error `cancelled`. A
+    /// running job is not interrupted.
+    Cancel {
+        /// The job id.
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use bananas::{
-    broker::{Broker, QueueStats, WorkerInfo},
+    broker::{Broker, CancelOutcome, QueueStats, WorkerInfo},
     http::{self, rfc3339, ApiState, EnqueueRequest, JobView},
     job::JobId,
     Client,
@@ -32,6 +32,7 @@ pub(crate) async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Stats => stats(&client, json).await,
         Command::Jobs(JobsCommand::Show { id }) => show_job(&client, &id, json).await,
+        Command::Jobs(JobsCommand::Cancel { id }) => cancel_job(&client, &id, json).await,
         Command::Dead(DeadCommand::List { limit }) => {
             dead_list(&client, limit as usize, json).await
         }
@@ -240,6 +241,24 @@ async fn dead_list(client: &Client, limit: usize, json: bool) -> Result<(), Stri
         t.render()
     });
     Ok(())
+}
+
+async fn cancel_job(client: &Client, id: &str, json: bool) -> Result<(), String> {
+    match client.cancel(&JobId::from(id)).await.map_err(err)? {
+        CancelOutcome::Cancelled => {
+            print(json, json!({ "id": id, "cancelled": true }), || {
+                format!("cancelled {id}\n")
+            });
+            Ok(())
+        }
+        CancelOutcome::Running => Err(format!(
+            "job `{id}` is running: a running attempt cannot be cancelled"
+        )),
+        CancelOutcome::Finished => Err(format!("job `{id}` already finished")),
+        CancelOutcome::NotFound => Err(format!(
+            "job `{id}` not found (it never existed, or its result expired)"
+        )),
+    }
 }
 
 async fn dead_requeue(

@@ -222,6 +222,19 @@ fn enqueue_stats_and_show() {
 
     let e = s.fails(&["jobs", "show", "no-such-job"]);
     assert!(e.contains("`no-such-job` not found"), "{e}");
+
+    // Cancelling the delayed job: it is dead as `cancelled`; a second
+    // cancel, or one of an unknown id, says why it changed nothing.
+    assert!(s.ok(&["jobs", "cancel", &later]).contains("cancelled"));
+    let v = s.json(&["jobs", "show", &later]);
+    assert_eq!(
+        (v["state"].as_str(), v["error"].as_str()),
+        (Some("dead"), Some("cancelled"))
+    );
+    let e = s.fails(&["jobs", "cancel", &later]);
+    assert!(e.contains("already finished"), "{e}");
+    let e = s.fails(&["jobs", "cancel", "no-such-job"]);
+    assert!(e.contains("`no-such-job` not found"), "{e}");
 }
 
 #[test]

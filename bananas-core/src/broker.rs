@@ -147,6 +147,22 @@ impl ScheduleInfo {
     }
 }
 
+/// What [`Broker::cancel`] found, and did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CancelOutcome {
+    /// The job was queued or scheduled (or waiting for a retry): it will
+    /// not run. It is now dead with the error `cancelled`, so waiters get
+    /// that, and a requeue from the dead letter undoes the cancellation.
+    Cancelled,
+    /// An attempt is running. It is not interrupted; nothing changed.
+    Running,
+    /// It already finished (succeeded, or dead); nothing changed.
+    Finished,
+    /// The broker does not know the job (or its result expired).
+    NotFound,
+}
+
 /// The contract between the Bananas runtime and a broker.
 ///
 /// Every method is atomic with respect to every other caller, in this
@@ -223,6 +239,18 @@ pub trait Broker: Send + Sync + std::fmt::Debug + 'static {
     /// returns its record, or `None` after `timeout`. Does not poll, and does
     /// not miss a result stored before the call.
     async fn wait(&self, id: &JobId, timeout: Duration) -> Result<Option<JobRecord>>;
+
+    /// Cancels a job that has not started: a queued, scheduled or retrying
+    /// job is taken out of its queue or schedule and goes to the dead
+    /// letter with the error `cancelled` (its waiters see that). A running
+    /// attempt is not interrupted.
+    ///
+    /// The default implementation refuses, naming the problem, so a broker
+    /// written before cancellation existed keeps compiling.
+    async fn cancel(&self, id: &JobId) -> Result<CancelOutcome> {
+        let _ = id;
+        Err(Error::Broker("this broker cannot cancel jobs".into()))
+    }
 
     /// Up to `limit` dead jobs, newest first.
     async fn dead_jobs(&self, limit: usize) -> Result<Vec<JobRecord>>;

@@ -9,7 +9,7 @@ use std::{
 
 use async_trait::async_trait;
 use bananas_core::{
-    broker::{FetchRequest, QueueStats, ScheduleInfo, TickMark, WorkerInfo},
+    broker::{CancelOutcome, FetchRequest, QueueStats, ScheduleInfo, TickMark, WorkerInfo},
     job::{now_millis, Millis},
     priority, Ack, Broker, Error, Job, JobId, JobRecord, JobRef, Outcome, Priority, Result, Route,
 };
@@ -794,6 +794,29 @@ impl Broker for RedisBroker {
         all.sort_by(|a, b| b.0.total_cmp(&a.0));
         all.truncate(limit);
         Ok(all.into_iter().map(|(_, r)| r).collect())
+    }
+
+    async fn cancel(&self, id: &JobId) -> Result<CancelOutcome> {
+        let now = now_millis();
+        let ttl = ms(self.inner.cfg.failure_ttl);
+        for (_, keys) in self.known_routes().await? {
+            let reply = self
+                .inner
+                .scripts
+                .cancel
+                .run(&self.inner.conn, &keys.keys, |c: &mut Cmd| {
+                    c.arg(id.as_str()).arg(now).arg(ttl);
+                })
+                .await
+                .map_err(broker_err)?;
+            match text(&reply).as_str() {
+                "c" => return Ok(CancelOutcome::Cancelled),
+                "r" => return Ok(CancelOutcome::Running),
+                "f" => return Ok(CancelOutcome::Finished),
+                _ => {}
+            }
+        }
+        Ok(CancelOutcome::NotFound)
     }
 
     async fn requeue_dead(&self, id: &JobId) -> Result<bool> {

@@ -167,12 +167,13 @@ pub(crate) struct Scripts {
     pub(crate) heartbeat: Lua,
     pub(crate) workers: Lua,
     pub(crate) progress: Lua,
+    pub(crate) cancel: Lua,
 }
 
 impl Scripts {
     pub(crate) fn new() -> Self {
         use Kind::{Global, Route};
-        let all: [(&str, Kind, &str, &str); 17] = [
+        let all: [(&str, Kind, &str, &str); 18] = [
             ("enqueue", Route, ADD, include_str!("../lua/enqueue.lua")),
             ("fetch", Route, DRAIN, include_str!("../lua/fetch.lua")),
             ("ack", Route, DRAIN, include_str!("../lua/ack.lua")),
@@ -227,6 +228,7 @@ impl Scripts {
                 DRAIN,
                 include_str!("../lua/progress.lua"),
             ),
+            ("cancel", Route, DRAIN, include_str!("../lua/cancel.lua")),
         ];
         // The library's name, and its functions' prefix, come from its code.
         let mut source = String::from(ROUTE_PRELUDE);
@@ -285,6 +287,7 @@ impl Scripts {
             heartbeat: next(),
             workers: next(),
             progress: next(),
+            cancel: next(),
             lib,
         }
     }

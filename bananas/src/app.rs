@@ -59,6 +59,11 @@ impl Client {
     pub async fn wait(&self, id: &JobId, timeout: Duration) -> Result<Option<JobRecord>> {
         self.broker.wait(id, timeout).await
     }
+
+    /// Cancels the job if it has not started (see [`Broker::cancel`]).
+    pub async fn cancel(&self, id: &JobId) -> Result<crate::broker::CancelOutcome> {
+        self.broker.cancel(id).await
+    }
 }
 
 /// Connects to the broker named by `url`.

@@ -383,6 +383,16 @@ impl<T: DeserializeOwned> JobHandle<T> {
         self.client.job(&self.id).await
     }
 
+    /// Cancels the job if it has not started: a queued, delayed or
+    /// retrying job will not run, and [`JobHandle::wait`] then fails with
+    /// [`Error::JobFailed`]`("cancelled")`. A running attempt is not
+    /// interrupted ([`CancelOutcome::Running`]).
+    ///
+    /// [`CancelOutcome::Running`]: crate::broker::CancelOutcome::Running
+    pub async fn cancel(&self) -> Result<crate::broker::CancelOutcome> {
+        self.client.cancel(&self.id).await
+    }
+
     /// Waits up to `timeout` for the job to finish and returns its result.
     ///
     /// Fails with [`Error::JobFailed`] when the job ended in the dead letter,

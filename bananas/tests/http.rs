@@ -664,3 +664,60 @@ async fn serve_binds_and_stops() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test]
+async fn delete_cancels_a_job_that_has_not_started() {
+    let (client, server) = standalone().await;
+    let r = server
+        .post_json(
+            "/jobs",
+            r#"{"name": "anything", "payload": {}, "countdown": 3600}"#,
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+
+    let r = server
+        .send("DELETE", &format!("/jobs/{id}"), &[], None)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json(), serde_json::json!({"id": id, "cancelled": true}));
+    let job = server.get(&format!("/jobs/{id}")).await.json();
+    assert_eq!(
+        (job["state"].as_str(), job["error"].as_str()),
+        (Some("dead"), Some("cancelled"))
+    );
+
+    // Again: it finished (as cancelled), so nothing changes.
+    let r = server
+        .send("DELETE", &format!("/jobs/{id}"), &[], None)
+        .await;
+    assert_eq!(r.status, 409, "{}", r.text());
+    assert!(r.error().contains("already finished"), "{}", r.text());
+    let r = server.send("DELETE", "/jobs/no-such-job", &[], None).await;
+    assert_eq!(r.status, 404, "{}", r.text());
+    assert!(r.error().contains("not found"));
+
+    // A running job is left alone.
+    let r = server
+        .post_json("/jobs", r#"{"name": "anything", "payload": {}}"#)
+        .await;
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    let leased = client
+        .broker()
+        .fetch(&bananas::broker::FetchRequest {
+            routes: vec![bananas::job::Route::default()],
+            max: 1,
+            lease: Duration::from_secs(30),
+            cursor: 0,
+            block: Duration::ZERO,
+        })
+        .await
+        .unwrap();
+    assert_eq!(leased.len(), 1);
+    let r = server
+        .send("DELETE", &format!("/jobs/{id}"), &[], None)
+        .await;
+    assert_eq!(r.status, 409, "{}", r.text());
+    assert!(r.error().contains("is running"), "{}", r.text());
+}

@@ -5,7 +5,7 @@
 use std::{sync::Arc, time::Duration};
 
 use bananas::{
-    broker::{Broker, FetchRequest, WorkerInfo},
+    broker::{Broker, CancelOutcome, FetchRequest, WorkerInfo},
     job::{now_millis, Ack, Job, JobRef, JobState, Outcome, Priority, Route},
 };
 use bananas_tests::{broker_suite, Kind, TestBroker};
@@ -259,6 +259,83 @@ async fn progress_lives_with_the_attempt(kind: Kind) {
     tb.cleanup().await;
 }
 
+/// Cancelling takes queued, scheduled and retrying jobs out before they
+/// run and buries them as `cancelled` (waiters see it; a requeue undoes
+/// it); running and finished jobs are left alone.
+async fn cancel_takes_jobs_that_have_not_started(kind: Kind) {
+    let tb = TestBroker::new(kind, "cancel").await;
+    let b = &tb.broker;
+    let (queued, mut high, mut delayed, retried) = (job("t"), job("t"), job("t"), job("t"));
+    high.priority = Priority::High;
+    delayed.eta = Some(now_millis() + 3_600_000);
+    let ids = [&queued, &high, &delayed, &retried].map(|j| j.id.clone());
+    b.enqueue(vec![retried.clone()]).await.unwrap();
+    let got = b.fetch(&fetch_req(1)).await.unwrap();
+    b.ack(&[Ack {
+        job: got[0].clone().into_parts().0,
+        outcome: Outcome::Retry {
+            at: now_millis() + 3_600_000,
+            error: "try later".into(),
+        },
+        started_at: now_millis(),
+        finished_at: now_millis(),
+    }])
+    .await
+    .unwrap();
+    b.enqueue(vec![queued, high, delayed]).await.unwrap();
+
+    // A waiter on the queued job learns of the cancellation.
+    let (waited, outcome) = tokio::join!(b.wait(&ids[0], Duration::from_secs(10)), async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        b.cancel(&ids[0]).await.unwrap()
+    });
+    assert_eq!(outcome, CancelOutcome::Cancelled);
+    let rec = waited.unwrap().expect("the waiter is told");
+    assert_eq!(
+        (rec.state, rec.error.as_deref()),
+        (JobState::Dead, Some("cancelled"))
+    );
+    assert_eq!(b.cancel(&ids[2]).await.unwrap(), CancelOutcome::Cancelled);
+    assert_eq!(
+        b.job(&ids[3]).await.unwrap().unwrap().state,
+        JobState::Retrying
+    );
+    assert_eq!(b.cancel(&ids[3]).await.unwrap(), CancelOutcome::Cancelled);
+    let rec = b.job(&ids[3]).await.unwrap().unwrap();
+    assert_eq!((rec.state, rec.attempts), (JobState::Dead, 1));
+    let stats = b.stats().await.unwrap();
+    let s = stats.iter().find(|s| s.route == "default").unwrap();
+    assert_eq!((s.high, s.normal, s.scheduled, s.dead), (1, 0, 0, 3));
+
+    // Only the job left is fetched; running, then finished, it stays.
+    let got = b.fetch(&fetch_req(10)).await.unwrap();
+    assert_eq!(
+        got.iter().map(|j| j.id.clone()).collect::<Vec<_>>(),
+        [ids[1].clone()]
+    );
+    assert_eq!(b.cancel(&ids[1]).await.unwrap(), CancelOutcome::Running);
+    b.ack(&got.into_iter().map(|j| done(j, "1")).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    assert_eq!(b.cancel(&ids[1]).await.unwrap(), CancelOutcome::Finished);
+    assert_eq!(
+        b.cancel(&bananas::job::JobId::new()).await.unwrap(),
+        CancelOutcome::NotFound
+    );
+
+    // The dead letter holds the cancelled jobs; a requeue undoes one.
+    let dead = b.dead_jobs(10).await.unwrap();
+    assert_eq!(dead.len(), 3);
+    assert!(dead.iter().all(|d| d.error.as_deref() == Some("cancelled")));
+    assert!(b.requeue_dead(&ids[2]).await.unwrap());
+    let got = b.fetch(&fetch_req(10)).await.unwrap();
+    assert_eq!(
+        got.iter().map(|j| j.id.clone()).collect::<Vec<_>>(),
+        [ids[2].clone()]
+    );
+    tb.cleanup().await;
+}
+
 async fn priorities_follow_the_weighted_plan(kind: Kind) {
     let tb = TestBroker::new(kind, "plan").await;
     let b = &tb.broker;
@@ -394,6 +471,7 @@ broker_suite!(
     wait_sees_results_before_and_after,
     release_puts_jobs_back_uncounted,
     progress_lives_with_the_attempt,
+    cancel_takes_jobs_that_have_not_started,
     priorities_follow_the_weighted_plan,
     tick_claims_are_exclusive,
     heartbeats_list_live_workers,

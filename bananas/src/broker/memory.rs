@@ -16,7 +16,7 @@ use serde_json::value::RawValue;
 use tokio::sync::Notify;
 
 use crate::{
-    broker::{Broker, FetchRequest, QueueStats, ScheduleInfo, TickMark, WorkerInfo},
+    broker::{Broker, CancelOutcome, FetchRequest, QueueStats, ScheduleInfo, TickMark, WorkerInfo},
     job::{
         now_millis, Ack, Job, JobId, JobRecord, JobRef, JobState, Millis, Outcome, Priority, Route,
     },
@@ -500,6 +500,34 @@ impl Broker for MemoryBroker {
             .take(limit)
             .filter_map(|(_, id)| st.jobs.get(id).map(|e| e.record.clone()))
             .collect())
+    }
+
+    async fn cancel(&self, id: &JobId) -> Result<CancelOutcome> {
+        {
+            let mut st = self.state.lock();
+            let now = now_millis();
+            st.expire(now);
+            let Some(e) = st.jobs.get(id) else {
+                return Ok(CancelOutcome::NotFound);
+            };
+            match e.record.state {
+                JobState::Active => return Ok(CancelOutcome::Running),
+                JobState::Succeeded | JobState::Dead => return Ok(CancelOutcome::Finished),
+                JobState::Queued => {
+                    let (route, p) = (e.job.route.clone(), e.job.priority);
+                    if let Some(q) = st.queues.get_mut(&route) {
+                        q[slot(p)].retain(|i| i != id);
+                    }
+                }
+                JobState::Scheduled | JobState::Retrying => {
+                    let key = (e.at, id.clone());
+                    st.scheduled.remove(&key);
+                }
+            }
+            st.bury(id, "cancelled".to_owned(), now, self.ttls.failure);
+        }
+        self.finished.notify_waiters();
+        Ok(CancelOutcome::Cancelled)
     }
 
     async fn requeue_dead(&self, id: &JobId) -> Result<bool> {

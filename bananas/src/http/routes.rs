@@ -21,7 +21,7 @@ use super::{
     ApiState,
 };
 use crate::{
-    broker::{QueueStats, WorkerInfo},
+    broker::{CancelOutcome, QueueStats, WorkerInfo},
     job::JobId,
     scheduler::ScheduleState,
 };
@@ -57,6 +57,7 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
     vec![
         e("POST", "/jobs", post(enqueue)),
         e("GET", "/jobs/{id}", get(job)),
+        e("DELETE", "/jobs/{id}", delete(cancel)),
         e("GET", "/queues", get(queues)),
         e("GET", "/workers", get(workers)),
         e("GET", "/dead", get(dead_list)),
@@ -95,6 +96,26 @@ async fn job(State(state): State<Shared>, IdPath(id): IdPath) -> Result<Json<Job
     match state.client.job(&JobId::from(id.as_str())).await? {
         Some(r) => Ok(Json(r.into())),
         None => Err(ApiError::not_found(format!(
+            "job `{id}` not found (it never existed, or its result expired)"
+        ))),
+    }
+}
+
+async fn cancel(State(state): State<Shared>, IdPath(id): IdPath) -> Result<Json<Value>, ApiError> {
+    match state.client.cancel(&JobId::from(id.as_str())).await? {
+        CancelOutcome::Cancelled => {
+            tracing::info!(job_id = %id, "job cancelled over HTTP");
+            Ok(Json(json!({ "id": id, "cancelled": true })))
+        }
+        CancelOutcome::Running => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("job `{id}` is running: a running attempt cannot be cancelled"),
+        )),
+        CancelOutcome::Finished => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("job `{id}` already finished"),
+        )),
+        CancelOutcome::NotFound => Err(ApiError::not_found(format!(
             "job `{id}` not found (it never existed, or its result expired)"
         ))),
     }
