@@ -21,6 +21,9 @@ async fn add(a: i64, b: i64) -> i64 {
 /// Fails on its first attempt, then succeeds on the retry.
 #[bananas::task(retries = 3, backoff(base = "200ms", cap = "2s"))]
 async fn fetch_page(ctx: Context, url: String) -> anyhow::Result<String> {
+    // Reports are stored while the job runs: `GET /jobs/{id}` shows them.
+    ctx.progress(format!("attempt {}: connecting", ctx.attempt()))
+        .await?;
     if ctx.attempt() == 1 {
         anyhow::bail!("connection reset while fetching {url}");
     }
@@ -93,10 +96,22 @@ async fn main() -> anyhow::Result<()> {
         Err(Error::JobFailed(reason)) => println!("resize_image: dead-lettered: {reason}"),
         other => anyhow::bail!("resize_image should have failed, got {other:?}"),
     }
+    // A delayed job can be cancelled before it runs; it goes to the dead
+    // letter as `cancelled` (a requeue would undo that).
+    let reminder = send_email::submit("bob@example.com".to_owned(), "Reminder".to_owned())
+        .countdown(Duration::from_secs(3600))
+        .send()
+        .await?;
+    println!("send_email in an hour: {:?}", reminder.cancel().await?);
+
     let dead = app.client().broker().dead_jobs(10).await?;
     println!(
-        "dead letter: {} job(s); requeue with `bananas dead requeue ID`",
-        dead.len()
+        "dead letter: {} job(s) ({}); requeue with `bananas dead requeue ID`",
+        dead.len(),
+        dead.iter()
+            .map(|d| format!("{}: {}", d.task, d.error.as_deref().unwrap_or("-")))
+            .collect::<Vec<_>>()
+            .join("; ")
     );
 
     // Graceful shutdown: in-flight jobs finish, nothing is lost.
