@@ -252,7 +252,7 @@ async fn cancel_job(client: &Client, id: &str, json: bool) -> Result<(), String>
             Ok(())
         }
         CancelOutcome::Running => Err(format!(
-            "job `{id}` is running: a running attempt cannot be cancelled"
+            "job `{id}` is running (or prefetched by a worker): a leased job cannot be cancelled"
         )),
         CancelOutcome::Finished => Err(format!("job `{id}` already finished")),
         CancelOutcome::NotFound => Err(format!(

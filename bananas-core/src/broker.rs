@@ -155,7 +155,9 @@ pub enum CancelOutcome {
     /// not run. It is now dead with the error `cancelled`, so waiters get
     /// that, and a requeue from the dead letter undoes the cancellation.
     Cancelled,
-    /// An attempt is running. It is not interrupted; nothing changed.
+    /// A worker holds the job's lease: it is running, or prefetched and
+    /// about to run as soon as an executor frees up. It is not
+    /// interrupted; nothing changed.
     Running,
     /// It already finished (succeeded, or dead); nothing changed.
     Finished,
@@ -226,9 +228,7 @@ pub trait Broker: Send + Sync + std::fmt::Debug + 'static {
         progress: &RawValue,
     ) -> Result<bool> {
         let _ = (route, id, attempt, progress);
-        Err(Error::Broker(
-            "this broker does not store job progress".into(),
-        ))
+        Err(Error::Unsupported("storing job progress".into()))
     }
 
     /// What the broker knows about a job, or `None` if it never saw it or its
@@ -240,16 +240,16 @@ pub trait Broker: Send + Sync + std::fmt::Debug + 'static {
     /// not miss a result stored before the call.
     async fn wait(&self, id: &JobId, timeout: Duration) -> Result<Option<JobRecord>>;
 
-    /// Cancels a job that has not started: a queued, scheduled or retrying
+    /// Cancels a job no worker holds yet: a queued, scheduled or retrying
     /// job is taken out of its queue or schedule and goes to the dead
-    /// letter with the error `cancelled` (its waiters see that). A running
-    /// attempt is not interrupted.
+    /// letter with the error `cancelled` (its waiters see that). A leased
+    /// job (running, or prefetched by a worker) is not interrupted.
     ///
     /// The default implementation refuses, naming the problem, so a broker
     /// written before cancellation existed keeps compiling.
     async fn cancel(&self, id: &JobId) -> Result<CancelOutcome> {
         let _ = id;
-        Err(Error::Broker("this broker cannot cancel jobs".into()))
+        Err(Error::Unsupported("cancelling jobs".into()))
     }
 
     /// Up to `limit` dead jobs, newest first.

@@ -45,6 +45,9 @@ pub enum Error {
         /// Where the second one is defined.
         second: String,
     },
+    /// The broker does not implement this operation.
+    #[error("not supported by this broker: {0}")]
+    Unsupported(String),
     /// The job does not exist (or its result has expired).
     #[error("job `{0}` not found")]
     NotFound(String),

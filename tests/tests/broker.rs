@@ -259,6 +259,32 @@ async fn progress_lives_with_the_attempt(kind: Kind) {
     tb.cleanup().await;
 }
 
+/// Returns once a `wait` on `id` is registered, so what follows reaches it
+/// as a wake-up, not as a record read at the start of the wait. The memory
+/// broker registers on the wait's first poll, which `join!` makes before
+/// this runs; Redis keeps a count in the route's waiters hash.
+async fn until_waiting(tb: &TestBroker, id: &bananas::job::JobId) {
+    let Some((url, prefix)) = &tb.redis else {
+        return;
+    };
+    let client = ::redis::Client::open(url.as_str()).unwrap();
+    let con = client.get_multiplexed_async_connection().await.unwrap();
+    let key = format!("{{{prefix}:default}}:waiters");
+    bananas_tests::eventually(Duration::from_secs(10), "the waiter registered", || {
+        let (mut con, key) = (con.clone(), key.clone());
+        async move {
+            let n: i64 = ::redis::cmd("HEXISTS")
+                .arg(&key)
+                .arg(id.as_str())
+                .query_async(&mut con)
+                .await
+                .unwrap();
+            (n == 1).then_some(())
+        }
+    })
+    .await;
+}
+
 /// Cancelling takes queued, scheduled and retrying jobs out before they
 /// run and buries them as `cancelled` (waiters see it; a requeue undoes
 /// it); running and finished jobs are left alone.
@@ -286,7 +312,7 @@ async fn cancel_takes_jobs_that_have_not_started(kind: Kind) {
 
     // A waiter on the queued job learns of the cancellation.
     let (waited, outcome) = tokio::join!(b.wait(&ids[0], Duration::from_secs(10)), async {
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        until_waiting(&tb, &ids[0]).await;
         b.cancel(&ids[0]).await.unwrap()
     });
     assert_eq!(outcome, CancelOutcome::Cancelled);

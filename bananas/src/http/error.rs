@@ -61,6 +61,7 @@ impl From<Error> for ApiError {
             Error::Config(_) | Error::Serde(_) => StatusCode::BAD_REQUEST,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Broker(_) | Error::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Unsupported(_) => StatusCode::NOT_IMPLEMENTED,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         if status.is_server_error() {

@@ -109,7 +109,9 @@ async fn cancel(State(state): State<Shared>, IdPath(id): IdPath) -> Result<Json<
         }
         CancelOutcome::Running => Err(ApiError::new(
             StatusCode::CONFLICT,
-            format!("job `{id}` is running: a running attempt cannot be cancelled"),
+            format!(
+                "job `{id}` is running (or prefetched by a worker): a leased job cannot be cancelled"
+            ),
         )),
         CancelOutcome::Finished => Err(ApiError::new(
             StatusCode::CONFLICT,
