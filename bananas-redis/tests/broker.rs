@@ -367,7 +367,7 @@ async fn an_idle_fetch_survives_a_lost_function_library() {
         block: Duration::from_secs(5),
         ..req(&["default"], 10)
     };
-    let mut raw = Raw::connect(&server.url()).await;
+    let raw = Raw::connect(&server.url()).await;
     let wake = format!("{{{}:default}}:wake", cleanup.prefix);
     let (got, _) = tokio::join!(
         async {
@@ -375,10 +375,19 @@ async fn an_idle_fetch_survives_a_lost_function_library() {
             (b.fetch(&blocking).await, t.elapsed())
         },
         async {
-            // By now the fetch is blocked in its BLPOP.
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            let _: String = raw.query(redis::cmd("FUNCTION").arg("FLUSH")).await;
-            let _: i64 = raw.query(redis::cmd("LPUSH").arg(&wake).arg("1")).await;
+            // Wait until the fetch is blocked in its BLPOP (this server is
+            // the test's own: no other client blocks on it).
+            let mut probe = raw.clone();
+            eventually("the fetch blocked in BLPOP", || {
+                let mut probe = probe.clone();
+                async move {
+                    let clients: String = probe.query(redis::cmd("CLIENT").arg("LIST")).await;
+                    clients.contains("cmd=blpop")
+                }
+            })
+            .await;
+            let _: String = probe.query(redis::cmd("FUNCTION").arg("FLUSH")).await;
+            let _: i64 = probe.query(redis::cmd("LPUSH").arg(&wake).arg("1")).await;
         }
     );
     let (jobs, took) = got;

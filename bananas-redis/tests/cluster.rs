@@ -103,8 +103,10 @@ async fn a_restarted_cluster_is_reconnected() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // And it keeps working, also for a worker blocked on an idle route
-    // (the pipelined BLPOP and fetch, on the blocking connections).
+    // And it keeps working, also for a fetch blocked on an idle route (the
+    // pipelined BLPOP and fetch, on the blocking connections): the job is
+    // enqueued after a pause that most likely finds the fetch blocked, and
+    // must be fetched either way.
     one_job(&b).await.expect("a second job after the restart");
     let j = job("while_blocked", "{}");
     let blocking = bananas_core::broker::FetchRequest {

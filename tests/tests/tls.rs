@@ -35,7 +35,9 @@ async fn jobs_run_over_tls_with_a_private_ca() {
         .await
         .unwrap();
     assert_eq!(h.wait(Duration::from_secs(20)).await.unwrap(), 42);
-    // The worker is idle now, blocked on its own TLS connection.
+    // Give the worker time to go idle, so the next job most likely reaches
+    // it through its blocked fetch on its own TLS connection (the job must
+    // run either way).
     tokio::time::sleep(Duration::from_millis(200)).await;
     let h = tls_add::submit(1, 2).on(app.client()).send().await.unwrap();
     assert_eq!(h.wait(Duration::from_secs(20)).await.unwrap(), 3);
