@@ -9,6 +9,6 @@ pub mod error;
 pub mod job;
 pub mod priority;
 
-pub use broker::Broker;
-pub use error::{Error, Result};
+pub use broker::{AnyBroker, Broker};
+pub use error::{Capability, Error, Result};
 pub use job::{Ack, Job, JobId, JobRecord, JobRef, JobState, Outcome, Priority, Route};

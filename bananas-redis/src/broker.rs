@@ -9,7 +9,10 @@ use std::{
 
 use async_trait::async_trait;
 use bananas_core::{
-    broker::{CancelOutcome, FetchRequest, QueueStats, ScheduleInfo, TickMark, WorkerInfo},
+    broker::{
+        Cancel, CancelOutcome, DeadLetter, FetchRequest, Inspect, Progress, QueueStats,
+        ScheduleInfo, Schedules, TickMark, WorkerInfo, Workers,
+    },
     job::{now_millis, Millis},
     priority, Ack, Broker, Error, Job, JobId, JobRecord, JobRef, Outcome, Priority, Result, Route,
 };
@@ -665,8 +668,20 @@ impl Broker for RedisBroker {
         Ok(total)
     }
 
-    async fn job(&self, id: &JobId) -> Result<Option<JobRecord>> {
-        let routes = self.known_routes().await?;
+    async fn ping(&self) -> Result<()> {
+        let mut conn = self.inner.conn.clone();
+        let _: String = redis::cmd("PING")
+            .query_async(&mut conn)
+            .await
+            .map_err(broker_err)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Inspect for RedisBroker {
+    async fn job(&self, id: &JobId, route: Option<&Route>) -> Result<Option<JobRecord>> {
+        let routes = self.lookup_routes(route).await?;
         let found = self
             .route_calls(&routes, |route, keys| async move {
                 let reply = self
@@ -701,28 +716,13 @@ impl Broker for RedisBroker {
         Ok(found.into_iter().flatten().next())
     }
 
-    async fn set_progress(
+    async fn wait(
         &self,
-        route: &Route,
         id: &JobId,
-        attempt: u32,
-        progress: &RawValue,
-    ) -> Result<bool> {
-        let keys = self.route_keys(route).await?;
-        let reply = self
-            .inner
-            .scripts
-            .progress
-            .run(&self.inner.conn, &keys.keys, |c: &mut Cmd| {
-                c.arg(id.as_str()).arg(attempt).arg(progress.get());
-            })
-            .await
-            .map_err(broker_err)?;
-        Ok(int(&reply)? == 1)
-    }
-
-    async fn wait(&self, id: &JobId, timeout: Duration) -> Result<Option<JobRecord>> {
-        let routes = self.known_routes().await?;
+        route: Option<&Route>,
+        timeout: Duration,
+    ) -> Result<Option<JobRecord>> {
+        let routes = self.lookup_routes(route).await?;
         let checks = self
             .route_calls(&routes, |route, keys| async move {
                 let reply = self
@@ -758,6 +758,36 @@ impl Broker for RedisBroker {
         }
     }
 
+    async fn stats(&self) -> Result<Vec<QueueStats>> {
+        let routes = self.known_routes().await?;
+        self.route_calls(&routes, |route, keys| async move {
+            let reply = self
+                .inner
+                .scripts
+                .stats
+                .run(&self.inner.conn, &keys.keys, |_: &mut Cmd| {})
+                .await
+                .map_err(broker_err)?;
+            let r = items(reply);
+            let n = |i: usize| -> Result<u64> {
+                Ok(r.get(i).map(int).transpose()?.unwrap_or(0).max(0) as u64)
+            };
+            Ok(QueueStats {
+                route: route.as_str().to_owned(),
+                high: n(0)?,
+                normal: n(1)?,
+                low: n(2)?,
+                scheduled: n(3)?,
+                active: n(4)?,
+                dead: n(5)?,
+            })
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl DeadLetter for RedisBroker {
     async fn dead_jobs(&self, limit: usize) -> Result<Vec<JobRecord>> {
         if limit == 0 {
             return Ok(Vec::new());
@@ -794,29 +824,6 @@ impl Broker for RedisBroker {
         all.sort_by(|a, b| b.0.total_cmp(&a.0));
         all.truncate(limit);
         Ok(all.into_iter().map(|(_, r)| r).collect())
-    }
-
-    async fn cancel(&self, id: &JobId) -> Result<CancelOutcome> {
-        let now = now_millis();
-        let ttl = ms(self.inner.cfg.failure_ttl);
-        for (_, keys) in self.known_routes().await? {
-            let reply = self
-                .inner
-                .scripts
-                .cancel
-                .run(&self.inner.conn, &keys.keys, |c: &mut Cmd| {
-                    c.arg(id.as_str()).arg(now).arg(ttl);
-                })
-                .await
-                .map_err(broker_err)?;
-            match text(&reply).as_str() {
-                "c" => return Ok(CancelOutcome::Cancelled),
-                "r" => return Ok(CancelOutcome::Running),
-                "f" => return Ok(CancelOutcome::Finished),
-                _ => {}
-            }
-        }
-        Ok(CancelOutcome::NotFound)
     }
 
     async fn requeue_dead(&self, id: &JobId) -> Result<bool> {
@@ -861,34 +868,59 @@ impl Broker for RedisBroker {
         }
         Ok(deleted)
     }
+}
 
-    async fn stats(&self) -> Result<Vec<QueueStats>> {
-        let routes = self.known_routes().await?;
-        self.route_calls(&routes, |route, keys| async move {
+#[async_trait]
+impl Cancel for RedisBroker {
+    async fn cancel(&self, id: &JobId, route: Option<&Route>) -> Result<CancelOutcome> {
+        let now = now_millis();
+        let ttl = ms(self.inner.cfg.failure_ttl);
+        for (_, keys) in self.lookup_routes(route).await? {
             let reply = self
                 .inner
                 .scripts
-                .stats
-                .run(&self.inner.conn, &keys.keys, |_: &mut Cmd| {})
+                .cancel
+                .run(&self.inner.conn, &keys.keys, |c: &mut Cmd| {
+                    c.arg(id.as_str()).arg(now).arg(ttl);
+                })
                 .await
                 .map_err(broker_err)?;
-            let r = items(reply);
-            let n = |i: usize| -> Result<u64> {
-                Ok(r.get(i).map(int).transpose()?.unwrap_or(0).max(0) as u64)
-            };
-            Ok(QueueStats {
-                route: route.as_str().to_owned(),
-                high: n(0)?,
-                normal: n(1)?,
-                low: n(2)?,
-                scheduled: n(3)?,
-                active: n(4)?,
-                dead: n(5)?,
-            })
-        })
-        .await
+            match text(&reply).as_str() {
+                "c" => return Ok(CancelOutcome::Cancelled),
+                "r" => return Ok(CancelOutcome::Running),
+                "f" => return Ok(CancelOutcome::Finished),
+                _ => {}
+            }
+        }
+        Ok(CancelOutcome::NotFound)
     }
+}
 
+#[async_trait]
+impl Progress for RedisBroker {
+    async fn set_progress(
+        &self,
+        route: &Route,
+        id: &JobId,
+        attempt: u32,
+        progress: &RawValue,
+    ) -> Result<bool> {
+        let keys = self.route_keys(route).await?;
+        let reply = self
+            .inner
+            .scripts
+            .progress
+            .run(&self.inner.conn, &keys.keys, |c: &mut Cmd| {
+                c.arg(id.as_str()).arg(attempt).arg(progress.get());
+            })
+            .await
+            .map_err(broker_err)?;
+        Ok(int(&reply)? == 1)
+    }
+}
+
+#[async_trait]
+impl Workers for RedisBroker {
     async fn heartbeat(&self, info: &WorkerInfo, ttl: Duration) -> Result<()> {
         let json = serde_json::to_string(info)?;
         let g = &self.inner.global;
@@ -927,8 +959,11 @@ impl Broker for RedisBroker {
             .filter_map(|v| serde_json::from_slice(&bytes(v)?).ok())
             .collect())
     }
+}
 
-    async fn publish_schedules(&self, schedules: &[ScheduleInfo]) -> Result<()> {
+#[async_trait]
+impl Schedules for RedisBroker {
+    async fn announce(&self, schedules: &[ScheduleInfo]) -> Result<()> {
         if schedules.is_empty() {
             return Ok(());
         }
@@ -939,33 +974,25 @@ impl Broker for RedisBroker {
         }
         let mut conn = self.inner.conn.clone();
         let _: i64 = cmd.query_async(&mut conn).await.map_err(broker_err)?;
-        // Forget schedules no scheduler announces any more. A scheduler that
-        // comes back announces them again.
-        let all = self.announced().await?;
-        let now = ScheduleInfo::freshest(&all);
-        let abandoned: Vec<String> = all
-            .into_iter()
-            .filter(|s| s.is_abandoned(now))
-            .map(|s| s.id)
-            .collect();
-        if !abandoned.is_empty() {
-            tracing::info!(schedules = ?abandoned, "forgetting schedules no scheduler has announced for a day");
-            let _: i64 = redis::cmd("HDEL")
-                .arg(&self.inner.global.schedules)
-                .arg(&abandoned)
-                .query_async(&mut conn)
-                .await
-                .map_err(broker_err)?;
-        }
         Ok(())
     }
 
-    async fn schedules(&self) -> Result<Vec<ScheduleInfo>> {
-        let all = self.announced().await?;
-        let now = ScheduleInfo::freshest(&all);
-        let mut out: Vec<ScheduleInfo> = all.into_iter().filter(|s| !s.is_abandoned(now)).collect();
-        out.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(out)
+    async fn announcements(&self) -> Result<Vec<ScheduleInfo>> {
+        self.announced().await
+    }
+
+    async fn forget(&self, ids: &[String]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.inner.conn.clone();
+        let _: i64 = redis::cmd("HDEL")
+            .arg(&self.inner.global.schedules)
+            .arg(ids)
+            .query_async(&mut conn)
+            .await
+            .map_err(broker_err)?;
+        Ok(())
     }
 
     async fn claim_tick(&self, schedule: &str, tick: Millis, job: Job) -> Result<bool> {
@@ -997,12 +1024,12 @@ impl Broker for RedisBroker {
             .map_err(broker_err)?;
         let Some(raw) = raw else { return Ok(None) };
         let (tick, id) = raw.split_once(SEP).ok_or_else(|| {
-            Error::Broker(format!(
+            Error::Corrupt(format!(
                 "corrupt tick mark for schedule `{schedule}`: {raw:?}"
             ))
         })?;
         let tick = tick.parse().map_err(|_| {
-            Error::Broker(format!(
+            Error::Corrupt(format!(
                 "corrupt tick mark for schedule `{schedule}`: {raw:?}"
             ))
         })?;
@@ -1010,15 +1037,6 @@ impl Broker for RedisBroker {
             tick,
             job_id: JobId::from(id),
         }))
-    }
-
-    async fn ping(&self) -> Result<()> {
-        let mut conn = self.inner.conn.clone();
-        let _: String = redis::cmd("PING")
-            .query_async(&mut conn)
-            .await
-            .map_err(broker_err)?;
-        Ok(())
     }
 }
 

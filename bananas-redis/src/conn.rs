@@ -18,7 +18,12 @@ use crate::config::Endpoint;
 /// Turns a Redis error into the broker error the runtime logs and backs
 /// off on.
 pub(crate) fn broker_err(e: RedisError) -> Error {
-    Error::Broker(format!("redis: {e}"))
+    let message = format!("redis: {e}");
+    if e.is_io_error() || e.is_connection_refusal() || e.is_connection_dropped() || e.is_timeout() {
+        Error::unavailable(message, e)
+    } else {
+        Error::backend(message, e)
+    }
 }
 
 /// The shared connection: it reconnects by itself after a restart or a
@@ -192,9 +197,11 @@ impl BlockPool {
         match tokio::time::timeout(guard, call(conn)).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(broker_err(e)),
-            Err(_) => Err(Error::Broker(
-                "redis: a blocking pop got no answer in time; the connection was dropped".into(),
-            )),
+            Err(_) => Err(Error::Unavailable {
+                message: "redis: a blocking pop got no answer in time; the connection was dropped"
+                    .into(),
+                source: None,
+            }),
         }
     }
 }

@@ -171,6 +171,15 @@ impl RedisBroker {
         self.inner.routes.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The routes to look for a job on: its own when the caller knows it,
+    /// else every known route.
+    async fn lookup_routes(&self, route: Option<&Route>) -> Result<Vec<(Route, Arc<RouteKeys>)>> {
+        match route {
+            Some(r) => Ok(vec![(r.clone(), self.route_keys(r).await?)]),
+            None => self.known_routes().await,
+        }
+    }
+
     /// Every route in `{P}:routes`, and every route this process has used,
     /// with its keys. The registry may have lost routes this process still
     /// knows (a restart without persistence); workers register their routes

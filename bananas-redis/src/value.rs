@@ -41,7 +41,7 @@ pub(crate) fn int(v: &Value) -> Result<i64> {
             .ok()
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| {
-                Error::Broker(format!("redis: expected an integer reply, got {other:?}"))
+                Error::Corrupt(format!("redis: expected an integer reply, got {other:?}"))
             }),
     }
 }

@@ -16,7 +16,10 @@ use serde_json::value::RawValue;
 use tokio::sync::Notify;
 
 use crate::{
-    broker::{Broker, CancelOutcome, FetchRequest, QueueStats, ScheduleInfo, TickMark, WorkerInfo},
+    broker::{
+        Broker, Cancel, CancelOutcome, DeadLetter, FetchRequest, Inspect, Progress, QueueStats,
+        ScheduleInfo, Schedules, TickMark, WorkerInfo, Workers,
+    },
     job::{
         now_millis, Ack, Job, JobId, JobRecord, JobRef, JobState, Millis, Outcome, Priority, Route,
     },
@@ -449,37 +452,32 @@ impl Broker for MemoryBroker {
         Ok(n)
     }
 
-    async fn set_progress(
-        &self,
-        route: &Route,
-        id: &JobId,
-        attempt: u32,
-        progress: &RawValue,
-    ) -> Result<bool> {
-        let mut st = self.state.lock();
-        Ok(match st.leased_mut(id, attempt) {
-            Some(e) if e.job.route == *route => {
-                e.record.progress = Some(progress.to_owned());
-                true
-            }
-            _ => false,
-        })
+    async fn ping(&self) -> Result<()> {
+        Ok(())
     }
+}
 
-    async fn job(&self, id: &JobId) -> Result<Option<JobRecord>> {
+#[async_trait]
+impl Inspect for MemoryBroker {
+    async fn job(&self, id: &JobId, _route: Option<&Route>) -> Result<Option<JobRecord>> {
         let mut st = self.state.lock();
         st.expire(now_millis());
         Ok(st.jobs.get(id).map(|e| e.record.clone()))
     }
 
-    async fn wait(&self, id: &JobId, timeout: Duration) -> Result<Option<JobRecord>> {
+    async fn wait(
+        &self,
+        id: &JobId,
+        _route: Option<&Route>,
+        timeout: Duration,
+    ) -> Result<Option<JobRecord>> {
         let _registered = Waiting::new(self, id);
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let notified = self.finished.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if let Some(rec) = self.job(id).await? {
+            if let Some(rec) = self.job(id, None).await? {
                 if rec.state.is_final() {
                     return Ok(Some(rec));
                 }
@@ -488,78 +486,6 @@ impl Broker for MemoryBroker {
                 return Ok(None);
             }
         }
-    }
-
-    async fn dead_jobs(&self, limit: usize) -> Result<Vec<JobRecord>> {
-        let mut st = self.state.lock();
-        st.expire(now_millis());
-        Ok(st
-            .dead
-            .iter()
-            .rev()
-            .take(limit)
-            .filter_map(|(_, id)| st.jobs.get(id).map(|e| e.record.clone()))
-            .collect())
-    }
-
-    async fn cancel(&self, id: &JobId) -> Result<CancelOutcome> {
-        {
-            let mut st = self.state.lock();
-            let now = now_millis();
-            st.expire(now);
-            let Some(e) = st.jobs.get(id) else {
-                return Ok(CancelOutcome::NotFound);
-            };
-            match e.record.state {
-                JobState::Active => return Ok(CancelOutcome::Running),
-                JobState::Succeeded | JobState::Dead => return Ok(CancelOutcome::Finished),
-                JobState::Queued => {
-                    let (route, p) = (e.job.route.clone(), e.job.priority);
-                    if let Some(q) = st.queues.get_mut(&route) {
-                        q[slot(p)].retain(|i| i != id);
-                    }
-                }
-                JobState::Scheduled | JobState::Retrying => {
-                    let key = (e.at, id.clone());
-                    st.scheduled.remove(&key);
-                }
-            }
-            st.bury(id, "cancelled".to_owned(), now, self.ttls.failure);
-        }
-        self.finished.notify_waiters();
-        Ok(CancelOutcome::Cancelled)
-    }
-
-    async fn requeue_dead(&self, id: &JobId) -> Result<bool> {
-        {
-            let mut st = self.state.lock();
-            let Some(e) = st.jobs.get_mut(id) else {
-                return Ok(false);
-            };
-            if e.record.state != JobState::Dead {
-                return Ok(false);
-            }
-            let at = e.at;
-            e.job.attempt = 0;
-            e.job.eta = None;
-            e.record = JobRecord::new(&e.job, JobState::Queued);
-            st.dead.remove(&(at, id.clone()));
-            st.expiries.retain(|(_, i)| i != id);
-            st.make_ready(id, false);
-        }
-        self.ready.notify_waiters();
-        Ok(true)
-    }
-
-    async fn purge_dead(&self) -> Result<usize> {
-        let mut st = self.state.lock();
-        let dead = std::mem::take(&mut st.dead);
-        for (_, id) in &dead {
-            st.jobs.remove(id);
-        }
-        let State { expiries, jobs, .. } = &mut *st;
-        expiries.retain(|(_, id)| jobs.contains_key(id));
-        Ok(dead.len())
     }
 
     async fn stats(&self) -> Result<Vec<QueueStats>> {
@@ -594,7 +520,108 @@ impl Broker for MemoryBroker {
         }
         Ok(out)
     }
+}
 
+#[async_trait]
+impl DeadLetter for MemoryBroker {
+    async fn dead_jobs(&self, limit: usize) -> Result<Vec<JobRecord>> {
+        let mut st = self.state.lock();
+        st.expire(now_millis());
+        Ok(st
+            .dead
+            .iter()
+            .rev()
+            .take(limit)
+            .filter_map(|(_, id)| st.jobs.get(id).map(|e| e.record.clone()))
+            .collect())
+    }
+
+    async fn requeue_dead(&self, id: &JobId) -> Result<bool> {
+        {
+            let mut st = self.state.lock();
+            let Some(e) = st.jobs.get_mut(id) else {
+                return Ok(false);
+            };
+            if e.record.state != JobState::Dead {
+                return Ok(false);
+            }
+            let at = e.at;
+            e.job.attempt = 0;
+            e.job.eta = None;
+            e.record = JobRecord::new(&e.job, JobState::Queued);
+            st.dead.remove(&(at, id.clone()));
+            st.expiries.retain(|(_, i)| i != id);
+            st.make_ready(id, false);
+        }
+        self.ready.notify_waiters();
+        Ok(true)
+    }
+
+    async fn purge_dead(&self) -> Result<usize> {
+        let mut st = self.state.lock();
+        let dead = std::mem::take(&mut st.dead);
+        for (_, id) in &dead {
+            st.jobs.remove(id);
+        }
+        let State { expiries, jobs, .. } = &mut *st;
+        expiries.retain(|(_, id)| jobs.contains_key(id));
+        Ok(dead.len())
+    }
+}
+
+#[async_trait]
+impl Cancel for MemoryBroker {
+    async fn cancel(&self, id: &JobId, _route: Option<&Route>) -> Result<CancelOutcome> {
+        {
+            let mut st = self.state.lock();
+            let now = now_millis();
+            st.expire(now);
+            let Some(e) = st.jobs.get(id) else {
+                return Ok(CancelOutcome::NotFound);
+            };
+            match e.record.state {
+                JobState::Active => return Ok(CancelOutcome::Running),
+                JobState::Succeeded | JobState::Dead => return Ok(CancelOutcome::Finished),
+                JobState::Queued => {
+                    let (route, p) = (e.job.route.clone(), e.job.priority);
+                    if let Some(q) = st.queues.get_mut(&route) {
+                        q[slot(p)].retain(|i| i != id);
+                    }
+                }
+                JobState::Scheduled | JobState::Retrying => {
+                    let key = (e.at, id.clone());
+                    st.scheduled.remove(&key);
+                }
+            }
+            st.bury(id, "cancelled".to_owned(), now, self.ttls.failure);
+        }
+        self.finished.notify_waiters();
+        Ok(CancelOutcome::Cancelled)
+    }
+}
+
+#[async_trait]
+impl Progress for MemoryBroker {
+    async fn set_progress(
+        &self,
+        route: &Route,
+        id: &JobId,
+        attempt: u32,
+        progress: &RawValue,
+    ) -> Result<bool> {
+        let mut st = self.state.lock();
+        Ok(match st.leased_mut(id, attempt) {
+            Some(e) if e.job.route == *route => {
+                e.record.progress = Some(progress.to_owned());
+                true
+            }
+            _ => false,
+        })
+    }
+}
+
+#[async_trait]
+impl Workers for MemoryBroker {
     async fn heartbeat(&self, info: &WorkerInfo, ttl: Duration) -> Result<()> {
         let until = now_millis() + ttl.as_millis() as u64;
         self.state
@@ -612,7 +639,10 @@ impl Broker for MemoryBroker {
         v.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(v)
     }
+}
 
+#[async_trait]
+impl Schedules for MemoryBroker {
     async fn claim_tick(&self, schedule: &str, tick: Millis, job: Job) -> Result<bool> {
         let now = now_millis();
         {
@@ -637,31 +667,23 @@ impl Broker for MemoryBroker {
         Ok(self.state.lock().ticks.get(schedule).cloned())
     }
 
-    async fn publish_schedules(&self, schedules: &[ScheduleInfo]) -> Result<()> {
+    async fn announce(&self, schedules: &[ScheduleInfo]) -> Result<()> {
         let mut st = self.state.lock();
         for s in schedules {
             st.schedules.insert(s.id.clone(), s.clone());
         }
-        let now = ScheduleInfo::freshest(st.schedules.values());
-        st.schedules.retain(|_, s| !s.is_abandoned(now));
         Ok(())
     }
 
-    async fn schedules(&self) -> Result<Vec<ScheduleInfo>> {
-        let st = self.state.lock();
-        let now = ScheduleInfo::freshest(st.schedules.values());
-        let mut v: Vec<_> = st
-            .schedules
-            .values()
-            .filter(|s| !s.is_abandoned(now))
-            .cloned()
-            .collect();
-        drop(st);
-        v.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(v)
+    async fn announcements(&self) -> Result<Vec<ScheduleInfo>> {
+        Ok(self.state.lock().schedules.values().cloned().collect())
     }
 
-    async fn ping(&self) -> Result<()> {
+    async fn forget(&self, ids: &[String]) -> Result<()> {
+        let mut st = self.state.lock();
+        for id in ids {
+            st.schedules.remove(id);
+        }
         Ok(())
     }
 }

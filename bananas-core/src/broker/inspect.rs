@@ -1,0 +1,65 @@
+//! [`Inspect`]: what the broker knows about jobs and queues.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    error::Result,
+    job::{JobId, JobRecord, Priority, Route},
+};
+
+/// Depths of one route's queues.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueStats {
+    /// The route.
+    pub route: String,
+    /// Jobs queued at high priority.
+    pub high: u64,
+    /// Jobs queued at normal priority.
+    pub normal: u64,
+    /// Jobs queued at low priority.
+    pub low: u64,
+    /// Jobs waiting for their eta (delayed jobs and retries in backoff).
+    pub scheduled: u64,
+    /// Jobs leased by workers.
+    pub active: u64,
+    /// Jobs in the dead letter.
+    pub dead: u64,
+}
+
+impl QueueStats {
+    /// Jobs queued at `p`.
+    pub fn depth(&self, p: Priority) -> u64 {
+        match p {
+            Priority::High => self.high,
+            Priority::Normal => self.normal,
+            Priority::Low => self.low,
+        }
+    }
+}
+
+/// Looking at jobs: one by id, waiting for one to finish, queue depths.
+#[async_trait]
+pub trait Inspect: Send + Sync + std::fmt::Debug + 'static {
+    /// What the broker knows about a job, or `None` if it never saw it or
+    /// its result has expired. `route` is the job's route when the caller
+    /// knows it (a [`JobHandle`](https://docs.rs/bananas) does), which
+    /// spares the broker finding it; with `None` the broker finds it itself.
+    async fn job(&self, id: &JobId, route: Option<&Route>) -> Result<Option<JobRecord>>;
+
+    /// Waits until the job reaches a final state (succeeded or dead) and
+    /// returns its record, or `None` after `timeout`. Does not poll, and does
+    /// not miss a result stored before the call. `route` as for
+    /// [`Inspect::job`].
+    async fn wait(
+        &self,
+        id: &JobId,
+        route: Option<&Route>,
+        timeout: Duration,
+    ) -> Result<Option<JobRecord>>;
+
+    /// Queue depths for every route the broker has seen.
+    async fn stats(&self) -> Result<Vec<QueueStats>>;
+}
