@@ -10,7 +10,9 @@ use std::{
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::error::Error;
+use crate::{error::Error, rules};
+
+pub use crate::rules::Priority;
 
 /// Milliseconds since the Unix epoch: the timestamp unit of every envelope.
 pub type Millis = u64;
@@ -107,54 +109,11 @@ impl Borrow<str> for JobId {
     }
 }
 
-/// How urgent a job is. Workers run high before normal before low, with a
-/// weighted scheme that never starves low (see [`crate::priority`]).
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Priority {
-    /// Runs first.
-    High,
-    /// The default.
-    #[default]
-    Normal,
-    /// Runs when there is spare capacity, and at least one slot in ten.
-    Low,
-}
-
-impl Priority {
-    /// All priorities, from high to low.
-    pub const ALL: [Priority; 3] = [Priority::High, Priority::Normal, Priority::Low];
-
-    /// The lowercase name: `high`, `normal` or `low`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Priority::High => "high",
-            Priority::Normal => "normal",
-            Priority::Low => "low",
-        }
-    }
-}
-
-impl fmt::Display for Priority {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 impl FromStr for Priority {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self, Error> {
-        match s {
-            "high" => Ok(Priority::High),
-            "normal" => Ok(Priority::Normal),
-            "low" => Ok(Priority::Low),
-            other => Err(Error::Config(format!(
-                "unknown priority `{other}`: expected one of `high`, `normal`, `low`"
-            ))),
-        }
+        Priority::from_name(s).map_err(|e| Error::Config(e.to_string()))
     }
 }
 
@@ -166,26 +125,18 @@ pub struct Route(String);
 
 impl Route {
     /// The route every task uses unless told otherwise.
-    pub const DEFAULT: &'static str = "default";
+    pub const DEFAULT: &'static str = rules::DEFAULT_ROUTE;
 
     /// Validates and wraps a route name.
     pub fn new(name: impl Into<String>) -> Result<Self, Error> {
         let name = name.into();
-        if Self::is_valid(&name) {
-            Ok(Route(name))
-        } else {
-            Err(Error::Config(format!(
-                "invalid route `{name}`: a route is 1 to 64 characters of A-Z, a-z, 0-9, `_` or `-`"
-            )))
-        }
+        rules::check_route(&name).map_err(|e| Error::Config(e.to_string()))?;
+        Ok(Route(name))
     }
 
-    /// Whether `name` is a valid route name.
+    /// Whether `name` is a valid route name (see [`rules::is_valid_route`]).
     pub fn is_valid(name: &str) -> bool {
-        (1..=64).contains(&name.len())
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        rules::is_valid_route(name)
     }
 
     /// The route name.
@@ -305,7 +256,7 @@ impl Job {
             priority: Priority::Normal,
             route: Route::default(),
             attempt: 0,
-            max_retries: 3,
+            max_retries: rules::DEFAULT_RETRIES,
             created_at: now_millis(),
             eta: None,
             lease_token: 0,
@@ -317,9 +268,10 @@ impl Job {
         self.eta.is_some_and(|eta| eta > now)
     }
 
-    /// Whether another attempt is allowed after the current one fails.
+    /// Whether another attempt is allowed after the current one fails
+    /// (see [`rules::can_retry`]).
     pub fn can_retry(&self) -> bool {
-        self.attempt <= self.max_retries
+        rules::can_retry(self.attempt, self.max_retries)
     }
 }
 
@@ -369,9 +321,10 @@ pub struct JobRef {
 }
 
 impl JobRef {
-    /// Whether another attempt is allowed after the current one fails.
+    /// Whether another attempt is allowed after the current one fails
+    /// (see [`rules::can_retry`]).
     pub fn can_retry(&self) -> bool {
-        self.attempt <= self.max_retries
+        rules::can_retry(self.attempt, self.max_retries)
     }
 }
 

@@ -5,6 +5,7 @@
 
 use std::str::FromStr;
 
+use bananas_core::rules::{self, Missed, Priority};
 use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::{quote, ToTokens};
 use syn::{
@@ -298,22 +299,6 @@ pub(crate) fn push_err(acc: &mut Option<syn::Error>, e: syn::Error) {
     }
 }
 
-/// A priority name, checked.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Priority {
-    High,
-    Normal,
-    Low,
-}
-
-/// What to do about missed ticks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Missed {
-    Skip,
-    Latest,
-    All(u32),
-}
-
 /// The schedule of a periodic task, checked.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Schedule {
@@ -337,11 +322,6 @@ pub(crate) struct Options {
     pub(crate) krate: TokenStream,
     pub(crate) schedule: Option<Schedule>,
 }
-
-/// Bounds, shared by the checks and their messages.
-pub(crate) const MAX_RETRIES: u64 = 1000;
-pub(crate) const MAX_MISSED: u64 = 100_000;
-pub(crate) const DEFAULT_MAX_MISSED: u32 = 100;
 
 impl Args {
     /// Checks every argument for `kind`, fills in defaults, and returns
@@ -388,9 +368,9 @@ impl Args {
 
         let mut o = Options {
             name: None,
-            route: "default".to_owned(),
-            priority: Priority::Normal,
-            retries: 3,
+            route: rules::DEFAULT_ROUTE.to_owned(),
+            priority: Priority::default(),
+            retries: rules::DEFAULT_RETRIES,
             backoff: None,
             timeout_ms: None,
             store_result: true,
@@ -421,34 +401,19 @@ impl Args {
                 }
                 Arg::Route(_, v) => {
                     let s = v.value();
-                    if route_is_valid(&s) {
-                        o.route = s;
-                    } else {
-                        err(syn::Error::new(
-                            v.span(),
-                            format!(
-                                "invalid route {:?}: a route is 1 to 64 characters of \
-                                 A-Z, a-z, 0-9, `_` or `-`",
-                                s
-                            ),
-                        ));
+                    match rules::check_route(&s) {
+                        Ok(()) => o.route = s,
+                        Err(e) => err(syn::Error::new(v.span(), e)),
                     }
                 }
-                Arg::Priority(_, v) => match v.unraw().to_string().as_str() {
-                    "high" => o.priority = Priority::High,
-                    "normal" => o.priority = Priority::Normal,
-                    "low" => o.priority = Priority::Low,
-                    other => err(syn::Error::new(
-                        v.span(),
-                        format!(
-                            "unknown priority `{other}`: expected one of `high`, `normal`, `low`"
-                        ),
-                    )),
+                Arg::Priority(_, v) => match Priority::from_name(&v.unraw().to_string()) {
+                    Ok(p) => o.priority = p,
+                    Err(e) => err(syn::Error::new(v.span(), e)),
                 },
                 Arg::Retries(_, v) => match v.in_range(
                     "retries",
                     0,
-                    MAX_RETRIES,
+                    rules::MAX_RETRIES.into(),
                     "retries after the first attempt",
                 ) {
                     Ok(n) => o.retries = n as u32,
@@ -463,8 +428,10 @@ impl Args {
                             continue;
                         }
                         (base, cap) => (
-                            base.map(Result::unwrap).unwrap_or(2_000),
-                            cap.map(Result::unwrap).unwrap_or(600_000),
+                            base.map(Result::unwrap)
+                                .unwrap_or(rules::DEFAULT_BACKOFF_BASE_MS),
+                            cap.map(Result::unwrap)
+                                .unwrap_or(rules::DEFAULT_BACKOFF_CAP_MS),
                         ),
                     };
                     if base > cap {
@@ -536,8 +503,13 @@ impl Args {
                 },
             };
             let limit = match &max_missed {
-                None => Some(DEFAULT_MAX_MISSED),
-                Some(v) => match v.in_range("max_missed", 1, MAX_MISSED, "missed ticks to run") {
+                None => Some(rules::DEFAULT_MAX_MISSED),
+                Some(v) => match v.in_range(
+                    "max_missed",
+                    1,
+                    rules::MAX_MISSED.into(),
+                    "missed ticks to run",
+                ) {
                     Ok(n) => Some(n as u32),
                     Err(e) => {
                         err(e);
@@ -545,21 +517,17 @@ impl Args {
                     }
                 },
             };
-            let missed = match missed.as_ref().map(|l| (l, l.value())) {
-                None => Some(Missed::Latest),
-                Some((_, s)) if s == "latest" => Some(Missed::Latest),
-                Some((_, s)) if s == "skip" => Some(Missed::Skip),
-                Some((_, s)) if s == "all" => limit.map(Missed::All),
-                Some((l, s)) => {
-                    err(syn::Error::new(
-                        l.span(),
-                        format!(
-                            "unknown missed-tick policy {s:?}: expected one of \"skip\", \
-                             \"latest\" or \"all\""
-                        ),
-                    ));
-                    None
-                }
+            let missed = match &missed {
+                None => Some(Missed::default()),
+                Some(l) => match Missed::from_name(&l.value(), limit.unwrap_or_default()) {
+                    // An invalid `max_missed` is reported above.
+                    Ok(Missed::All(_)) if limit.is_none() => None,
+                    Ok(m) => Some(m),
+                    Err(e) => {
+                        err(syn::Error::new(l.span(), e));
+                        None
+                    }
+                },
             };
             if let (Some(m), Some(Missed::Skip | Missed::Latest)) = (&max_missed, missed) {
                 err(syn::Error::new_spanned(
@@ -577,13 +545,6 @@ impl Args {
             None => Ok(o),
         }
     }
-}
-
-/// `[A-Za-z0-9_-]{1,64}`, the same rule as `bananas::Route`.
-pub(crate) fn route_is_valid(s: &str) -> bool {
-    (1..=64).contains(&s.len())
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 fn duration_arg(lit: &LitStr, what: &str) -> syn::Result<u64> {
@@ -839,11 +800,17 @@ mod tests {
 
     #[test]
     fn routes() {
-        assert!(route_is_valid("gpu_1-a"));
-        assert!(!route_is_valid(""));
-        assert!(!route_is_valid("a b"));
-        assert!(!route_is_valid(&"x".repeat(65)));
-        assert!(options(Kind::Task, quote!(route = "no way")).is_err());
+        assert_eq!(
+            options(Kind::Task, quote!(route = "gpu_1-a"))
+                .unwrap()
+                .route,
+            "gpu_1-a"
+        );
+        let long = "x".repeat(65);
+        assert!(options(Kind::Task, quote!(route = #long)).is_err());
+        assert!(options(Kind::Task, quote!(route = "")).is_err());
+        let e = options(Kind::Task, quote!(route = "no way")).unwrap_err();
+        assert!(e.contains("invalid route `no way`"), "{e}");
     }
 
     #[test]

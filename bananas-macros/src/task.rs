@@ -1,6 +1,7 @@
 //! `#[bananas::task]`: check the function, then generate the task type next
 //! to it. `#[bananas::periodic]` reuses all of this and adds a schedule.
 
+use bananas_core::rules::{Missed, Priority};
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned, ToTokens};
 use syn::{
@@ -8,7 +9,7 @@ use syn::{
     ReturnType, Type,
 };
 
-use crate::args::{push_err, Args, Kind, Missed, Options, Priority};
+use crate::args::{push_err, Args, Kind, Options};
 
 /// The entry point of `#[bananas::task]`.
 pub(crate) fn task(attr: TokenStream, item: TokenStream) -> TokenStream {

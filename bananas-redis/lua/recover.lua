@@ -19,6 +19,7 @@ for i = #ids, 1, -1 do
   attempts = attempts or 0
   if spec then
     local max_retries = tonumber(split(spec, 3)[2]) or 0
+    -- Retries are left while attempts <= max_retries (bananas_core::rules::can_retry).
     if attempts > max_retries then
       local reason = 'lease expired: worker lost (attempt ' .. tostring(attempts) .. ')'
       local rec = record('d', attempts, started, now, reason, '', spec)

@@ -14,7 +14,7 @@ use bananas_core::{
         ScheduleInfo, Schedules, TickMark, WorkerInfo, Workers,
     },
     job::{now_millis, Millis},
-    priority, Ack, Broker, Error, Job, JobId, JobRecord, JobRef, Outcome, Priority, Result, Route,
+    priority, Ack, Broker, Error, Job, JobId, JobRecord, JobRef, Outcome, Result, Route,
 };
 use futures::future::{select_all, try_join_all};
 use redis::{AsyncCommands as _, Cmd, Value};
@@ -58,14 +58,6 @@ fn enqueue_chunks<T>(items: &[T], size: impl Fn(&T) -> usize) -> Vec<&[T]> {
 
 fn ms(d: Duration) -> u64 {
     d.as_millis().min(u64::MAX as u128) as u64
-}
-
-fn prio_char(p: Priority) -> char {
-    match p {
-        Priority::High => 'h',
-        Priority::Normal => 'n',
-        Priority::Low => 'l',
-    }
 }
 
 /// Groups items by route, keeping the order of first appearance. Routes
@@ -295,7 +287,7 @@ impl RedisBroker {
     /// `fetch.lua`'s ARGV: the clock is read now, so the lease deadline is
     /// counted from the moment the command is sent.
     fn fetch_args(&self, cursor: usize, max: usize, lease: Duration) -> impl Fn(&mut Cmd) {
-        let plan: String = priority::plan(cursor, max).map(prio_char).collect();
+        let plan: String = priority::plan(cursor, max).map(codec::prio_char).collect();
         let now = now_millis();
         let deadline = now.saturating_add(ms(lease));
         let promote_batch = self.inner.cfg.promote_batch;

@@ -16,7 +16,10 @@ use serde_json::value::RawValue;
 /// The field separator.
 pub(crate) const SEP: char = '\x1f';
 
-fn prio_char(p: Priority) -> char {
+/// A priority as one character, in a stored spec and in a fetch plan
+/// (`h`, `n` or `l`; the scripts read it back in `route.lua`'s `queue_of`
+/// and in `fetch.lua`).
+pub(crate) fn prio_char(p: Priority) -> char {
     match p {
         Priority::High => 'h',
         Priority::Normal => 'n',

@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::{
     broker::Broker,
     job::{Job, JobId, Route},
-    Error, Result,
+    rules, Error, Result,
 };
 
 /// What a task knows about the job it is running. A task receives it by
@@ -87,9 +87,10 @@ impl Context {
         self.attempt
     }
 
-    /// Whether a failure of this attempt will be retried.
+    /// Whether a failure of this attempt will be retried
+    /// (see [`rules::can_retry`]).
     pub fn will_retry_on_failure(&self) -> bool {
-        self.attempt <= self.max_retries
+        rules::can_retry(self.attempt, self.max_retries)
     }
 
     /// The route the job was fetched from.

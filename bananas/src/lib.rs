@@ -47,7 +47,7 @@ pub mod worker;
 #[path = "private.rs"]
 pub mod __private;
 
-pub use bananas_core::{error, job, priority};
+pub use bananas_core::{error, job, priority, rules};
 pub use bananas_core::{Error, Result};
 
 pub use app::{App, AppBuilder, Client};

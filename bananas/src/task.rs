@@ -12,8 +12,10 @@ use crate::{
     app::{self, Client},
     context::Context,
     job::{now_millis, Job, JobId, JobRecord, JobState, Millis, Priority, Route},
-    Error, Result,
+    rules, Error, Result,
 };
+
+pub use crate::rules::Missed;
 
 /// A boxed future returned by task handlers.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -59,10 +61,11 @@ pub struct Backoff {
 }
 
 impl Backoff {
-    /// 2 s, 4 s, 8 s … up to 10 minutes.
+    /// 2 s, 4 s, 8 s … up to 10 minutes
+    /// ([`rules::DEFAULT_BACKOFF_BASE_MS`], [`rules::DEFAULT_BACKOFF_CAP_MS`]).
     pub const DEFAULT: Backoff = Backoff {
-        base: Duration::from_secs(2),
-        cap: Duration::from_secs(600),
+        base: Duration::from_millis(rules::DEFAULT_BACKOFF_BASE_MS),
+        cap: Duration::from_millis(rules::DEFAULT_BACKOFF_CAP_MS),
     };
 
     /// The delay before the retry that follows failed attempt `attempt`
@@ -85,18 +88,6 @@ impl Default for Backoff {
     fn default() -> Self {
         Backoff::DEFAULT
     }
-}
-
-/// How a periodic task treats ticks missed while no scheduler ran.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Missed {
-    /// Forget missed ticks; run at the next one.
-    Skip,
-    /// Run once, for the latest missed tick (the default).
-    #[default]
-    Latest,
-    /// Run every missed tick, oldest first, but at most this many.
-    All(u32),
 }
 
 /// The schedule of a `#[bananas::periodic]` task.

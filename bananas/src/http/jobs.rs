@@ -7,12 +7,13 @@ use serde_json::{value::RawValue, Map, Value};
 
 use crate::{
     job::{now_millis, Job, JobRecord, JobState, Millis, Priority, Route},
+    rules,
     task::Registry,
     Error,
 };
 
-/// The most retries a request may ask for (the same bound as the macro's).
-pub const MAX_RETRIES: u32 = 1000;
+/// The most retries a request may ask for: the macro's bound too.
+pub use crate::rules::MAX_RETRIES;
 
 /// The longest countdown a request may ask for: 10 years, in seconds.
 pub const MAX_COUNTDOWN_SECS: f64 = 10.0 * 365.0 * 24.0 * 3600.0;
@@ -99,9 +100,9 @@ impl EnqueueRequest {
         let payload = serde_json::value::to_raw_value(&payload).map_err(|e| e.to_string())?;
         let priority = match obj.remove("priority") {
             None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(s.parse::<Priority>().map_err(|_| {
-                format!("field `priority`: unknown priority `{s}`, expected one of `high`, `normal`, `low`")
-            })?),
+            Some(Value::String(s)) => {
+                Some(Priority::from_name(&s).map_err(|e| format!("field `priority`: {e}"))?)
+            }
             Some(v) => {
                 return Err(format!(
                     "field `priority` must be one of \"high\", \"normal\", \"low\", got {}",
@@ -126,8 +127,7 @@ impl EnqueueRequest {
             None | Some(Value::Null) => None,
             Some(v) => Some(
                 v.as_u64()
-                    .filter(|&n| n <= u64::from(MAX_RETRIES))
-                    .map(|n| n as u32)
+                    .and_then(rules::retries_in_range)
                     .ok_or_else(|| {
                         format!(
                             "field `retries` must be an integer from 0 to {MAX_RETRIES}, got {v}"
@@ -314,6 +314,39 @@ mod tests {
         assert!(err(json!({"name": "a", "eta": "tomorrow"})).contains("`eta`"));
         assert!(err(json!({"name": "a", "eta": 1, "countdown": 1})).contains("not both"));
         assert!(err(json!({"name": "a", "delay": 1})).contains("unknown field `delay`"));
+    }
+
+    #[test]
+    fn the_macro_rules_apply() {
+        let ok = |v: Value| EnqueueRequest::from_json(v).unwrap();
+        assert_eq!(
+            ok(json!({"name": "a", "retries": 1000})).retries,
+            Some(1000)
+        );
+        assert_eq!(ok(json!({"name": "a", "retries": 0})).retries, Some(0));
+        assert_eq!(
+            err(json!({"name": "a", "retries": 1001})),
+            "field `retries` must be an integer from 0 to 1000, got 1001"
+        );
+        assert!(err(json!({"name": "a", "retries": 4294967296u64})).contains("`retries`"));
+        assert_eq!(
+            ok(json!({"name": "a", "priority": "low"})).priority,
+            Some(Priority::Low)
+        );
+        assert_eq!(
+            err(json!({"name": "a", "priority": "High"})),
+            "field `priority`: unknown priority `High`: expected one of `high`, `normal`, `low`"
+        );
+        let long = "r".repeat(65);
+        assert!(err(json!({"name": "a", "route": long})).contains("invalid route"));
+        let route = "r".repeat(64);
+        assert_eq!(
+            ok(json!({"name": "a", "route": route}))
+                .route
+                .unwrap()
+                .as_str(),
+            route
+        );
     }
 
     #[test]
