@@ -104,7 +104,7 @@ async fn main() -> anyhow::Result<()> {
         .await?;
     println!("send_email in an hour: {:?}", reminder.cancel().await?);
 
-    let dead = app.client().broker().dead_jobs(10).await?;
+    let dead = app.client().broker().dead_letter()?.dead_jobs(10).await?;
     println!(
         "dead letter: {} job(s) ({}); requeue with `bananas dead requeue ID`",
         dead.len(),

@@ -3,13 +3,12 @@
 
 use std::{
     process::Stdio,
-    sync::Arc,
     time::{Duration, Instant},
 };
 
 use anyhow::{bail, Context as _};
 use bananas::{
-    broker::Broker,
+    broker::AnyBroker,
     worker::{Worker, WorkerConfig},
     Client,
 };
@@ -139,7 +138,7 @@ pub(crate) async fn single_enqueue(ctx: &mut Ctx, run: usize, n: usize) -> anyho
 /// Enqueues `n` jobs of `kind` in calls of `batch` jobs; returns how long
 /// it took (building the envelopes included).
 async fn fill(
-    broker: &Arc<dyn Broker>,
+    broker: &AnyBroker,
     kind: Kind,
     n: usize,
     batch: usize,
@@ -245,7 +244,7 @@ pub(crate) async fn fill_and_drain(
 
 /// Waits until the broker holds nothing live for the benchmark.
 async fn until_settled(
-    broker: &Arc<dyn Broker>,
+    broker: &AnyBroker,
     deadline: Instant,
     poll: Duration,
 ) -> anyhow::Result<u64> {
@@ -263,12 +262,7 @@ async fn until_settled(
 
 /// One worker in this process. Done when the handlers counted `n` runs
 /// (no Redis traffic) and the broker confirms nothing is queued or leased.
-async fn drain_here(
-    ctx: &Ctx,
-    prefix: &str,
-    client: &Arc<dyn Broker>,
-    n: u64,
-) -> anyhow::Result<Drain> {
+async fn drain_here(ctx: &Ctx, prefix: &str, client: &AnyBroker, n: u64) -> anyhow::Result<Drain> {
     tasks::reset();
     let own0 = store::own_cpu_us();
     let t0 = Instant::now();
@@ -315,7 +309,7 @@ async fn drain_here(
 async fn drain_children(
     ctx: &Ctx,
     prefix: &str,
-    client: &Arc<dyn Broker>,
+    client: &AnyBroker,
     processes: usize,
 ) -> anyhow::Result<Drain> {
     let exe = std::env::current_exe().context("finding this executable")?;

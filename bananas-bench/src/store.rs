@@ -4,13 +4,13 @@
 use std::{sync::Arc, time::Duration};
 
 use anyhow::Context as _;
-use bananas::broker::Broker;
+use bananas::broker::AnyBroker;
 use bananas_redis::RedisBroker;
 use redis::aio::MultiplexedConnection;
 
 /// A broker on `url` whose keys all sit under `prefix`. Results expire after
 /// an hour, in case the benchmark dies before it cleans up.
-pub(crate) async fn broker(url: &str, prefix: &str) -> anyhow::Result<Arc<dyn Broker>> {
+pub(crate) async fn broker(url: &str, prefix: &str) -> anyhow::Result<AnyBroker> {
     let broker = RedisBroker::builder(url)
         .prefix(prefix)
         .result_ttl(Duration::from_secs(3600))
@@ -18,7 +18,7 @@ pub(crate) async fn broker(url: &str, prefix: &str) -> anyhow::Result<Arc<dyn Br
         .connect()
         .await
         .with_context(|| format!("connecting the broker to {url}"))?;
-    Ok(Arc::new(broker))
+    Ok(AnyBroker::full(Arc::new(broker)))
 }
 
 /// A plain connection for `INFO`, `MEMORY USAGE`, `SCAN` and `DEL`.
@@ -141,8 +141,8 @@ pub(crate) async fn delete_matching(
 
 /// Jobs the broker still holds for the benchmark: queued, scheduled or
 /// leased (`stats`, one script call per route), and those dead.
-pub(crate) async fn pending(broker: &Arc<dyn Broker>) -> anyhow::Result<(u64, u64)> {
-    let stats = broker.stats().await?;
+pub(crate) async fn pending(broker: &AnyBroker) -> anyhow::Result<(u64, u64)> {
+    let stats = broker.inspect()?.stats().await?;
     let live = stats
         .iter()
         .map(|s| s.high + s.normal + s.low + s.scheduled + s.active)

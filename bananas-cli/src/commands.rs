@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use bananas::{
-    broker::{Broker, CancelOutcome, QueueStats, WorkerInfo},
+    broker::{AnyBroker, CancelOutcome, QueueStats, WorkerInfo},
     http::{self, rfc3339, ApiState, EnqueueRequest, JobView},
     job::JobId,
     Client,
@@ -40,7 +40,13 @@ pub(crate) async fn run(cli: Cli) -> Result<(), String> {
             dead_requeue(&client, id, all, json).await
         }
         Command::Dead(DeadCommand::Purge) => {
-            let n = client.broker().purge_dead().await.map_err(err)?;
+            let n = client
+                .broker()
+                .dead_letter()
+                .map_err(err)?
+                .purge_dead()
+                .await
+                .map_err(err)?;
             print(json, json!({ "purged": n }), || {
                 format!("purged {n} dead jobs\n")
             });
@@ -68,6 +74,7 @@ fn print(json: bool, value: Value, human: impl FnOnce() -> String) {
 async fn connect(url: &str, prefix: Option<&str>) -> Result<Client, String> {
     let redacted = bananas::app::redact(url);
     let with = |e: bananas::Error| format!("cannot connect to the broker at `{redacted}`: {e}");
+    let with_b = |e: bananas::error::BrokerError| with(e.into());
     #[cfg(feature = "redis")]
     if let Some(prefix) = prefix {
         if url.starts_with("redis") {
@@ -75,9 +82,9 @@ async fn connect(url: &str, prefix: Option<&str>) -> Result<Client, String> {
                 .prefix(prefix)
                 .connect()
                 .await
-                .map_err(with)?;
-            let client = Client::new(Arc::new(broker));
-            client.broker().ping().await.map_err(with)?;
+                .map_err(with_b)?;
+            let client = Client::new(AnyBroker::full(Arc::new(broker)));
+            client.broker().ping().await.map_err(with_b)?;
             return Ok(client);
         }
     }
@@ -87,7 +94,7 @@ async fn connect(url: &str, prefix: Option<&str>) -> Result<Client, String> {
         ));
     }
     let client = Client::connect(url).await.map_err(with)?;
-    client.broker().ping().await.map_err(with)?;
+    client.broker().ping().await.map_err(with_b)?;
     Ok(client)
 }
 
@@ -96,10 +103,15 @@ fn time(ms: Option<u64>) -> String {
 }
 
 async fn stats(client: &Client, json: bool) -> Result<(), String> {
-    let broker: &Arc<dyn Broker> = client.broker();
-    let mut queues: Vec<QueueStats> = broker.stats().await.map_err(err)?;
+    let broker: &AnyBroker = client.broker();
+    let mut queues: Vec<QueueStats> = broker.inspect().map_err(err)?.stats().await.map_err(err)?;
     queues.sort_by(|a, b| a.route.cmp(&b.route));
-    let workers: Vec<WorkerInfo> = broker.workers().await.map_err(err)?;
+    let workers: Vec<WorkerInfo> = broker
+        .workers()
+        .map_err(err)?
+        .workers()
+        .await
+        .map_err(err)?;
     let totals = http::totals(&queues);
     print(
         json,
@@ -214,6 +226,8 @@ async fn show_job(client: &Client, id: &str, json: bool) -> Result<(), String> {
 async fn dead_list(client: &Client, limit: usize, json: bool) -> Result<(), String> {
     let jobs: Vec<JobView> = client
         .broker()
+        .dead_letter()
+        .map_err(err)?
         .dead_jobs(limit)
         .await
         .map_err(err)?
@@ -274,13 +288,24 @@ async fn dead_requeue(
         // that dies again meanwhile may be requeued again, which is bounded
         // by the number of rounds.
         for _ in 0..1000 {
-            let dead = broker.dead_jobs(REQUEUE_BATCH).await.map_err(err)?;
+            let dead = broker
+                .dead_letter()
+                .map_err(err)?
+                .dead_jobs(REQUEUE_BATCH)
+                .await
+                .map_err(err)?;
             if dead.is_empty() {
                 break;
             }
             let mut moved = 0;
             for r in dead {
-                if broker.requeue_dead(&r.id).await.map_err(err)? {
+                if broker
+                    .dead_letter()
+                    .map_err(err)?
+                    .requeue_dead(&r.id)
+                    .await
+                    .map_err(err)?
+                {
                     requeued.push(r.id.to_string());
                     moved += 1;
                 }
@@ -291,6 +316,8 @@ async fn dead_requeue(
         }
     } else if let Some(id) = id {
         if !broker
+            .dead_letter()
+            .map_err(err)?
             .requeue_dead(&JobId::from(id.as_str()))
             .await
             .map_err(err)?
@@ -357,7 +384,7 @@ async fn schedules_from_api(base: &str, token: Option<&str>, json: bool) -> Resu
 
 /// The schedules that running schedulers announced in the broker.
 async fn schedules_from_broker(client: &Client, json: bool) -> Result<(), String> {
-    let states = bananas::scheduler::published_states(&**client.broker())
+    let states = bananas::scheduler::published_states(client.broker())
         .await
         .map_err(err)?;
     let views: Vec<http::ScheduleView> = states.into_iter().map(Into::into).collect();

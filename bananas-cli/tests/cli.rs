@@ -8,7 +8,7 @@ use std::{
 };
 
 use bananas::{
-    broker::{Broker, FetchRequest, QueueStats},
+    broker::{publish_schedules, Broker, FetchRequest, QueueStats, Schedules},
     job::{now_millis, Ack, Job, Outcome, Route},
 };
 use bananas_redis::RedisBroker;
@@ -331,10 +331,12 @@ async fn schedules_announced_in_the_broker() {
         next_run: Some(next),
         seen_at: 500,
     };
-    broker
-        .publish_schedules(&[info("nightly", 90_000_000), info("never-ran", 90_000_000)])
-        .await
-        .unwrap();
+    publish_schedules(
+        &broker,
+        &[info("nightly", 90_000_000), info("never-ran", 90_000_000)],
+    )
+    .await
+    .unwrap();
     let mut job = Job::new(
         "nightly",
         serde_json::value::RawValue::from_string("{}".into()).unwrap(),

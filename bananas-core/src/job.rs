@@ -113,7 +113,7 @@ impl FromStr for Priority {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self, Error> {
-        Priority::from_name(s).map_err(|e| Error::Config(e.to_string()))
+        Priority::from_name(s).map_err(|e| Error::Invalid(e.to_string()))
     }
 }
 
@@ -130,7 +130,7 @@ impl Route {
     /// Validates and wraps a route name.
     pub fn new(name: impl Into<String>) -> Result<Self, Error> {
         let name = name.into();
-        rules::check_route(&name).map_err(|e| Error::Config(e.to_string()))?;
+        rules::check_route(&name).map_err(|e| Error::Invalid(e.to_string()))?;
         Ok(Route(name))
     }
 

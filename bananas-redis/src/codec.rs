@@ -39,7 +39,7 @@ fn prio_of(s: &str) -> Option<Priority> {
 /// Encodes a job's spec. Fails if the task name contains the separator.
 pub(crate) fn encode_spec(job: &Job) -> Result<String> {
     if job.task.contains(SEP) {
-        return Err(Error::Config(format!(
+        return Err(Error::Invalid(format!(
             "task name {:?} contains the byte 0x1f, which the Redis broker uses as a separator",
             job.task
         )));

@@ -6,7 +6,11 @@ mod common;
 
 use std::time::Duration;
 
-use bananas_core::{job::now_millis, Broker, JobState, Outcome, Priority};
+use bananas_core::{
+    broker::{DeadLetter, Inspect, Workers},
+    job::now_millis,
+    Broker, JobState, Outcome, Priority,
+};
 use common::{scenarios, *};
 
 macro_rules! shared_scenario {
@@ -85,12 +89,12 @@ async fn results_expire_with_their_ttl() {
     ])
     .await
     .unwrap();
-    assert!(b.job(&got[0].id).await.unwrap().is_some());
+    assert!(b.job(&got[0].id, None).await.unwrap().is_some());
     for id in [&j1.id, &j2.id] {
         eventually("the record expired", || {
             let b = b.clone();
             let id = id.clone();
-            async move { b.job(&id).await.unwrap().is_none() }
+            async move { b.job(&id, None).await.unwrap().is_none() }
         })
         .await;
     }
@@ -202,7 +206,7 @@ async fn reconnects_after_client_kill() {
     assert_eq!(got[0].id, j.id);
     b.ack(&[ok(&got[0], "1")]).await.unwrap();
     assert_eq!(
-        b.job(&j.id).await.unwrap().unwrap().state,
+        b.job(&j.id, None).await.unwrap().unwrap().state,
         JobState::Succeeded
     );
 }
@@ -223,7 +227,10 @@ async fn resumes_after_a_restart_without_losing_jobs() {
         .unwrap();
     server.stop();
     let err = b.ping().await.unwrap_err();
-    assert!(matches!(err, bananas_core::Error::Broker(_)), "{err}");
+    assert!(
+        matches!(err, bananas_core::Error::Unavailable { .. }),
+        "a stopped server is unavailable: {err:?}"
+    );
     assert!(b
         .enqueue(vec![job_on("rs", Priority::Normal, 999)])
         .await
@@ -237,7 +244,7 @@ async fn resumes_after_a_restart_without_losing_jobs() {
     let rest = fetch_n(&b, &["rs"], 90).await;
     assert_eq!(rest.len(), 90);
     for j in &first {
-        let rec = b.job(&j.id).await.unwrap().unwrap();
+        let rec = b.job(&j.id, None).await.unwrap().unwrap();
         assert_eq!(rec.state, JobState::Succeeded);
     }
 }
@@ -262,7 +269,7 @@ async fn reloads_its_functions_when_the_server_lost_them() {
     server.cli(&["function", "flush"]);
     b.ack(&[ok(&got[0], "1")]).await.unwrap();
     assert_eq!(
-        b.job(&got[0].id).await.unwrap().unwrap().state,
+        b.job(&got[0].id, None).await.unwrap().unwrap().state,
         JobState::Succeeded
     );
     assert!(server.cli(&["function", "list"]).contains("bananas_"));
@@ -292,7 +299,7 @@ async fn runs_scripts_with_evalsha_where_functions_are_unavailable() {
     let got = fetch_n(&b, &["ev"], 1).await;
     b.ack(&[ok(&got[0], "1")]).await.unwrap();
     assert_eq!(
-        b.job(&got[0].id).await.unwrap().unwrap().state,
+        b.job(&got[0].id, None).await.unwrap().unwrap().state,
         JobState::Succeeded
     );
     assert!(!server.cli(&["function", "list"]).contains("bananas_"));
@@ -329,7 +336,7 @@ async fn a_lost_route_registry_is_rebuilt() {
         "the registry is gone"
     );
     let rec = b
-        .job(&id)
+        .job(&id, None)
         .await
         .unwrap()
         .expect("the enqueuing process still finds it");
@@ -351,7 +358,7 @@ async fn a_lost_route_registry_is_rebuilt() {
         listed(other.stats().await.unwrap()),
         "the heartbeat registered the route again"
     );
-    assert!(other.job(&id).await.unwrap().is_some());
+    assert!(other.job(&id, None).await.unwrap().is_some());
 }
 
 /// The fetch an idle worker pipelines behind its `BLPOP` fails when the

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use bananas_core::{Broker, JobState, Outcome};
+use bananas_core::{broker::Inspect, Broker, JobState, Outcome};
 use common::{scenarios, *};
 use serde_json::value::RawValue;
 
@@ -73,7 +73,7 @@ async fn one_job(b: &bananas_redis::RedisBroker) -> bananas_core::Result<()> {
         jobs.iter().any(|f| f.id == j.id),
         "the job just enqueued is fetched"
     );
-    let rec = b.job(&j.id).await?.expect("the result is kept");
+    let rec = b.job(&j.id, None).await?.expect("the result is kept");
     assert_eq!(rec.state, JobState::Succeeded);
     Ok(())
 }

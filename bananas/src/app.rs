@@ -13,7 +13,7 @@ use parking_lot::RwLock;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    broker::{Broker, MemoryBroker},
+    broker::{AnyBroker, MemoryBroker},
     job::{Job, JobId, JobRecord, Route},
     scheduler::{Clock, Scheduler, SystemClock},
     task::Registry,
@@ -24,13 +24,15 @@ use crate::{
 /// Submits jobs and reads their results through a broker. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Client {
-    broker: Arc<dyn Broker>,
+    broker: AnyBroker,
 }
 
 impl Client {
     /// A client for `broker`.
-    pub fn new(broker: Arc<dyn Broker>) -> Self {
-        Client { broker }
+    pub fn new(broker: impl Into<AnyBroker>) -> Self {
+        Client {
+            broker: broker.into(),
+        }
     }
 
     /// Connects to the broker named by `url`: `memory://` (a new embedded
@@ -41,28 +43,30 @@ impl Client {
     }
 
     /// The broker.
-    pub fn broker(&self) -> &Arc<dyn Broker> {
+    pub fn broker(&self) -> &AnyBroker {
         &self.broker
     }
 
     /// Enqueues already-built jobs, in one batch.
     pub async fn enqueue(&self, jobs: Vec<Job>) -> Result<usize> {
-        self.broker.enqueue(jobs).await
+        Ok(self.broker.enqueue(jobs).await?)
     }
 
-    /// The job's record.
+    /// The job's record. The broker finds the job's route itself; a
+    /// [`JobHandle`](crate::JobHandle) knows it and spares that.
     pub async fn job(&self, id: &JobId) -> Result<Option<JobRecord>> {
-        self.broker.job(id).await
+        Ok(self.broker.inspect()?.job(id, None).await?)
     }
 
     /// Waits for the job to finish; `None` on timeout.
     pub async fn wait(&self, id: &JobId, timeout: Duration) -> Result<Option<JobRecord>> {
-        self.broker.wait(id, timeout).await
+        Ok(self.broker.inspect()?.wait(id, None, timeout).await?)
     }
 
-    /// Cancels the job if it has not started (see [`Broker::cancel`]).
+    /// Cancels the job if it has not started (see
+    /// [`Cancel::cancel`](crate::broker::Cancel::cancel)).
     pub async fn cancel(&self, id: &JobId) -> Result<crate::broker::CancelOutcome> {
-        self.broker.cancel(id).await
+        Ok(self.broker.cancel()?.cancel(id, None).await?)
     }
 }
 
@@ -73,14 +77,14 @@ impl Client {
 /// `result_ttl` / `failure_ttl` (seconds results of succeeded and dead jobs
 /// are kept; defaults one day and seven days), as in
 /// `redis://host:6379/0?prefix=myapp&result_ttl=3600`.
-pub async fn connect_broker(url: &str) -> Result<Arc<dyn Broker>> {
+pub async fn connect_broker(url: &str) -> Result<AnyBroker> {
     let scheme = url.split_once("://").map(|(s, _)| s).unwrap_or("");
     let opts = UrlOptions::parse(url)?;
     match scheme {
         "memory" => {
             if opts.tls_ca.is_some() {
-                return Err(Error::Config(
-                    "`tls_ca` is a Redis setting; memory:// has no connection".into(),
+                return Err(Error::broker_config(
+                    "`tls_ca` is a Redis setting; memory:// has no connection",
                 ));
             }
             let mut ttls = crate::broker::memory::Ttls::default();
@@ -90,7 +94,7 @@ pub async fn connect_broker(url: &str) -> Result<Arc<dyn Broker>> {
             if let Some(t) = opts.failure_ttl {
                 ttls.failure = t;
             }
-            Ok(Arc::new(MemoryBroker::with_ttls(ttls)))
+            Ok(AnyBroker::full(Arc::new(MemoryBroker::with_ttls(ttls))))
         }
         #[cfg(feature = "redis")]
         "redis" | "rediss" | "redis+cluster" | "rediss+cluster" => {
@@ -106,14 +110,14 @@ pub async fn connect_broker(url: &str) -> Result<Arc<dyn Broker>> {
             }
             if let Some(path) = &opts.tls_ca {
                 let pem = std::fs::read(path).map_err(|e| {
-                    Error::Config(format!(
+                    Error::broker_config(format!(
                         "broker URL `{}`: cannot read `tls_ca` file {}: {e}",
                         redact(url),
                         path.display()
                     ))
                 })?;
                 if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
-                    return Err(Error::Config(format!(
+                    return Err(Error::broker_config(format!(
                         "broker URL `{}`: `tls_ca` file {} holds no PEM certificate",
                         redact(url),
                         path.display()
@@ -121,14 +125,14 @@ pub async fn connect_broker(url: &str) -> Result<Arc<dyn Broker>> {
                 }
                 config = config.tls_ca_cert(pem);
             }
-            Ok(Arc::new(config.connect().await?))
+            Ok(AnyBroker::full(Arc::new(config.connect().await?)))
         }
         #[cfg(not(feature = "redis"))]
-        "redis" | "rediss" | "redis+cluster" | "rediss+cluster" => Err(Error::Config(format!(
+        "redis" | "rediss" | "redis+cluster" | "rediss+cluster" => Err(Error::broker_config(format!(
             "BANANAS_URL `{}` needs the Redis broker: enable the `redis` feature of `bananas`",
             redact(url)
         ))),
-        _ => Err(Error::Config(format!(
+        _ => Err(Error::broker_config(format!(
             "unsupported broker URL `{}`: expected memory://, redis://, rediss:// or redis+cluster://",
             redact(url)
         ))),
@@ -170,7 +174,8 @@ impl UrlOptions {
         let Some((base, query)) = url_only.split_once('?') else {
             return Ok(opts);
         };
-        let bad = |what: &str| Error::Config(format!("broker URL `{}`: {what}", redact(url)));
+        let bad =
+            |what: &str| Error::broker_config(format!("broker URL `{}`: {what}", redact(url)));
         let mut rest = Vec::new();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             match pair.split_once('=') {
@@ -259,35 +264,36 @@ impl Settings {
         }
         if let Some(v) = env("WORKER_CONCURRENCY") {
             s.worker.concurrency = v.parse().ok().filter(|&n: &usize| n > 0).ok_or_else(|| {
-                Error::Config(format!(
-                    "WORKER_CONCURRENCY=`{v}`: expected a positive integer"
-                ))
+                Error::setting(
+                    "WORKER_CONCURRENCY",
+                    format!("`{v}`: expected a positive integer"),
+                )
             })?;
         }
         if let Some(v) = env("WORKER_ROUTING_KEYS") {
             s.worker.routes = parse_routes(&v)
-                .map_err(|e| Error::Config(format!("WORKER_ROUTING_KEYS=`{v}`: {e}")))?;
+                .map_err(|e| Error::setting("WORKER_ROUTING_KEYS", format!("`{v}`: {e}")))?;
         }
         if let Some(v) = env("WORKER_SHUTDOWN_TIMEOUT") {
             s.worker.shutdown_timeout = parse_secs(&v).ok_or_else(|| {
-                Error::Config(format!(
-                    "WORKER_SHUTDOWN_TIMEOUT=`{v}`: expected seconds, like `30` or `2.5`"
-                ))
+                Error::setting(
+                    "WORKER_SHUTDOWN_TIMEOUT",
+                    format!("`{v}`: expected seconds, like `30` or `2.5`"),
+                )
             })?;
         }
         if let Some(v) = env("WORKER_PREFETCH") {
             let n = v.parse().map_err(|_| {
-                Error::Config(format!(
-                    "WORKER_PREFETCH=`{v}`: expected how many jobs to hold beyond the concurrency, like `0` or `80`"
-                ))
+                Error::setting("WORKER_PREFETCH", format!("`{v}`: expected how many jobs to hold beyond the concurrency, like `0` or `80`"))
             })?;
             s.worker.prefetch = Some(n);
         }
         if let Some(v) = env("WORKER_LEASE") {
             let lease = parse_secs(&v).filter(|d| !d.is_zero()).ok_or_else(|| {
-                Error::Config(format!(
-                    "WORKER_LEASE=`{v}`: expected a positive number of seconds, like `30`"
-                ))
+                Error::setting(
+                    "WORKER_LEASE",
+                    format!("`{v}`: expected a positive number of seconds, like `30`"),
+                )
             })?;
             s.worker.lease = lease;
             s.worker.recover_interval =
@@ -301,9 +307,10 @@ impl Settings {
         s.api_token = env("BANANAS_API_TOKEN");
         if let Some(v) = env("BANANAS_HTTP_BODY_LIMIT") {
             let n = v.parse().ok().filter(|&n: &usize| n > 0).ok_or_else(|| {
-                Error::Config(format!(
-                    "BANANAS_HTTP_BODY_LIMIT=`{v}`: expected a positive number of bytes"
-                ))
+                Error::setting(
+                    "BANANAS_HTTP_BODY_LIMIT",
+                    format!("`{v}`: expected a positive number of bytes"),
+                )
             })?;
             s.http_body_limit = Some(n);
         }
@@ -322,9 +329,10 @@ fn env_addr(name: &str) -> Result<Option<SocketAddr>> {
         .ok()
         .and_then(|mut a| a.next())
         .ok_or_else(|| {
-            Error::Config(format!(
-                "{name}=`{v}`: expected an address to listen on, like `0.0.0.0:8080`"
-            ))
+            Error::setting(
+                name,
+                format!("`{v}`: expected an address to listen on, like `0.0.0.0:8080`"),
+            )
         })?;
     Ok(Some(addr))
 }
@@ -341,9 +349,9 @@ pub fn parse_routes(v: &str) -> Result<Vec<Route>> {
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(Route::new)
-        .collect::<Result<Vec<_>>>()?;
+        .collect::<std::result::Result<Vec<_>, _>>()?;
     if routes.is_empty() {
-        return Err(Error::Config("no routes given".to_owned()));
+        return Err(Error::Invalid("no routes given".to_owned()));
     }
     Ok(routes)
 }
@@ -352,7 +360,7 @@ pub fn parse_routes(v: &str) -> Result<Vec<Route>> {
 #[derive(Debug, Default)]
 pub struct AppBuilder {
     settings: Settings,
-    broker: Option<Arc<dyn Broker>>,
+    broker: Option<AnyBroker>,
     registry: Option<Registry>,
     clock: Option<Arc<dyn Clock>>,
 }
@@ -371,7 +379,8 @@ impl AppBuilder {
     }
 
     /// Uses this broker instead of connecting to a URL.
-    pub fn broker(mut self, broker: Arc<dyn Broker>) -> Self {
+    pub fn broker(mut self, broker: impl Into<AnyBroker>) -> Self {
+        let broker = broker.into();
         self.broker = Some(broker);
         self
     }
@@ -391,7 +400,7 @@ impl AppBuilder {
         self.settings.worker.routes = routes
             .into_iter()
             .map(|r| Route::new(r))
-            .collect::<Result<_>>()?;
+            .collect::<std::result::Result<_, _>>()?;
         Ok(self)
     }
 
@@ -557,9 +566,10 @@ impl App {
         stop.cancel();
         let mut result = Ok(());
         if let Some(w) = worker {
-            result = w
-                .await
-                .map_err(|e| Error::Config(format!("worker task failed: {e}")))?;
+            result = w.await.map_err(|source| Error::Crashed {
+                what: "worker",
+                source,
+            })?;
         }
         if let Some(s) = scheduler {
             let _ = s.await;
@@ -587,9 +597,13 @@ impl App {
         }
         let handle = crate::metrics::install()?;
         if let Some(addr) = settings.http_addr {
-            let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-                Error::Config(format!("BANANAS_HTTP_ADDR: cannot listen on {addr}: {e}"))
-            })?;
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| Error::Listen {
+                    what: "the HTTP API (BANANAS_HTTP_ADDR)",
+                    addr,
+                    source,
+                })?;
             let mut state = crate::http::ApiState::new(self.inner.client.clone())
                 .registry(self.inner.registry.clone())
                 .scheduler(self.inner.scheduler.clone())
@@ -626,9 +640,9 @@ impl App {
     ) -> Result<Vec<tokio::task::JoinHandle<Result<()>>>> {
         let s = &self.inner.settings;
         if s.http_addr.is_some() || s.metrics_addr.is_some() {
-            return Err(Error::Config(
-                "BANANAS_HTTP_ADDR / BANANAS_METRICS_ADDR need the `http` feature of `bananas`"
-                    .to_owned(),
+            return Err(Error::setting(
+                "BANANAS_HTTP_ADDR / BANANAS_METRICS_ADDR",
+                "needs the `http` feature of `bananas`",
             ));
         }
         Ok(Vec::new())

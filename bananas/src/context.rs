@@ -1,11 +1,11 @@
 //! [`Context`]: what a running task knows about its own job.
 
-use std::{fmt, sync::Arc};
+use std::fmt;
 
 use serde::Serialize;
 
 use crate::{
-    broker::Broker,
+    broker::AnyBroker,
     job::{Job, JobId, Route},
     rules, Error, Result,
 };
@@ -21,7 +21,7 @@ pub struct Context {
     max_retries: u32,
     route: Route,
     /// Where [`Context::progress`] is stored; `None` outside a worker.
-    broker: Option<Arc<dyn Broker>>,
+    broker: Option<AnyBroker>,
 }
 
 impl fmt::Debug for Context {
@@ -52,7 +52,7 @@ impl Context {
 
     /// The context of an attempt leased from `broker`, where progress
     /// reports are stored.
-    pub fn for_attempt(job: &Job, broker: Arc<dyn Broker>) -> Self {
+    pub fn for_attempt(job: &Job, broker: AnyBroker) -> Self {
         Context {
             broker: Some(broker),
             ..Context::for_job(job)
@@ -123,10 +123,14 @@ impl Context {
         let Some(broker) = &self.broker else {
             return Ok(());
         };
-        match broker
-            .set_progress(&self.route, &self.job_id, self.attempt, &value)
-            .await
-        {
+        let stored = match broker.progress() {
+            Ok(p) => {
+                p.set_progress(&self.route, &self.job_id, self.attempt, &value)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        match stored {
             Ok(true) => Ok(()),
             Ok(false) => Err(Error::NotLeased {
                 id: self.job_id.to_string(),

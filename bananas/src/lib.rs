@@ -35,6 +35,7 @@
 pub mod app;
 pub mod broker;
 pub mod context;
+pub mod error;
 #[cfg(feature = "http")]
 pub mod http;
 #[cfg(feature = "http")]
@@ -47,8 +48,8 @@ pub mod worker;
 #[path = "private.rs"]
 pub mod __private;
 
-pub use bananas_core::{error, job, priority, rules};
-pub use bananas_core::{Error, Result};
+pub use bananas_core::{job, priority, rules};
+pub use error::{Error, Result};
 
 pub use app::{App, AppBuilder, Client};
 pub use bananas_macros::{periodic, task};

@@ -23,14 +23,14 @@
 //! The queue gauges are read from the broker: by [`track_queue_depth`] on an
 //! interval, and by the HTTP API's `/metrics` on every scrape.
 
-use std::{net::SocketAddr, sync::Arc, sync::OnceLock, time::Duration};
+use std::{net::SocketAddr, sync::OnceLock, time::Duration};
 
 use axum::{http::header, response::IntoResponse, routing::get, Router};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    broker::{Broker, QueueStats},
+    broker::{AnyBroker, QueueStats},
     job::Priority,
     Error, Result,
 };
@@ -68,7 +68,7 @@ pub fn install() -> Result<PrometheusHandle> {
             Ok(handle)
         })
         .clone()
-        .map_err(Error::Config)
+        .map_err(|reason| Error::setting("metrics", reason))
 }
 
 fn describe() {
@@ -124,19 +124,15 @@ pub fn record_queue_stats(stats: &[QueueStats]) {
 }
 
 /// Reads the broker's queue depths into the gauges once.
-pub async fn refresh_queue_depth(broker: &dyn Broker) -> Result<()> {
-    let stats = broker.stats().await?;
+pub async fn refresh_queue_depth(broker: &AnyBroker) -> Result<()> {
+    let stats = broker.inspect()?.stats().await?;
     record_queue_stats(&stats);
     Ok(())
 }
 
 /// Reads the queue depths every `interval` until `stop` is cancelled.
 /// Broker errors are logged and the next interval tries again.
-pub async fn track_queue_depth(
-    broker: Arc<dyn Broker>,
-    interval: Duration,
-    stop: CancellationToken,
-) {
+pub async fn track_queue_depth(broker: AnyBroker, interval: Duration, stop: CancellationToken) {
     let mut tick = tokio::time::interval(interval.max(Duration::from_millis(10)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -144,7 +140,7 @@ pub async fn track_queue_depth(
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        if let Err(e) = refresh_queue_depth(&*broker).await {
+        if let Err(e) = refresh_queue_depth(&broker).await {
             tracing::warn!(error = %e, "cannot read queue depths for metrics");
         }
     }
@@ -168,10 +164,18 @@ pub async fn serve_metrics(addr: SocketAddr, stop: CancellationToken) -> Result<
     let handle = install()?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|e| Error::Config(format!("cannot listen on {addr} for metrics: {e}")))?;
+        .map_err(|source| Error::Listen {
+            what: "the metrics server",
+            addr,
+            source,
+        })?;
     tracing::info!(%addr, "serving Prometheus metrics on /metrics");
     axum::serve(listener, metrics_router(handle))
         .with_graceful_shutdown(stop.cancelled_owned())
         .await
-        .map_err(|e| Error::Config(format!("metrics server on {addr} failed: {e}")))
+        .map_err(|source| Error::Serve {
+            what: "the metrics server",
+            addr,
+            source,
+        })
 }

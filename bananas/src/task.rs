@@ -325,22 +325,26 @@ impl<T: DeserializeOwned> Submit<T> {
             Some(c) => c,
             None => app::installed_client()?,
         };
-        let id = job.id.clone();
+        let (id, route) = (job.id.clone(), job.route.clone());
         client.enqueue(vec![job]).await?;
-        Ok(JobHandle::new(id, client))
+        Ok(JobHandle::new(id, route, client))
     }
 }
 
 /// A submitted job. [`JobHandle::wait`] returns its typed result.
 pub struct JobHandle<T> {
     id: JobId,
+    route: Route,
     client: Client,
     _result: PhantomData<fn() -> T>,
 }
 
 impl<T> fmt::Debug for JobHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JobHandle").field("id", &self.id).finish()
+        f.debug_struct("JobHandle")
+            .field("id", &self.id)
+            .field("route", &self.route)
+            .finish()
     }
 }
 
@@ -348,6 +352,7 @@ impl<T> Clone for JobHandle<T> {
     fn clone(&self) -> Self {
         JobHandle {
             id: self.id.clone(),
+            route: self.route.clone(),
             client: self.client.clone(),
             _result: PhantomData,
         }
@@ -355,10 +360,11 @@ impl<T> Clone for JobHandle<T> {
 }
 
 impl<T: DeserializeOwned> JobHandle<T> {
-    /// A handle to job `id` submitted through `client`.
-    pub fn new(id: JobId, client: Client) -> Self {
+    /// A handle to job `id`, submitted on `route` through `client`.
+    pub fn new(id: JobId, route: Route, client: Client) -> Self {
         JobHandle {
             id,
+            route,
             client,
             _result: PhantomData,
         }
@@ -369,9 +375,16 @@ impl<T: DeserializeOwned> JobHandle<T> {
         &self.id
     }
 
-    /// The job's current record: state, attempts, result or error.
+    /// The job's route.
+    pub fn route(&self) -> &Route {
+        &self.route
+    }
+
+    /// The job's current record: state, attempts, result or error. Looked
+    /// up on the job's own route.
     pub async fn status(&self) -> Result<Option<JobRecord>> {
-        self.client.job(&self.id).await
+        let inspect = self.client.broker().inspect()?;
+        Ok(inspect.job(&self.id, Some(&self.route)).await?)
     }
 
     /// Cancels the job if it has not started: a queued, delayed or
@@ -381,7 +394,8 @@ impl<T: DeserializeOwned> JobHandle<T> {
     ///
     /// [`CancelOutcome::Running`]: crate::broker::CancelOutcome::Running
     pub async fn cancel(&self) -> Result<crate::broker::CancelOutcome> {
-        self.client.cancel(&self.id).await
+        let cancel = self.client.broker().cancel()?;
+        Ok(cancel.cancel(&self.id, Some(&self.route)).await?)
     }
 
     /// Waits up to `timeout` for the job to finish and returns its result.
@@ -391,7 +405,9 @@ impl<T: DeserializeOwned> JobHandle<T> {
     pub async fn wait(&self, timeout: Duration) -> Result<T> {
         let record = self
             .client
-            .wait(&self.id, timeout)
+            .broker()
+            .inspect()?
+            .wait(&self.id, Some(&self.route), timeout)
             .await?
             .ok_or(Error::Timeout(timeout))?;
         match record.state {

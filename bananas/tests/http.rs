@@ -402,6 +402,8 @@ async fn queues_and_workers() {
     };
     client
         .broker()
+        .workers()
+        .unwrap()
         .heartbeat(&info, Duration::from_secs(60))
         .await
         .unwrap();

@@ -11,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use bananas::broker::{Broker, MemoryBroker};
+use bananas::broker::{AnyBroker, MemoryBroker};
 
 /// The shared Redis the suites use: `REDIS_URL`, or the local default.
 pub fn redis_url() -> String {
@@ -50,7 +50,7 @@ pub enum Kind {
 #[derive(Debug)]
 pub struct TestBroker {
     /// The broker.
-    pub broker: Arc<dyn Broker>,
+    pub broker: AnyBroker,
     /// The Redis URL and prefix, for Redis.
     pub redis: Option<(String, String)>,
 }
@@ -60,7 +60,7 @@ impl TestBroker {
     pub async fn new(kind: Kind, name: &str) -> Self {
         match kind {
             Kind::Memory => TestBroker {
-                broker: Arc::new(MemoryBroker::new()),
+                broker: AnyBroker::full(Arc::new(MemoryBroker::new())),
                 redis: None,
             },
             Kind::Redis => Self::redis(&redis_url(), name).await,
@@ -76,7 +76,7 @@ impl TestBroker {
             .await
             .expect("connect to Redis (set REDIS_URL if it is not at 127.0.0.1:6379)");
         TestBroker {
-            broker: Arc::new(broker),
+            broker: AnyBroker::full(Arc::new(broker)),
             redis: Some((url.to_owned(), prefix)),
         }
     }

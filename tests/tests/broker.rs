@@ -2,10 +2,12 @@
 //! enqueue, batch fetch with leases, waiting for results without polling,
 //! hand-back, stats, heartbeats and tick claims.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use bananas::{
-    broker::{Broker, CancelOutcome, FetchRequest, WorkerInfo},
+    broker::{
+        live_schedules, publish_schedules, AnyBroker, CancelOutcome, FetchRequest, WorkerInfo,
+    },
     job::{now_millis, Ack, Job, JobRef, JobState, Outcome, Priority, Route},
 };
 use bananas_tests::{broker_suite, Kind, TestBroker};
@@ -48,7 +50,7 @@ async fn batches_and_idempotent_enqueue(kind: Kind) {
     let got = b.fetch(&fetch_req(20)).await.unwrap();
     assert_eq!(got.len(), 20, "one fetch takes a whole batch");
     assert!(got.iter().all(|j| j.attempt == 1));
-    let stats = b.stats().await.unwrap();
+    let stats = b.inspect().unwrap().stats().await.unwrap();
     let s = stats.iter().find(|s| s.route == "default").unwrap();
     assert_eq!((s.normal, s.active), (30, 20));
 
@@ -56,7 +58,7 @@ async fn batches_and_idempotent_enqueue(kind: Kind) {
     b.ack(&got.into_iter().map(|j| done(j, "1")).collect::<Vec<_>>())
         .await
         .unwrap();
-    let stats = b.stats().await.unwrap();
+    let stats = b.inspect().unwrap().stats().await.unwrap();
     let s = stats.iter().find(|s| s.route == "default").unwrap();
     assert_eq!((s.normal, s.active), (30, 0));
 
@@ -88,7 +90,7 @@ async fn batches_and_idempotent_enqueue(kind: Kind) {
         0,
         "a scheduled id is skipped"
     );
-    let stats = b.stats().await.unwrap();
+    let stats = b.inspect().unwrap().stats().await.unwrap();
     let s = stats.iter().find(|s| s.route == "default").unwrap();
     assert_eq!((s.normal, s.active, s.scheduled), (30, 1, 1));
     tb.cleanup().await;
@@ -114,7 +116,9 @@ async fn wait_sees_results_before_and_after(kind: Kind) {
     // The result lands before anyone waits: the wait still sees it.
     b.ack(&[done(a, "\"early\"")]).await.unwrap();
     let rec = b
-        .wait(&early_id, Duration::from_secs(5))
+        .inspect()
+        .unwrap()
+        .wait(&early_id, None, Duration::from_secs(5))
         .await
         .unwrap()
         .unwrap();
@@ -124,7 +128,12 @@ async fn wait_sees_results_before_and_after(kind: Kind) {
     let waiter = {
         let b = b.clone();
         let id = late_id.clone();
-        tokio::spawn(async move { b.wait(&id, Duration::from_secs(10)).await })
+        tokio::spawn(async move {
+            b.inspect()
+                .unwrap()
+                .wait(&id, None, Duration::from_secs(10))
+                .await
+        })
     };
     tokio::task::yield_now().await;
     b.ack(&[done(c, "\"late\"")]).await.unwrap();
@@ -139,7 +148,9 @@ async fn wait_sees_results_before_and_after(kind: Kind) {
     let id = never.id.clone();
     b.enqueue(vec![never]).await.unwrap();
     assert!(b
-        .wait(&id, Duration::from_millis(100))
+        .inspect()
+        .unwrap()
+        .wait(&id, None, Duration::from_millis(100))
         .await
         .unwrap()
         .is_none());
@@ -156,7 +167,7 @@ async fn release_puts_jobs_back_uncounted(kind: Kind) {
     b.release(&got.iter().map(JobRef::from).collect::<Vec<_>>())
         .await
         .unwrap();
-    let rec = b.job(&id).await.unwrap().unwrap();
+    let rec = b.inspect().unwrap().job(&id, None).await.unwrap().unwrap();
     assert_eq!((rec.state, rec.attempts), (JobState::Queued, 0));
     let got = b.fetch(&fetch_req(1)).await.unwrap();
     assert_eq!((got.len(), got[0].attempt), (1, 1));
@@ -167,8 +178,8 @@ fn json(s: &str) -> Box<RawValue> {
     RawValue::from_string(s.to_owned()).unwrap()
 }
 
-async fn progress(b: &Arc<dyn Broker>, id: &bananas::job::JobId) -> Option<String> {
-    let rec = b.job(id).await.unwrap().unwrap();
+async fn progress(b: &AnyBroker, id: &bananas::job::JobId) -> Option<String> {
+    let rec = b.inspect().unwrap().job(id, None).await.unwrap().unwrap();
     rec.progress.map(|p| p.get().to_owned())
 }
 
@@ -183,13 +194,24 @@ async fn progress_lives_with_the_attempt(kind: Kind) {
     let (ida, idc, idd) = (a.id.clone(), c.id.clone(), d.id.clone());
     b.enqueue(vec![a]).await.unwrap();
     assert!(
-        !b.set_progress(&route, &ida, 1, &json("1")).await.unwrap(),
+        !b.progress()
+            .unwrap()
+            .set_progress(&route, &ida, 1, &json("1"))
+            .await
+            .unwrap(),
         "a queued job has no running attempt"
     );
     let got = b.fetch(&fetch_req(1)).await.unwrap();
     assert_eq!(progress(b, &ida).await, None);
-    assert!(b.set_progress(&route, &ida, 1, &json("10")).await.unwrap());
     assert!(b
+        .progress()
+        .unwrap()
+        .set_progress(&route, &ida, 1, &json("10"))
+        .await
+        .unwrap());
+    assert!(b
+        .progress()
+        .unwrap()
         .set_progress(&route, &ida, 1, &json(r#"{"done":3,"of":10}"#))
         .await
         .unwrap());
@@ -198,23 +220,37 @@ async fn progress_lives_with_the_attempt(kind: Kind) {
         Some(r#"{"done":3,"of":10}"#)
     );
     assert!(
-        !b.set_progress(&route, &ida, 2, &json("99")).await.unwrap(),
+        !b.progress()
+            .unwrap()
+            .set_progress(&route, &ida, 2, &json("99"))
+            .await
+            .unwrap(),
         "another attempt's report is refused"
     );
     b.ack(&got.into_iter().map(|j| done(j, "7")).collect::<Vec<_>>())
         .await
         .unwrap();
-    let rec = b.job(&ida).await.unwrap().unwrap();
+    let rec = b.inspect().unwrap().job(&ida, None).await.unwrap().unwrap();
     assert_eq!(
         (rec.state, rec.progress.is_none()),
         (JobState::Succeeded, true)
     );
-    assert!(!b.set_progress(&route, &ida, 1, &json("11")).await.unwrap());
+    assert!(!b
+        .progress()
+        .unwrap()
+        .set_progress(&route, &ida, 1, &json("11"))
+        .await
+        .unwrap());
 
     // Handed back: the next attempt starts without the old report.
     b.enqueue(vec![c]).await.unwrap();
     let got = b.fetch(&fetch_req(1)).await.unwrap();
-    assert!(b.set_progress(&route, &idc, 1, &json("50")).await.unwrap());
+    assert!(b
+        .progress()
+        .unwrap()
+        .set_progress(&route, &idc, 1, &json("50"))
+        .await
+        .unwrap());
     b.release(&got.iter().map(JobRef::from).collect::<Vec<_>>())
         .await
         .unwrap();
@@ -232,7 +268,12 @@ async fn progress_lives_with_the_attempt(kind: Kind) {
         ..fetch_req(1)
     };
     assert_eq!(b.fetch(&short).await.unwrap().len(), 1);
-    assert!(b.set_progress(&route, &idd, 1, &json("60")).await.unwrap());
+    assert!(b
+        .progress()
+        .unwrap()
+        .set_progress(&route, &idd, 1, &json("60"))
+        .await
+        .unwrap());
     tokio::time::sleep(Duration::from_millis(120)).await;
     assert_eq!(
         b.recover_expired(std::slice::from_ref(&route))
@@ -240,10 +281,23 @@ async fn progress_lives_with_the_attempt(kind: Kind) {
             .unwrap(),
         1
     );
-    assert_eq!(b.job(&idd).await.unwrap().unwrap().state, JobState::Queued);
+    assert_eq!(
+        b.inspect()
+            .unwrap()
+            .job(&idd, None)
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        JobState::Queued
+    );
     assert_eq!(progress(b, &idd).await, None);
     assert!(
-        !b.set_progress(&route, &idd, 1, &json("61")).await.unwrap(),
+        !b.progress()
+            .unwrap()
+            .set_progress(&route, &idd, 1, &json("61"))
+            .await
+            .unwrap(),
         "the recovered attempt lost its lease"
     );
     let got = b.fetch(&fetch_req(1)).await.unwrap();
@@ -311,25 +365,48 @@ async fn cancel_takes_jobs_that_have_not_started(kind: Kind) {
     b.enqueue(vec![queued, high, delayed]).await.unwrap();
 
     // A waiter on the queued job learns of the cancellation.
-    let (waited, outcome) = tokio::join!(b.wait(&ids[0], Duration::from_secs(10)), async {
-        until_waiting(&tb, &ids[0]).await;
-        b.cancel(&ids[0]).await.unwrap()
-    });
+    let (waited, outcome) = tokio::join!(
+        b.inspect()
+            .unwrap()
+            .wait(&ids[0], None, Duration::from_secs(10)),
+        async {
+            until_waiting(&tb, &ids[0]).await;
+            b.cancel().unwrap().cancel(&ids[0], None).await.unwrap()
+        }
+    );
     assert_eq!(outcome, CancelOutcome::Cancelled);
     let rec = waited.unwrap().expect("the waiter is told");
     assert_eq!(
         (rec.state, rec.error.as_deref()),
         (JobState::Dead, Some("cancelled"))
     );
-    assert_eq!(b.cancel(&ids[2]).await.unwrap(), CancelOutcome::Cancelled);
     assert_eq!(
-        b.job(&ids[3]).await.unwrap().unwrap().state,
+        b.cancel().unwrap().cancel(&ids[2], None).await.unwrap(),
+        CancelOutcome::Cancelled
+    );
+    assert_eq!(
+        b.inspect()
+            .unwrap()
+            .job(&ids[3], None)
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
         JobState::Retrying
     );
-    assert_eq!(b.cancel(&ids[3]).await.unwrap(), CancelOutcome::Cancelled);
-    let rec = b.job(&ids[3]).await.unwrap().unwrap();
+    assert_eq!(
+        b.cancel().unwrap().cancel(&ids[3], None).await.unwrap(),
+        CancelOutcome::Cancelled
+    );
+    let rec = b
+        .inspect()
+        .unwrap()
+        .job(&ids[3], None)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((rec.state, rec.attempts), (JobState::Dead, 1));
-    let stats = b.stats().await.unwrap();
+    let stats = b.inspect().unwrap().stats().await.unwrap();
     let s = stats.iter().find(|s| s.route == "default").unwrap();
     assert_eq!((s.high, s.normal, s.scheduled, s.dead), (1, 0, 0, 3));
 
@@ -339,21 +416,36 @@ async fn cancel_takes_jobs_that_have_not_started(kind: Kind) {
         got.iter().map(|j| j.id.clone()).collect::<Vec<_>>(),
         [ids[1].clone()]
     );
-    assert_eq!(b.cancel(&ids[1]).await.unwrap(), CancelOutcome::Running);
+    assert_eq!(
+        b.cancel().unwrap().cancel(&ids[1], None).await.unwrap(),
+        CancelOutcome::Running
+    );
     b.ack(&got.into_iter().map(|j| done(j, "1")).collect::<Vec<_>>())
         .await
         .unwrap();
-    assert_eq!(b.cancel(&ids[1]).await.unwrap(), CancelOutcome::Finished);
     assert_eq!(
-        b.cancel(&bananas::job::JobId::new()).await.unwrap(),
+        b.cancel().unwrap().cancel(&ids[1], None).await.unwrap(),
+        CancelOutcome::Finished
+    );
+    assert_eq!(
+        b.cancel()
+            .unwrap()
+            .cancel(&bananas::job::JobId::new(), None)
+            .await
+            .unwrap(),
         CancelOutcome::NotFound
     );
 
     // The dead letter holds the cancelled jobs; a requeue undoes one.
-    let dead = b.dead_jobs(10).await.unwrap();
+    let dead = b.dead_letter().unwrap().dead_jobs(10).await.unwrap();
     assert_eq!(dead.len(), 3);
     assert!(dead.iter().all(|d| d.error.as_deref() == Some("cancelled")));
-    assert!(b.requeue_dead(&ids[2]).await.unwrap());
+    assert!(b
+        .dead_letter()
+        .unwrap()
+        .requeue_dead(&ids[2])
+        .await
+        .unwrap());
     let got = b.fetch(&fetch_req(10)).await.unwrap();
     assert_eq!(
         got.iter().map(|j| j.id.clone()).collect::<Vec<_>>(),
@@ -390,7 +482,7 @@ async fn priorities_follow_the_weighted_plan(kind: Kind) {
 
 async fn tick_claims_are_exclusive(kind: Kind) {
     let tb = TestBroker::new(kind, "ticks").await;
-    let b: Arc<dyn Broker> = tb.broker.clone();
+    let b: AnyBroker = tb.broker.clone();
     let mut racers = Vec::new();
     for _ in 0..8 {
         let b = b.clone();
@@ -399,7 +491,12 @@ async fn tick_claims_are_exclusive(kind: Kind) {
             for tick in 1..=20u64 {
                 let mut j = job("tick");
                 j.id = format!("sched-s-{tick}").into();
-                if b.claim_tick("s", tick * 1000, j).await.unwrap() {
+                if b.schedules()
+                    .unwrap()
+                    .claim_tick("s", tick * 1000, j)
+                    .await
+                    .unwrap()
+                {
                     won += 1;
                 }
             }
@@ -411,10 +508,21 @@ async fn tick_claims_are_exclusive(kind: Kind) {
         total += r.await.unwrap();
     }
     assert_eq!(total, 20, "each tick claimed exactly once");
-    let mark = b.last_tick("s", &Route::default()).await.unwrap().unwrap();
+    let mark = b
+        .schedules()
+        .unwrap()
+        .last_tick("s", &Route::default())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((mark.tick, mark.job_id.as_str()), (20_000, "sched-s-20"));
     // An older tick can never be claimed again.
-    assert!(!b.claim_tick("s", 5_000, job("tick")).await.unwrap());
+    assert!(!b
+        .schedules()
+        .unwrap()
+        .claim_tick("s", 5_000, job("tick"))
+        .await
+        .unwrap());
     tb.cleanup().await;
 }
 
@@ -431,23 +539,30 @@ async fn heartbeats_list_live_workers(kind: Kind) {
         started_at: now_millis(),
         seen_at: now_millis(),
     };
-    b.heartbeat(&info, Duration::from_secs(30)).await.unwrap();
-    let workers = b.workers().await.unwrap();
+    b.workers()
+        .unwrap()
+        .heartbeat(&info, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let workers = b.workers().unwrap().workers().await.unwrap();
     assert!(workers.iter().any(|w| w == &info), "{workers:?}");
     b.ping().await.unwrap();
     tb.cleanup().await;
 }
 
 /// The ids `schedules()` lists.
-async fn listed(b: &Arc<dyn Broker>) -> Vec<String> {
-    let all = b.schedules().await.unwrap();
+async fn listed(b: &AnyBroker) -> Vec<String> {
+    let all = live_schedules(b.schedules().unwrap()).await.unwrap();
     all.into_iter().map(|s| s.id).collect()
 }
 
 async fn schedules_are_announced(kind: Kind) {
     let tb = TestBroker::new(kind, "schedules").await;
     let b = &tb.broker;
-    assert!(b.schedules().await.unwrap().is_empty());
+    assert!(live_schedules(b.schedules().unwrap())
+        .await
+        .unwrap()
+        .is_empty());
     let now = now_millis();
     let info = |id: &str, next: u64, seen: u64| bananas::broker::ScheduleInfo {
         id: id.to_owned(),
@@ -457,13 +572,16 @@ async fn schedules_are_announced(kind: Kind) {
         next_run: Some(next),
         seen_at: seen,
     };
-    b.publish_schedules(&[info("b", now + 10, now), info("a", now + 10, now)])
+    publish_schedules(
+        b.schedules().unwrap(),
+        &[info("b", now + 10, now), info("a", now + 10, now)],
+    )
+    .await
+    .unwrap();
+    publish_schedules(b.schedules().unwrap(), &[info("b", now + 20, now)])
         .await
         .unwrap();
-    b.publish_schedules(&[info("b", now + 20, now)])
-        .await
-        .unwrap();
-    let got = b.schedules().await.unwrap();
+    let got = live_schedules(b.schedules().unwrap()).await.unwrap();
     assert_eq!(
         got,
         vec![info("a", now + 10, now), info("b", now + 20, now)],
@@ -475,7 +593,7 @@ async fn schedules_are_announced(kind: Kind) {
     // every scheduler: it is not listed, and publishing deletes it.
     let day = 24 * 3600 * 1000;
     let gone = info("gone", now - day - 60_000, now - day - 120_000);
-    b.publish_schedules(std::slice::from_ref(&gone))
+    publish_schedules(b.schedules().unwrap(), std::slice::from_ref(&gone))
         .await
         .unwrap();
     assert_eq!(
@@ -485,7 +603,7 @@ async fn schedules_are_announced(kind: Kind) {
     );
     // Just inside the day it is still listed (its scheduler may be restarting).
     let late = info("late", now - day + 60_000, now - day);
-    b.publish_schedules(std::slice::from_ref(&late))
+    publish_schedules(b.schedules().unwrap(), std::slice::from_ref(&late))
         .await
         .unwrap();
     assert_eq!(listed(b).await, ["a", "b", "late"]);
@@ -530,23 +648,51 @@ async fn memory_results_expire_with_their_ttls() {
         finished_at: now_millis(),
     };
     b.ack(&[done(ok, "1"), dead]).await.unwrap();
-    assert!(b.job(&ok_id).await.unwrap().is_some());
+    assert!(b
+        .inspect()
+        .unwrap()
+        .job(&ok_id, None)
+        .await
+        .unwrap()
+        .is_some());
     bananas_tests::eventually(Duration::from_secs(5), "result expired", || {
         let b = b.clone();
         let id = ok_id.clone();
-        async move { b.job(&id).await.unwrap().is_none().then_some(()) }
+        async move {
+            b.inspect()
+                .unwrap()
+                .job(&id, None)
+                .await
+                .unwrap()
+                .is_none()
+                .then_some(())
+        }
     })
     .await;
     assert_eq!(
-        b.dead_jobs(10).await.unwrap().len(),
+        b.dead_letter().unwrap().dead_jobs(10).await.unwrap().len(),
         1,
         "dead jobs are kept longer"
     );
     bananas_tests::eventually(Duration::from_secs(5), "dead job expired", || {
         let b = b.clone();
         let id = bad_id.clone();
-        async move { b.job(&id).await.unwrap().is_none().then_some(()) }
+        async move {
+            b.inspect()
+                .unwrap()
+                .job(&id, None)
+                .await
+                .unwrap()
+                .is_none()
+                .then_some(())
+        }
     })
     .await;
-    assert!(b.dead_jobs(10).await.unwrap().is_empty());
+    assert!(b
+        .dead_letter()
+        .unwrap()
+        .dead_jobs(10)
+        .await
+        .unwrap()
+        .is_empty());
 }

@@ -4,12 +4,11 @@
 use std::{
     collections::HashMap,
     process::{Child, Command, Stdio},
-    sync::Arc,
     time::Duration,
 };
 
 use bananas::{
-    broker::Broker,
+    broker::AnyBroker,
     job::{Job, JobId, JobState},
     Client,
 };
@@ -49,11 +48,16 @@ async fn runs(server: &RedisServer) -> HashMap<String, u32> {
         .unwrap()
 }
 
-async fn all_succeeded(broker: &Arc<dyn Broker>, ids: &[JobId], within: Duration) {
+async fn all_succeeded(broker: &AnyBroker, ids: &[JobId], within: Duration) {
     let deadline = tokio::time::Instant::now() + within;
     for id in ids {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let rec = broker.wait(id, left).await.unwrap();
+        let rec = broker
+            .inspect()
+            .unwrap()
+            .wait(id, None, left)
+            .await
+            .unwrap();
         let rec = rec.unwrap_or_else(|| panic!("job {id} did not finish"));
         assert_eq!(rec.state, JobState::Succeeded, "{rec:?}");
     }
@@ -76,7 +80,7 @@ fn stop(mut child: Child) {
 /// Enqueues `jobs`, retrying while the broker is unreachable, as a real
 /// producer would; only an `Ok` counts as acknowledged. Gives up (fails the
 /// test) after about 10 s of errors.
-async fn enqueue_retrying(broker: &Arc<dyn Broker>, jobs: Vec<Job>) {
+async fn enqueue_retrying(broker: &AnyBroker, jobs: Vec<Job>) {
     let mut tries = 0;
     loop {
         match broker.enqueue(jobs.clone()).await {
@@ -106,7 +110,15 @@ async fn killed_worker_jobs_run_elsewhere() {
     eventually(Duration::from_secs(30), "100 jobs in flight", || {
         let b = broker.clone();
         async move {
-            let active: u64 = b.stats().await.unwrap().iter().map(|s| s.active).sum();
+            let active: u64 = b
+                .inspect()
+                .unwrap()
+                .stats()
+                .await
+                .unwrap()
+                .iter()
+                .map(|s| s.active)
+                .sum();
             (active == 100).then_some(())
         }
     })
@@ -120,7 +132,13 @@ async fn killed_worker_jobs_run_elsewhere() {
     let runs = runs(&server).await;
     for id in &ids {
         assert_eq!(runs.get(id.as_str()), Some(&1), "job {id} completed once");
-        let rec = broker.job(id).await.unwrap().unwrap();
+        let rec = broker
+            .inspect()
+            .unwrap()
+            .job(id, None)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(rec.attempts, 2, "the killed attempt is counted");
     }
 }
@@ -283,7 +301,9 @@ async fn acks_leased_before_a_rollback_are_checked() {
     )
     .await;
     let rec = broker
-        .job(&id)
+        .inspect()
+        .unwrap()
+        .job(&id, None)
         .await
         .unwrap()
         .expect("the job survived the stale ack");

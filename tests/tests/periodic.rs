@@ -5,7 +5,7 @@
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use bananas::{
-    broker::Broker,
+    broker::AnyBroker,
     job::{JobState, Route},
     scheduler::{tick_job_id, Clock, ManualClock, Scheduler},
     task::Registry,
@@ -49,8 +49,10 @@ fn ms(t: DateTime<Utc>) -> u64 {
     t.timestamp_millis() as u64
 }
 
-async fn queued(broker: &Arc<dyn Broker>) -> u64 {
+async fn queued(broker: &AnyBroker) -> u64 {
     broker
+        .inspect()
+        .unwrap()
         .stats()
         .await
         .unwrap()
@@ -61,7 +63,7 @@ async fn queued(broker: &Arc<dyn Broker>) -> u64 {
 
 /// Three schedulers share a broker and a clock; the clock walks through ten
 /// ticks and all three race on each one.
-async fn three_schedulers_ten_ticks(broker: Arc<dyn Broker>) {
+async fn three_schedulers_ten_ticks(broker: AnyBroker) {
     let t0 = t("2026-01-01T00:00:00.500Z");
     let clock = Arc::new(ManualClock::new(t0));
     let reg = registry(every_second::def());
@@ -134,6 +136,8 @@ async fn three_running_schedulers() {
             let b = b.clone();
             async move {
                 let mark = b
+                    .schedules()
+                    .unwrap()
                     .last_tick("every_second", &Route::default())
                     .await
                     .unwrap()?;
@@ -151,7 +155,7 @@ async fn three_running_schedulers() {
 }
 
 struct Missed {
-    broker: Arc<dyn Broker>,
+    broker: AnyBroker,
     clock: Arc<ManualClock>,
     reg: Registry,
 }
@@ -159,7 +163,7 @@ struct Missed {
 impl Missed {
     /// A schedule that ran at 00:01, then no scheduler ran until `back`.
     async fn new(def: &'static bananas::task::TaskDef) -> Self {
-        let broker: Arc<dyn Broker> = Arc::new(bananas::broker::MemoryBroker::new());
+        let broker = AnyBroker::full(Arc::new(bananas::broker::MemoryBroker::new()));
         let clock = Arc::new(ManualClock::new(t("2026-01-01T00:00:30Z")));
         let reg = registry(def);
         let s = Scheduler::new(broker.clone(), &reg, clock.clone());
@@ -217,7 +221,7 @@ async fn missed_ticks_all_runs_each_up_to_the_bound() {
 #[test]
 fn berlin_daylight_saving() {
     let reg = registry(berlin_half_past_two::def());
-    let broker: Arc<dyn Broker> = Arc::new(bananas::broker::MemoryBroker::new());
+    let broker = AnyBroker::full(Arc::new(bananas::broker::MemoryBroker::new()));
     let s = Scheduler::new(broker, &reg, Arc::new(ManualClock::new(Utc::now())));
     let sched = &s.schedules()[0];
 
@@ -249,7 +253,7 @@ fn berlin_daylight_saving() {
 #[test]
 fn five_field_weekdays_follow_unix_cron() {
     let reg = registry(weekday_mornings::def());
-    let broker: Arc<dyn Broker> = Arc::new(bananas::broker::MemoryBroker::new());
+    let broker = AnyBroker::full(Arc::new(bananas::broker::MemoryBroker::new()));
     let s = Scheduler::new(broker, &reg, Arc::new(ManualClock::new(Utc::now())));
     // 2026-01-03 is a Saturday: `1-5` is Monday to Friday, as in crontab.
     let ticks =
@@ -263,7 +267,7 @@ fn five_field_weekdays_follow_unix_cron() {
 #[test]
 fn named_schedules_parse() {
     let reg = registry(hourly_report::def());
-    let broker: Arc<dyn Broker> = Arc::new(bananas::broker::MemoryBroker::new());
+    let broker = AnyBroker::full(Arc::new(bananas::broker::MemoryBroker::new()));
     let s = Scheduler::new(broker, &reg, Arc::new(ManualClock::new(Utc::now())));
     let next = s.schedules()[0].next_after(t("2026-01-01T10:15:00Z"));
     assert_eq!(next, Some(t("2026-01-01T11:00:00Z")));
@@ -293,7 +297,14 @@ async fn tick_jobs_are_normal_jobs() {
     let rec = eventually(Duration::from_secs(10), "tick job finished", || {
         let b = tb.broker.clone();
         let id = id.clone();
-        async move { b.job(&id).await.unwrap().filter(|r| r.state.is_final()) }
+        async move {
+            b.inspect()
+                .unwrap()
+                .job(&id, None)
+                .await
+                .unwrap()
+                .filter(|r| r.state.is_final())
+        }
     })
     .await;
     assert_eq!(rec.state, JobState::Succeeded);
@@ -303,7 +314,7 @@ async fn tick_jobs_are_normal_jobs() {
 
     // The running scheduler announced the schedule in the broker, so tools
     // without the task code see the same state.
-    let published = bananas::scheduler::published_states(&*tb.broker)
+    let published = bananas::scheduler::published_states(&tb.broker)
         .await
         .unwrap();
     assert_eq!(published.len(), 1);

@@ -39,7 +39,15 @@ async fn sigterm_with(first_ms: u64, shutdown_timeout: &str) -> (Vec<JobState>, 
     eventually(Duration::from_secs(30), "5 jobs in flight", || {
         let b = broker.clone();
         async move {
-            let active: u64 = b.stats().await.unwrap().iter().map(|s| s.active).sum();
+            let active: u64 = b
+                .inspect()
+                .unwrap()
+                .stats()
+                .await
+                .unwrap()
+                .iter()
+                .map(|s| s.active)
+                .sum();
             (active == 5).then_some(())
         }
     })
@@ -57,7 +65,13 @@ async fn sigterm_with(first_ms: u64, shutdown_timeout: &str) -> (Vec<JobState>, 
     let mut states = Vec::new();
     let mut attempts = Vec::new();
     for id in &ids {
-        let rec = broker.job(id).await.unwrap().expect("job still known");
+        let rec = broker
+            .inspect()
+            .unwrap()
+            .job(id, None)
+            .await
+            .unwrap()
+            .expect("job still known");
         states.push(rec.state);
         attempts.push(rec.attempts);
     }

@@ -264,7 +264,13 @@ async fn dead_after_last_retry(kind: Kind) {
     }
     let rec = h.status().await.unwrap().unwrap();
     assert_eq!((rec.state, rec.attempts), (JobState::Dead, 2));
-    let dead = client.broker().dead_jobs(100).await.unwrap();
+    let dead = client
+        .broker()
+        .dead_letter()
+        .unwrap()
+        .dead_jobs(100)
+        .await
+        .unwrap();
     assert!(dead
         .iter()
         .any(|d| d.id == *h.id() && d.error.as_deref() == Some("boom: x")));
@@ -485,12 +491,31 @@ async fn dead_letter_requeue_and_purge(kind: Kind) {
         .await
         .unwrap();
     assert!(other.wait(WAIT).await.is_err());
-    assert_eq!(broker.dead_jobs(10).await.unwrap().len(), 2);
+    assert_eq!(
+        broker
+            .dead_letter()
+            .unwrap()
+            .dead_jobs(10)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
 
     ALLOWED.lock().unwrap().push(tag.clone());
-    assert!(broker.requeue_dead(h.id()).await.unwrap());
+    assert!(broker
+        .dead_letter()
+        .unwrap()
+        .requeue_dead(h.id())
+        .await
+        .unwrap());
     assert!(
-        !broker.requeue_dead(h.id()).await.unwrap(),
+        !broker
+            .dead_letter()
+            .unwrap()
+            .requeue_dead(h.id())
+            .await
+            .unwrap(),
         "no longer dead"
     );
     assert_eq!(h.wait(WAIT).await.unwrap(), tag);
@@ -500,9 +525,24 @@ async fn dead_letter_requeue_and_purge(kind: Kind) {
         (JobState::Succeeded, 1, None)
     );
 
-    assert_eq!(broker.purge_dead().await.unwrap(), 1);
-    assert!(broker.dead_jobs(10).await.unwrap().is_empty());
-    assert!(broker.job(other.id()).await.unwrap().is_none(), "purged");
+    assert_eq!(broker.dead_letter().unwrap().purge_dead().await.unwrap(), 1);
+    assert!(broker
+        .dead_letter()
+        .unwrap()
+        .dead_jobs(10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(
+        broker
+            .inspect()
+            .unwrap()
+            .job(other.id(), None)
+            .await
+            .unwrap()
+            .is_none(),
+        "purged"
+    );
     w.stop().await;
     tb.cleanup().await;
 }

@@ -147,6 +147,17 @@ impl AnyBroker {
     }
 }
 
+/// A broker with every capability converts as [`AnyBroker::full`], so
+/// `App::builder().broker(Arc::new(my_broker))` works as before.
+impl<B> From<Arc<B>> for AnyBroker
+where
+    B: Broker + Inspect + DeadLetter + Cancel + Progress + Workers + Schedules,
+{
+    fn from(broker: Arc<B>) -> Self {
+        AnyBroker::full(broker)
+    }
+}
+
 fn cap<T: ?Sized>(c: &Option<Arc<T>>, which: Capability) -> Result<&T> {
     c.as_deref().ok_or(Error::Unsupported(which))
 }

@@ -3,7 +3,11 @@
 
 use std::{collections::HashSet, time::Duration};
 
-use bananas_core::{job::now_millis, Broker, Job, JobId, JobState, Outcome, Priority, Route};
+use bananas_core::{
+    broker::{DeadLetter, Inspect, Schedules},
+    job::now_millis,
+    Broker, Job, JobId, JobState, Outcome, Priority, Route,
+};
 use bananas_redis::RedisBroker;
 
 use super::*;
@@ -31,7 +35,11 @@ pub async fn roundtrip(b: &RedisBroker) {
         0,
         "enqueue is idempotent"
     );
-    let rec = b.job(&j1.id).await.unwrap().expect("queued job is known");
+    let rec = b
+        .job(&j1.id, None)
+        .await
+        .unwrap()
+        .expect("queued job is known");
     assert_eq!(rec.state, JobState::Queued);
     assert_eq!(rec.args.get(), r#"{"a":1,"b":"x"}"#);
     assert_eq!(rec.task, "add");
@@ -43,7 +51,7 @@ pub async fn roundtrip(b: &RedisBroker) {
     assert_eq!(f1.args.get(), j1.args.get());
     assert_eq!(f1.created_at, j1.created_at);
     assert_eq!(
-        b.job(&j1.id).await.unwrap().unwrap().state,
+        b.job(&j1.id, None).await.unwrap().unwrap().state,
         JobState::Active
     );
     assert!(b.fetch(&req(&["default"], 10)).await.unwrap().is_empty());
@@ -61,16 +69,16 @@ pub async fn roundtrip(b: &RedisBroker) {
     ])
     .await
     .unwrap();
-    let r1 = b.job(&j1.id).await.unwrap().unwrap();
+    let r1 = b.job(&j1.id, None).await.unwrap().unwrap();
     assert_eq!(r1.state, JobState::Succeeded);
     assert_eq!(r1.result.as_ref().unwrap().get(), r#"{"sum":3}"#);
     assert_eq!(r1.attempts, 1);
     assert!(r1.finished_at.is_some() && r1.started_at.is_some());
     assert!(
-        b.job(&j2.id).await.unwrap().is_none(),
+        b.job(&j2.id, None).await.unwrap().is_none(),
         "result=false leaves nothing"
     );
-    let r3 = b.job(&j3.id).await.unwrap().unwrap();
+    let r3 = b.job(&j3.id, None).await.unwrap().unwrap();
     assert_eq!(r3.state, JobState::Dead);
     assert_eq!(r3.error.as_deref(), Some("no such task"));
     assert_eq!(
@@ -148,7 +156,7 @@ pub async fn delayed(b: &RedisBroker) {
     let eta = now_millis() + 300;
     j.eta = Some(eta);
     b.enqueue(vec![j.clone()]).await.unwrap();
-    let rec = b.job(&j.id).await.unwrap().unwrap();
+    let rec = b.job(&j.id, None).await.unwrap().unwrap();
     assert_eq!(rec.state, JobState::Scheduled);
     assert_eq!(rec.eta, Some(eta));
     let s = b.stats().await.unwrap();
@@ -184,7 +192,7 @@ pub async fn retry(b: &RedisBroker) {
     )])
     .await
     .unwrap();
-    let rec = b.job(&j.id).await.unwrap().unwrap();
+    let rec = b.job(&j.id, None).await.unwrap().unwrap();
     assert_eq!(rec.state, JobState::Retrying);
     assert_eq!(rec.error.as_deref(), Some("boom"));
     assert_eq!(rec.attempts, 1);
@@ -193,7 +201,7 @@ pub async fn retry(b: &RedisBroker) {
     assert_eq!(again[0].attempt, 2);
     assert_eq!(again[0].priority, Priority::High);
     b.ack(&[ok(&again[0], "7")]).await.unwrap();
-    let rec = b.job(&j.id).await.unwrap().unwrap();
+    let rec = b.job(&j.id, None).await.unwrap().unwrap();
     assert_eq!(rec.state, JobState::Succeeded);
     assert_eq!(rec.result.unwrap().get(), "7");
     assert_eq!(
@@ -230,7 +238,7 @@ pub async fn dead_letter(b: &RedisBroker) {
     assert!(!b.requeue_dead(&j1.id).await.unwrap());
     assert!(!b.requeue_dead(&JobId::from("nope")).await.unwrap());
     assert_eq!(
-        b.job(&j1.id).await.unwrap().unwrap().state,
+        b.job(&j1.id, None).await.unwrap().unwrap().state,
         JobState::Queued
     );
     let again = fetch_n(b, &["dl"], 1).await;
@@ -240,9 +248,9 @@ pub async fn dead_letter(b: &RedisBroker) {
 
     assert!(b.purge_dead().await.unwrap() >= 1);
     assert!(b.dead_jobs(10).await.unwrap().is_empty());
-    assert!(b.job(&j2.id).await.unwrap().is_none());
+    assert!(b.job(&j2.id, None).await.unwrap().is_none());
     assert_eq!(
-        b.job(&j1.id).await.unwrap().unwrap().state,
+        b.job(&j1.id, None).await.unwrap().unwrap().state,
         JobState::Succeeded
     );
 }
@@ -257,7 +265,7 @@ pub async fn wait(b: &RedisBroker, raw_url: &str, prefix: &str) {
     let got = fetch_n(b, &["wait"], 1).await;
     b.ack(&[ok(&got[0], "1")]).await.unwrap();
     let rec = b
-        .wait(&j.id, Duration::from_secs(5))
+        .wait(&j.id, None, Duration::from_secs(5))
         .await
         .unwrap()
         .unwrap();
@@ -276,7 +284,7 @@ pub async fn wait(b: &RedisBroker, raw_url: &str, prefix: &str) {
         let waiter = {
             let b = b.clone();
             let id = j.id.clone();
-            tokio::spawn(async move { b.wait(&id, Duration::from_secs(20)).await })
+            tokio::spawn(async move { b.wait(&id, None, Duration::from_secs(20)).await })
         };
         let id = j.id.to_string();
         eventually("the waiter registered", || {
@@ -312,12 +320,12 @@ pub async fn wait(b: &RedisBroker, raw_url: &str, prefix: &str) {
     let j = job_on("wait", Priority::Normal, 3);
     b.enqueue(vec![j.clone()]).await.unwrap();
     assert!(b
-        .wait(&j.id, Duration::from_millis(100))
+        .wait(&j.id, None, Duration::from_millis(100))
         .await
         .unwrap()
         .is_none());
     assert!(b
-        .wait(&JobId::new(), Duration::from_millis(100))
+        .wait(&JobId::new(), None, Duration::from_millis(100))
         .await
         .unwrap()
         .is_none());
@@ -341,13 +349,13 @@ pub async fn leases(b: &RedisBroker) {
     let got = b.fetch(&r).await.unwrap();
     assert_eq!(got.len(), 2);
     // A first attempt writes no meta field; the lease alone says attempt 1.
-    let rec = b.job(&j.id).await.unwrap().unwrap();
+    let rec = b.job(&j.id, None).await.unwrap().unwrap();
     assert_eq!((rec.state, rec.attempts), (JobState::Active, 1));
     wait_past(now_millis() + 60).await;
     assert_eq!(b.recover_expired(&[route("lease")]).await.unwrap(), 2);
-    let rec = b.job(&j.id).await.unwrap().unwrap();
+    let rec = b.job(&j.id, None).await.unwrap().unwrap();
     assert_eq!((rec.state, rec.attempts), (JobState::Queued, 1));
-    let dead = b.job(&last.id).await.unwrap().unwrap();
+    let dead = b.job(&last.id, None).await.unwrap().unwrap();
     assert_eq!(dead.state, JobState::Dead);
     assert_eq!(
         dead.error.as_deref(),
@@ -359,9 +367,12 @@ pub async fn leases(b: &RedisBroker) {
     // The lost worker's late ack is stale and ignored.
     let stale = got.iter().find(|x| x.id == j.id).unwrap();
     b.ack(&[ok(stale, "\"stale\"")]).await.unwrap();
-    assert_eq!(b.job(&j.id).await.unwrap().unwrap().state, JobState::Active);
+    assert_eq!(
+        b.job(&j.id, None).await.unwrap().unwrap().state,
+        JobState::Active
+    );
     b.ack(&[ok(&again[0], "\"fresh\"")]).await.unwrap();
-    let rec = b.job(&j.id).await.unwrap().unwrap();
+    let rec = b.job(&j.id, None).await.unwrap().unwrap();
     assert_eq!(rec.result.unwrap().get(), "\"fresh\"");
 
     // Extending keeps a lease alive; releasing does not count the attempt.
@@ -381,11 +392,14 @@ pub async fn leases(b: &RedisBroker) {
     b.release(&got.iter().map(Into::into).collect::<Vec<_>>())
         .await
         .unwrap();
-    assert_eq!(b.job(&k.id).await.unwrap().unwrap().state, JobState::Queued);
+    assert_eq!(
+        b.job(&k.id, None).await.unwrap().unwrap().state,
+        JobState::Queued
+    );
     let again = fetch_n(b, &["lease-ext"], 1).await;
     assert_eq!(again[0].attempt, 1);
     b.ack(&[ok(&again[0], "\"done\"")]).await.unwrap();
-    let rec = b.job(&k.id).await.unwrap().unwrap();
+    let rec = b.job(&k.id, None).await.unwrap().unwrap();
     assert_eq!((rec.state, rec.attempts), (JobState::Succeeded, 1));
 }
 
@@ -523,7 +537,7 @@ pub async fn corrupt(b: &RedisBroker, raw_url: &str, prefix: &str) {
         "{}",
         reason("missing")
     );
-    let rec = b.job(&JobId::from("badjson")).await.unwrap().unwrap();
+    let rec = b.job(&JobId::from("badjson"), None).await.unwrap().unwrap();
     assert_eq!(rec.state, JobState::Dead);
     assert_eq!(rec.task, "add");
 }
@@ -577,9 +591,9 @@ pub async fn compact_acks(b: &RedisBroker) {
     let g1 = got.iter().find(|x| x.id == m1.id).unwrap();
     let g2 = got.iter().find(|x| x.id == m2.id).unwrap();
     b.ack(&[none(g1)]).await.unwrap();
-    assert!(b.job(&m1.id).await.unwrap().is_none());
+    assert!(b.job(&m1.id, None).await.unwrap().is_none());
     b.ack(&[none(g1), none(g2), none(g2)]).await.unwrap();
-    assert!(b.job(&m2.id).await.unwrap().is_none());
+    assert!(b.job(&m2.id, None).await.unwrap().is_none());
 
     // Attempt 2 (meta present), mixed with stale attempt-1 acks.
     let mut jobs = Vec::new();
@@ -607,17 +621,17 @@ pub async fn compact_acks(b: &RedisBroker) {
     ])
     .await
     .unwrap();
-    assert!(b.job(a).await.unwrap().is_none());
+    assert!(b.job(a, None).await.unwrap().is_none());
     for id in [bb, c] {
-        let rec = b.job(id).await.unwrap().unwrap();
+        let rec = b.job(id, None).await.unwrap().unwrap();
         assert_eq!((rec.state, rec.attempts), (JobState::Active, 2));
     }
     // Compact and full acks in one batch.
     b.ack(&[none(&of(&second, bb)), ok(&of(&second, c), "3")])
         .await
         .unwrap();
-    assert!(b.job(bb).await.unwrap().is_none());
-    let rec = b.job(c).await.unwrap().unwrap();
+    assert!(b.job(bb, None).await.unwrap().is_none());
+    let rec = b.job(c, None).await.unwrap().unwrap();
     assert_eq!((rec.state, rec.attempts), (JobState::Succeeded, 2));
 }
 
@@ -633,7 +647,7 @@ pub async fn lease_tokens(b: &RedisBroker, raw_url: &str, prefix: &str) {
     let got = fetch_n(b, &["tokens"], 1).await;
     assert_ne!(got[0].lease_token, 0, "the Redis broker hands out tokens");
     b.ack(&[none(&got[0])]).await.unwrap();
-    assert!(b.job(&plain.id).await.unwrap().is_none());
+    assert!(b.job(&plain.id, None).await.unwrap().is_none());
 
     // Worker 1 leases X and goes quiet; its lease is recovered, worker 2
     // runs X to the end (no meta left on the route), and a new job is
@@ -655,12 +669,16 @@ pub async fn lease_tokens(b: &RedisBroker, raw_url: &str, prefix: &str) {
     assert_eq!(second[0].attempt, 2);
     assert_ne!(second[0].lease_token, first[0].lease_token);
     b.ack(&[none(&second[0])]).await.unwrap();
-    assert!(b.job(&x.id).await.unwrap().is_none());
+    assert!(b.job(&x.id, None).await.unwrap().is_none());
     let mut again = job_on("tokens", Priority::Normal, 2);
     again.id = x.id.clone();
     assert_eq!(b.enqueue(vec![again]).await.unwrap(), 1);
     b.ack(&[none(&first[0])]).await.unwrap();
-    let rec = b.job(&x.id).await.unwrap().expect("the new job survived");
+    let rec = b
+        .job(&x.id, None)
+        .await
+        .unwrap()
+        .expect("the new job survived");
     assert_eq!(rec.state, JobState::Queued);
     let third = fetch_n(b, &["tokens"], 1).await;
     assert_eq!((third[0].attempt, third[0].args.get()), (1, r#"{"n":2}"#));
@@ -675,7 +693,11 @@ pub async fn lease_tokens(b: &RedisBroker, raw_url: &str, prefix: &str) {
     let mut repeat = none(&third[0]);
     repeat.job.lease_token = 0;
     b.ack(&[repeat]).await.unwrap();
-    let rec = b.job(&x.id).await.unwrap().expect("the successor survived");
+    let rec = b
+        .job(&x.id, None)
+        .await
+        .unwrap()
+        .expect("the successor survived");
     assert_eq!(rec.state, JobState::Queued);
     let fourth = fetch_n(b, &["tokens"], 1).await;
     assert_eq!(fourth[0].args.get(), r#"{"n":3}"#);
@@ -706,11 +728,15 @@ pub async fn lease_tokens(b: &RedisBroker, raw_url: &str, prefix: &str) {
     raw.query::<i64>(redis::cmd("DEL").arg(format!("{{{prefix}:tokens2}}:epoch")))
         .await;
     b.ack(&[none(&early[0])]).await.unwrap();
-    let rec = b.job(&y.id).await.unwrap().expect("the successor survived");
+    let rec = b
+        .job(&y.id, None)
+        .await
+        .unwrap()
+        .expect("the successor survived");
     assert_eq!(rec.state, JobState::Queued);
     let last = fetch_n(b, &["tokens2"], 1).await;
     assert_eq!(last[0].args.get(), r#"{"n":6}"#);
     assert_ne!(last[0].lease_token, early[0].lease_token, "a new epoch");
     b.ack(&[none(&last[0])]).await.unwrap();
-    assert!(b.job(&y.id).await.unwrap().is_none());
+    assert!(b.job(&y.id, None).await.unwrap().is_none());
 }

@@ -11,6 +11,7 @@ use std::{
 };
 
 use async_trait::async_trait;
+use bananas_core::Result;
 use parking_lot::Mutex;
 use serde_json::value::RawValue;
 use tokio::sync::Notify;
@@ -23,7 +24,7 @@ use crate::{
     job::{
         now_millis, Ack, Job, JobId, JobRecord, JobRef, JobState, Millis, Outcome, Priority, Route,
     },
-    priority, Result,
+    priority,
 };
 
 /// How long the memory broker keeps results.

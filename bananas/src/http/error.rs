@@ -7,7 +7,7 @@ use axum::{
 };
 use serde::Serialize;
 
-use crate::Error;
+use crate::{error::BrokerError, Error};
 
 /// An error answer: its status and the message that names the problem.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,16 +54,40 @@ impl ApiError {
     }
 }
 
+/// The status that answers `e`: one per variant.
+pub(crate) fn status_of(e: &Error) -> StatusCode {
+    match e {
+        Error::UnknownTask(_) | Error::InvalidArgs { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        Error::Invalid(_) | Error::Serde(_) => StatusCode::BAD_REQUEST,
+        Error::NotFound(_) => StatusCode::NOT_FOUND,
+        Error::NotLeased { .. } => StatusCode::CONFLICT,
+        Error::Unsupported(_) => StatusCode::NOT_IMPLEMENTED,
+        Error::Broker(b) => match b {
+            BrokerError::Unavailable { .. } | BrokerError::Backend { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        },
+        Error::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
+        Error::Setting { .. }
+        | Error::Listen { .. }
+        | Error::Serve { .. }
+        | Error::Crashed { .. }
+        | Error::NoApp
+        | Error::DuplicateTask { .. }
+        | Error::JobFailed(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl From<BrokerError> for ApiError {
+    fn from(e: BrokerError) -> Self {
+        Error::from(e).into()
+    }
+}
+
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
-        let status = match &e {
-            Error::UnknownTask(_) | Error::InvalidArgs { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            Error::Config(_) | Error::Serde(_) => StatusCode::BAD_REQUEST,
-            Error::NotFound(_) => StatusCode::NOT_FOUND,
-            Error::Broker(_) | Error::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Error::Unsupported(_) => StatusCode::NOT_IMPLEMENTED,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        };
+        let status = status_of(&e);
         if status.is_server_error() {
             tracing::warn!(error = %e, "HTTP API request failed");
         }

@@ -112,10 +112,9 @@ impl EnqueueRequest {
         };
         let route = match obj.remove("route") {
             None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(Route::new(s).map_err(|e| match e {
-                Error::Config(m) => format!("field `route`: {m}"),
-                e => format!("field `route`: {e}"),
-            })?),
+            Some(Value::String(s)) => {
+                Some(Route::new(s).map_err(|e| format!("field `route`: {e}"))?)
+            }
             Some(v) => {
                 return Err(format!(
                     "field `route` must be a string, got {}",

@@ -169,7 +169,11 @@ pub fn router(state: ApiState) -> Router {
 pub async fn serve(state: ApiState, addr: SocketAddr, stop: CancellationToken) -> Result<()> {
     let listener = TcpListener::bind(addr)
         .await
-        .map_err(|e| Error::Config(format!("cannot listen on {addr} for the HTTP API: {e}")))?;
+        .map_err(|source| Error::Listen {
+            what: "the HTTP API",
+            addr,
+            source,
+        })?;
     serve_listener(state, listener, stop).await
 }
 
@@ -179,12 +183,18 @@ pub async fn serve_listener(
     listener: TcpListener,
     stop: CancellationToken,
 ) -> Result<()> {
-    let addr = listener
-        .local_addr()
-        .map_err(|e| Error::Config(format!("HTTP API listener: {e}")))?;
+    let addr = listener.local_addr().map_err(|source| Error::Listen {
+        what: "the HTTP API",
+        addr: ([0, 0, 0, 0], 0).into(),
+        source,
+    })?;
     tracing::info!(%addr, auth = state.token.is_some(), "serving the HTTP API");
     axum::serve(listener, router(state))
         .with_graceful_shutdown(stop.cancelled_owned())
         .await
-        .map_err(|e| Error::Config(format!("HTTP API on {addr} failed: {e}")))
+        .map_err(|source| Error::Serve {
+            what: "the HTTP API",
+            addr,
+            source,
+        })
 }

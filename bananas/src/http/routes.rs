@@ -150,7 +150,7 @@ pub fn totals(queues: &[QueueStats]) -> QueueStats {
 }
 
 async fn queues(State(state): State<Shared>) -> Result<Json<QueuesView>, ApiError> {
-    let mut queues = state.client.broker().stats().await?;
+    let mut queues = state.client.broker().inspect()?.stats().await?;
     queues.sort_by(|a, b| a.route.cmp(&b.route));
     crate::metrics::record_queue_stats(&queues);
     let totals = totals(&queues);
@@ -158,7 +158,7 @@ async fn queues(State(state): State<Shared>) -> Result<Json<QueuesView>, ApiErro
 }
 
 async fn workers(State(state): State<Shared>) -> Result<Json<Value>, ApiError> {
-    let workers: Vec<WorkerInfo> = state.client.broker().workers().await?;
+    let workers: Vec<WorkerInfo> = state.client.broker().workers()?.workers().await?;
     Ok(Json(json!({ "workers": workers })))
 }
 
@@ -167,6 +167,7 @@ async fn dead_list(State(state): State<Shared>, uri: Uri) -> Result<Json<Value>,
     let jobs: Vec<JobView> = state
         .client
         .broker()
+        .dead_letter()?
         .dead_jobs(limit)
         .await?
         .into_iter()
@@ -182,6 +183,7 @@ async fn dead_requeue(
     if state
         .client
         .broker()
+        .dead_letter()?
         .requeue_dead(&JobId::from(id.as_str()))
         .await?
     {
@@ -195,7 +197,7 @@ async fn dead_requeue(
 }
 
 async fn dead_purge(State(state): State<Shared>) -> Result<Json<Value>, ApiError> {
-    let n = state.client.broker().purge_dead().await?;
+    let n = state.client.broker().dead_letter()?.purge_dead().await?;
     tracing::info!(purged = n, "dead letter purged over HTTP");
     Ok(Json(json!({ "purged": n })))
 }
@@ -236,7 +238,7 @@ impl From<ScheduleState> for ScheduleView {
 async fn schedules(State(state): State<Shared>) -> Result<Json<Value>, ApiError> {
     let schedules: Vec<ScheduleView> = match &state.scheduler {
         Some(s) => s.states().await?.into_iter().map(Into::into).collect(),
-        None => crate::scheduler::published_states(&**state.client.broker())
+        None => crate::scheduler::published_states(state.client.broker())
             .await?
             .into_iter()
             .map(Into::into)
@@ -268,7 +270,7 @@ async fn metrics(State(state): State<Shared>) -> Result<Response, ApiError> {
     let broker = state.client.broker().clone();
     match tokio::time::timeout(
         METRICS_STATS_TIMEOUT,
-        crate::metrics::refresh_queue_depth(&*broker),
+        crate::metrics::refresh_queue_depth(&broker),
     )
     .await
     {

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 pub use clock::{Clock, ManualClock, SystemClock};
 
 use crate::{
-    broker::{Broker, ScheduleInfo},
+    broker::{live_schedules, publish_schedules, AnyBroker, ScheduleInfo},
     job::{Job, JobId, JobState, Route},
     task::{Missed, Registry, TaskDef},
     Error, Result,
@@ -54,13 +54,13 @@ impl Schedule {
             return Ok(None);
         };
         let cron = cron::Schedule::from_str(s.cron).map_err(|e| {
-            Error::Config(format!(
+            Error::Invalid(format!(
                 "task `{}`: invalid cron expression `{}`: {e}",
                 def.name, s.cron
             ))
         })?;
         let tz = chrono_tz::Tz::from_str(s.tz).map_err(|e| {
-            Error::Config(format!(
+            Error::Invalid(format!(
                 "task `{}`: invalid time zone `{}`: {e}",
                 def.name, s.tz
             ))
@@ -147,7 +147,7 @@ pub struct ScheduleState {
 /// Claims due ticks of every periodic task. See the [module docs](self).
 #[derive(Debug, Clone)]
 pub struct Scheduler {
-    broker: Arc<dyn Broker>,
+    broker: AnyBroker,
     schedules: Vec<Schedule>,
     clock: Arc<dyn Clock>,
     /// Ticks at or before this are never claimed by a schedule that has no
@@ -159,7 +159,7 @@ impl Scheduler {
     /// A scheduler for `registry`'s periodic tasks. Tasks whose schedule does
     /// not parse are skipped with an error log ([`validate_schedules`]
     /// rejects them at app start-up).
-    pub fn new(broker: Arc<dyn Broker>, registry: &Registry, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(broker: AnyBroker, registry: &Registry, clock: Arc<dyn Clock>) -> Self {
         let schedules = registry
             .iter()
             .filter_map(|def| match Schedule::from_def(def) {
@@ -194,8 +194,12 @@ impl Scheduler {
     pub async fn tick(&self) -> Result<Vec<JobId>> {
         let now = self.clock.now();
         let mut enqueued = Vec::new();
+        if self.schedules.is_empty() {
+            return Ok(enqueued);
+        }
+        let broker = self.broker.schedules()?;
         for s in &self.schedules {
-            let last = self.broker.last_tick(s.id(), &s.route).await?;
+            let last = broker.last_tick(s.id(), &s.route).await?;
             let after = match &last {
                 Some(m) => Utc
                     .timestamp_millis_opt(m.tick as i64)
@@ -220,8 +224,7 @@ impl Scheduler {
             for tick in chosen {
                 let job = s.job_for(tick);
                 let id = job.id.clone();
-                if self
-                    .broker
+                if broker
                     .claim_tick(s.id(), tick.timestamp_millis() as u64, job)
                     .await?
                 {
@@ -246,7 +249,7 @@ impl Scheduler {
     pub async fn states(&self) -> Result<Vec<ScheduleState>> {
         let mut out = Vec::with_capacity(self.schedules.len());
         for info in self.infos() {
-            out.push(state_of(&*self.broker, info).await?);
+            out.push(state_of(&self.broker, info).await?);
         }
         Ok(out)
     }
@@ -273,7 +276,8 @@ impl Scheduler {
     /// Announces the schedules in the broker, for tools without the task
     /// code ([`published_states`]).
     pub async fn publish(&self) -> Result<()> {
-        self.broker.publish_schedules(&self.infos()).await
+        let broker = self.broker.schedules()?;
+        Ok(publish_schedules(broker, &self.infos()).await?)
     }
 
     /// Claims ticks as they come due until `stop` is cancelled. Broker
@@ -312,19 +316,19 @@ impl Scheduler {
 
 /// Every schedule announced in the broker, with its last run and outcome:
 /// what the CLI and a standalone HTTP API show without the task code.
-pub async fn published_states(broker: &dyn Broker) -> Result<Vec<ScheduleState>> {
+pub async fn published_states(broker: &AnyBroker) -> Result<Vec<ScheduleState>> {
     let mut out = Vec::new();
-    for info in broker.schedules().await? {
+    for info in live_schedules(broker.schedules()?).await? {
         out.push(state_of(broker, info).await?);
     }
     Ok(out)
 }
 
-async fn state_of(broker: &dyn Broker, info: ScheduleInfo) -> Result<ScheduleState> {
+async fn state_of(broker: &AnyBroker, info: ScheduleInfo) -> Result<ScheduleState> {
     let route = Route::new(info.route.as_str())?;
-    let mark = broker.last_tick(&info.id, &route).await?;
+    let mark = broker.schedules()?.last_tick(&info.id, &route).await?;
     let record = match &mark {
-        Some(m) => broker.job(&m.job_id).await?,
+        Some(m) => broker.inspect()?.job(&m.job_id, Some(&route)).await?,
         None => None,
     };
     let at = |ms: u64| Utc.timestamp_millis_opt(ms as i64).single();

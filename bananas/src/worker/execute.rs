@@ -1,12 +1,12 @@
 //! Running one attempt of one job.
 
-use std::{panic::AssertUnwindSafe, sync::Arc, time::Duration};
+use std::{panic::AssertUnwindSafe, time::Duration};
 
 use futures::FutureExt;
 use tracing::Instrument;
 
 use crate::{
-    broker::Broker,
+    broker::AnyBroker,
     context::Context,
     job::{now_millis, Ack, Job, JobRef, Outcome},
     task::{Registry, TaskError},
@@ -24,7 +24,7 @@ use crate::{
 /// The arguments move into the handler (they are not copied); the [`Ack`]
 /// keeps only the job's [`JobRef`]. The task's [`Context`] stores progress
 /// reports in `broker`, which leased the job.
-pub async fn execute(registry: &Registry, broker: &Arc<dyn Broker>, job: Job) -> Ack {
+pub async fn execute(registry: &Registry, broker: &AnyBroker, job: Job) -> Ack {
     let started_at = now_millis();
     let run = registry
         .get(&job.task)

@@ -36,7 +36,7 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    broker::{Broker, FetchRequest, WorkerInfo},
+    broker::{AnyBroker, Broker, FetchRequest, WorkerInfo},
     job::{now_millis, Ack, Job, JobId, JobRef, Route},
     task::Registry,
     Result,
@@ -94,7 +94,7 @@ impl Default for WorkerConfig {
 /// A worker for a set of tasks on one broker. See the [module docs](self).
 #[derive(Debug)]
 pub struct Worker {
-    broker: Arc<dyn Broker>,
+    broker: AnyBroker,
     registry: Arc<Registry>,
     config: WorkerConfig,
     info: WorkerInfo,
@@ -157,7 +157,7 @@ struct LocalQueue {
 
 impl Worker {
     /// A worker running `registry`'s tasks from `broker`.
-    pub fn new(broker: Arc<dyn Broker>, registry: Registry, mut config: WorkerConfig) -> Self {
+    pub fn new(broker: AnyBroker, registry: Registry, mut config: WorkerConfig) -> Self {
         config.concurrency = config.concurrency.max(1);
         let prefetch = *config
             .prefetch
@@ -390,7 +390,7 @@ impl Worker {
 /// the executor survives it.
 async fn executor(
     registry: Arc<Registry>,
-    broker: Arc<dyn Broker>,
+    broker: AnyBroker,
     queue: Arc<LocalQueue>,
     in_flight: InFlight,
     held: Arc<Semaphore>,
@@ -436,7 +436,7 @@ pub const ACKS_IN_FLIGHT: usize = 1;
 /// `closing` is cancelled once no more acks will come (shutdown): from then
 /// on a failing batch is given up after a bounded number of retries.
 async fn ack_loop(
-    broker: Arc<dyn Broker>,
+    broker: AnyBroker,
     mut rx: mpsc::UnboundedReceiver<Ack>,
     max: usize,
     closing: CancellationToken,
@@ -489,7 +489,7 @@ async fn send_acks(broker: &dyn Broker, mut batch: Vec<Ack>, closing: &Cancellat
 
 /// Extends running jobs' leases, recovers expired ones, and beats.
 async fn keep_leases(
-    broker: Arc<dyn Broker>,
+    broker: AnyBroker,
     in_flight: InFlight,
     config: WorkerConfig,
     mut info: WorkerInfo,
@@ -529,9 +529,12 @@ async fn keep_leases(
                 }
             }
             _ = beat.tick() => {
+                // A broker without the Workers capability has no one to
+                // tell; the worker runs all the same.
+                let Ok(workers) = broker.workers() else { continue };
                 info.in_flight = in_flight.lock().len;
                 info.seen_at = now_millis();
-                if let Err(e) = broker.heartbeat(&info, Duration::from_secs(15)).await {
+                if let Err(e) = workers.heartbeat(&info, Duration::from_secs(15)).await {
                     tracing::warn!(error = %e, "heartbeat failed");
                 }
             }
@@ -568,13 +571,13 @@ mod tests {
     use async_trait::async_trait;
 
     use super::*;
-    use crate::{
-        broker::{MemoryBroker, QueueStats, ScheduleInfo, TickMark},
-        job::{JobRecord, Millis, Outcome},
-    };
+    use bananas_core::Result;
+
+    use crate::{broker::MemoryBroker, job::Outcome};
 
     /// A memory broker whose first `ack` lands and then reports an error
     /// (a reply lost on the way back); it records the tokens of every ack.
+    /// It implements only the hot path: that is all `send_acks` needs.
     #[derive(Debug, Default)]
     struct LostReply {
         inner: MemoryBroker,
@@ -590,7 +593,10 @@ mod tests {
                 .push(acks.iter().map(|a| a.job.lease_token).collect());
             self.inner.ack(acks).await?;
             if self.calls.fetch_add(1, Ordering::SeqCst) == 0 {
-                return Err(crate::Error::Broker("connection reset".into()));
+                return Err(bananas_core::Error::Unavailable {
+                    message: "connection reset".into(),
+                    source: None,
+                });
             }
             Ok(())
         }
@@ -608,42 +614,6 @@ mod tests {
         }
         async fn recover_expired(&self, routes: &[Route]) -> Result<usize> {
             self.inner.recover_expired(routes).await
-        }
-        async fn job(&self, id: &JobId) -> Result<Option<JobRecord>> {
-            self.inner.job(id).await
-        }
-        async fn wait(&self, id: &JobId, timeout: Duration) -> Result<Option<JobRecord>> {
-            self.inner.wait(id, timeout).await
-        }
-        async fn dead_jobs(&self, limit: usize) -> Result<Vec<JobRecord>> {
-            self.inner.dead_jobs(limit).await
-        }
-        async fn requeue_dead(&self, id: &JobId) -> Result<bool> {
-            self.inner.requeue_dead(id).await
-        }
-        async fn purge_dead(&self) -> Result<usize> {
-            self.inner.purge_dead().await
-        }
-        async fn stats(&self) -> Result<Vec<QueueStats>> {
-            self.inner.stats().await
-        }
-        async fn heartbeat(&self, info: &WorkerInfo, ttl: Duration) -> Result<()> {
-            self.inner.heartbeat(info, ttl).await
-        }
-        async fn workers(&self) -> Result<Vec<WorkerInfo>> {
-            self.inner.workers().await
-        }
-        async fn claim_tick(&self, schedule: &str, tick: Millis, job: Job) -> Result<bool> {
-            self.inner.claim_tick(schedule, tick, job).await
-        }
-        async fn last_tick(&self, schedule: &str, route: &Route) -> Result<Option<TickMark>> {
-            self.inner.last_tick(schedule, route).await
-        }
-        async fn publish_schedules(&self, schedules: &[ScheduleInfo]) -> Result<()> {
-            self.inner.publish_schedules(schedules).await
-        }
-        async fn schedules(&self) -> Result<Vec<ScheduleInfo>> {
-            self.inner.schedules().await
         }
         async fn ping(&self) -> Result<()> {
             self.inner.ping().await
