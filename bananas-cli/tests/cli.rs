@@ -3,7 +3,6 @@
 
 use std::{
     process::{Command, Output, Stdio},
-    sync::atomic::{AtomicU32, Ordering},
     time::Duration,
 };
 
@@ -12,33 +11,25 @@ use bananas::{
     job::{now_millis, Ack, Job, Outcome, Route},
 };
 use bananas_redis::RedisBroker;
-use redis::TypedCommands as _;
+use bananas_test_support::{redis_url, KeySpace};
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
-}
-
-/// A key prefix of this test's own, and its keys deleted at the end.
+/// A key prefix of this test's own on the shared Redis; its keys are
+/// deleted (SCAN + DEL) when it is dropped.
 struct Space {
-    prefix: String,
+    keys: KeySpace,
 }
 
 impl Space {
     fn new(test: &str) -> Self {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
         Space {
-            prefix: format!(
-                "bt-cli-{test}-{}-{}-{nanos}",
-                std::process::id(),
-                N.fetch_add(1, Ordering::Relaxed)
-            ),
+            keys: KeySpace::new(&redis_url(), &format!("cli-{test}")),
         }
+    }
+
+    fn prefix(&self) -> &str {
+        self.keys.prefix()
     }
 
     /// Runs `bananas ARGS` against this prefix.
@@ -46,7 +37,7 @@ impl Space {
         Command::new(env!("CARGO_BIN_EXE_bananas"))
             .args(args)
             .env("BANANAS_URL", redis_url())
-            .env("BANANAS_PREFIX", &self.prefix)
+            .env("BANANAS_PREFIX", self.prefix())
             .env_remove("BANANAS_API_TOKEN")
             .env_remove("BANANAS_API_URL")
             .output()
@@ -88,7 +79,7 @@ impl Space {
 
     async fn broker(&self) -> RedisBroker {
         RedisBroker::builder(&redis_url())
-            .prefix(self.prefix.clone())
+            .prefix(self.prefix())
             .connect()
             .await
             .expect("connect to Redis")
@@ -121,26 +112,6 @@ impl Space {
             .collect::<Vec<_>>();
         broker.ack(&acks).await.unwrap();
         n
-    }
-}
-
-impl Drop for Space {
-    fn drop(&mut self) {
-        // Delete this test's keys with SCAN + DEL (never FLUSHDB).
-        let Ok(client) = redis::Client::open(redis_url()) else {
-            return;
-        };
-        let Ok(mut con) = client.get_connection() else {
-            return;
-        };
-        let pattern = format!("*{}*", self.prefix);
-        let keys: Vec<String> = match con.scan_match(&pattern) {
-            Ok(iter) => iter.filter_map(|k| k.ok()).collect(),
-            Err(_) => return,
-        };
-        for chunk in keys.chunks(100) {
-            let _: redis::RedisResult<()> = redis::cmd("DEL").arg(chunk).query(&mut con);
-        }
     }
 }
 
@@ -401,7 +372,7 @@ async fn serve(s: &Space, token: Option<&str>) -> Served {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_bananas"));
     cmd.args(["serve", "--addr", "127.0.0.1:0"])
         .env("BANANAS_URL", redis_url())
-        .env("BANANAS_PREFIX", &s.prefix)
+        .env("BANANAS_PREFIX", s.prefix())
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

@@ -11,6 +11,7 @@ use bananas_core::{
     job::now_millis,
     Broker, JobState, Outcome, Priority,
 };
+use bananas_test_support::{eventually, redis_url, Raw, RedisServer};
 use common::{scenarios, *};
 
 macro_rules! shared_scenario {
@@ -25,7 +26,7 @@ macro_rules! shared_scenario {
         #[tokio::test]
         async fn $name() {
             let (b, cleanup) = shared_broker(stringify!($name)).await;
-            scenarios::$name(&b, &cleanup.url, &cleanup.prefix).await;
+            scenarios::$name(&b, cleanup.url(), cleanup.prefix()).await;
         }
     };
 }
@@ -48,8 +49,8 @@ shared_scenario!(no_leftovers, raw);
 #[tokio::test]
 async fn only_results_are_left_behind() {
     let (b, cleanup) = shared_broker("leftovers").await;
-    scenarios::no_leftovers(&b, &cleanup.url, &cleanup.prefix).await;
-    let p = &cleanup.prefix;
+    scenarios::no_leftovers(&b, cleanup.url(), cleanup.prefix()).await;
+    let p = cleanup.prefix();
     let keys = cleanup.keys();
     let results = keys
         .iter()
@@ -91,10 +92,10 @@ async fn results_expire_with_their_ttl() {
     .unwrap();
     assert!(b.job(&got[0].id, None).await.unwrap().is_some());
     for id in [&j1.id, &j2.id] {
-        eventually("the record expired", || {
+        eventually(Duration::from_secs(20), "the record expired", || {
             let b = b.clone();
             let id = id.clone();
-            async move { b.job(&id, None).await.unwrap().is_none() }
+            async move { b.job(&id, None).await.unwrap().is_none().then_some(()) }
         })
         .await;
     }
@@ -120,13 +121,17 @@ async fn heartbeats_list_live_workers() {
     b.heartbeat(&info("w2"), Duration::from_millis(50))
         .await
         .unwrap();
-    eventually("the short heartbeat expired", || {
-        let b = b.clone();
-        async move {
-            let w = b.workers().await.unwrap();
-            w.len() == 1 && w[0].id == "w1"
-        }
-    })
+    eventually(
+        Duration::from_secs(20),
+        "the short heartbeat expired",
+        || {
+            let b = b.clone();
+            async move {
+                let w = b.workers().await.unwrap();
+                (w.len() == 1 && w[0].id == "w1").then_some(())
+            }
+        },
+    )
     .await;
 }
 
@@ -149,12 +154,12 @@ async fn bad_settings_are_config_errors() {
 /// against a gross regression.
 #[tokio::test]
 async fn queued_jobs_are_compact() {
-    let server = PrivateRedis::start(false);
+    let server = RedisServer::start();
     let (b, _cleanup) = broker_on(&server.url(), "mem", |c| c).await;
     b.enqueue(vec![job_on("default", Priority::Normal, 0)])
         .await
         .unwrap();
-    let used = |s: &PrivateRedis| -> i64 {
+    let used = |s: &RedisServer| -> i64 {
         let info = s.cli(&["info", "memory"]);
         info.lines()
             .find_map(|l| l.strip_prefix("used_memory:"))
@@ -176,7 +181,7 @@ async fn queued_jobs_are_compact() {
 /// an idle fetch; the broker reconnects by itself.
 #[tokio::test]
 async fn reconnects_after_client_kill() {
-    let server = PrivateRedis::start(false);
+    let server = RedisServer::start();
     let (b, _cleanup) = broker_on(&server.url(), "kill", |c| c).await;
     b.enqueue(vec![job_on("k", Priority::Normal, 0)])
         .await
@@ -188,18 +193,25 @@ async fn reconnects_after_client_kill() {
         r.block = Duration::from_secs(30);
         tokio::spawn(async move { b.fetch(&r).await })
     };
-    eventually("the idle fetch is blocked", || async {
-        server.cli(&["client", "list"]).contains("cmd=blpop")
-    })
+    eventually(
+        Duration::from_secs(20),
+        "the idle fetch is blocked",
+        || async {
+            server
+                .cli(&["client", "list"])
+                .contains("cmd=blpop")
+                .then_some(())
+        },
+    )
     .await;
     server.cli(&["client", "kill", "type", "normal"]);
     // The blocked fetch returns (empty or with an error) instead of hanging.
     let _ = idle.await.unwrap();
     let j = job_on("k", Priority::Normal, 1);
-    eventually("enqueue works again", || {
+    eventually(Duration::from_secs(20), "enqueue works again", || {
         let b = b.clone();
         let j = j.clone();
-        async move { b.enqueue(vec![j]).await.is_ok() }
+        async move { b.enqueue(vec![j]).await.ok() }
     })
     .await;
     let got = fetch_n(&b, &["k"], 1).await;
@@ -215,7 +227,7 @@ async fn reconnects_after_client_kill() {
 /// broker resumes without help.
 #[tokio::test]
 async fn resumes_after_a_restart_without_losing_jobs() {
-    let mut server = PrivateRedis::start(true);
+    let mut server = RedisServer::builder().appendonly().start();
     let (b, _cleanup) = broker_on(&server.url(), "restart", |c| c).await;
     let jobs: Vec<_> = (0..100)
         .map(|i| job_on("rs", Priority::Normal, i))
@@ -236,9 +248,9 @@ async fn resumes_after_a_restart_without_losing_jobs() {
         .await
         .is_err());
     server.start_again();
-    eventually("the broker answers again", || {
+    eventually(Duration::from_secs(20), "the broker answers again", || {
         let b = b.clone();
-        async move { b.ping().await.is_ok() }
+        async move { b.ping().await.ok() }
     })
     .await;
     let rest = fetch_n(&b, &["rs"], 90).await;
@@ -254,7 +266,7 @@ async fn resumes_after_a_restart_without_losing_jobs() {
 /// loads it again and nothing fails.
 #[tokio::test]
 async fn reloads_its_functions_when_the_server_lost_them() {
-    let server = PrivateRedis::start(false);
+    let server = RedisServer::start();
     let (b, _cleanup) = broker_on(&server.url(), "reload", |c| c).await;
     assert!(
         server.cli(&["function", "list"]).contains("bananas_"),
@@ -279,7 +291,7 @@ async fn reloads_its_functions_when_the_server_lost_them() {
 /// gets the same scripts through EVALSHA.
 #[tokio::test]
 async fn runs_scripts_with_evalsha_where_functions_are_unavailable() {
-    let server = PrivateRedis::start(false);
+    let server = RedisServer::start();
     server.cli(&[
         "acl",
         "setuser",
@@ -291,7 +303,7 @@ async fn runs_scripts_with_evalsha_where_functions_are_unavailable() {
         "+@all",
         "-function",
     ]);
-    let url = format!("redis://nofn:pw@127.0.0.1:{}", server.port);
+    let url = format!("redis://nofn:pw@127.0.0.1:{}", server.port());
     let (b, _cleanup) = broker_on(&url, "evalsha", |c| c).await;
     b.enqueue(vec![job_on("ev", Priority::Normal, 0)])
         .await
@@ -317,8 +329,8 @@ async fn a_lost_route_registry_is_rebuilt() {
     let j = job_on("lost", Priority::Normal, 1);
     let id = j.id.clone();
     b.enqueue(vec![j]).await.unwrap();
-    let other = bananas_redis::RedisBroker::builder(&cleanup.url)
-        .prefix(&cleanup.prefix)
+    let other = bananas_redis::RedisBroker::builder(cleanup.url())
+        .prefix(cleanup.prefix())
         .connect()
         .await
         .unwrap();
@@ -327,9 +339,9 @@ async fn a_lost_route_registry_is_rebuilt() {
     };
     assert!(listed(other.stats().await.unwrap()));
 
-    let mut raw = Raw::connect(&cleanup.url).await;
+    let mut raw = Raw::connect(cleanup.url()).await;
     let _: i64 = raw
-        .query(redis::cmd("DEL").arg(format!("{{{}}}:routes", cleanup.prefix)))
+        .query(redis::cmd("DEL").arg(format!("{{{}}}:routes", cleanup.prefix())))
         .await;
     assert!(
         !listed(other.stats().await.unwrap()),
@@ -368,14 +380,14 @@ async fn a_lost_route_registry_is_rebuilt() {
 /// gets the job.
 #[tokio::test]
 async fn an_idle_fetch_survives_a_lost_function_library() {
-    let server = PrivateRedis::start(false);
+    let server = RedisServer::start();
     let (b, cleanup) = broker_on(&server.url(), "flush", |c| c).await;
     let blocking = bananas_core::broker::FetchRequest {
         block: Duration::from_secs(5),
         ..req(&["default"], 10)
     };
     let raw = Raw::connect(&server.url()).await;
-    let wake = format!("{{{}:default}}:wake", cleanup.prefix);
+    let wake = format!("{{{}:default}}:wake", cleanup.prefix());
     let (got, _) = tokio::join!(
         async {
             let t = std::time::Instant::now();
@@ -385,13 +397,17 @@ async fn an_idle_fetch_survives_a_lost_function_library() {
             // Wait until the fetch is blocked in its BLPOP (this server is
             // the test's own: no other client blocks on it).
             let mut probe = raw.clone();
-            eventually("the fetch blocked in BLPOP", || {
-                let mut probe = probe.clone();
-                async move {
-                    let clients: String = probe.query(redis::cmd("CLIENT").arg("LIST")).await;
-                    clients.contains("cmd=blpop")
-                }
-            })
+            eventually(
+                Duration::from_secs(20),
+                "the fetch blocked in BLPOP",
+                || {
+                    let mut probe = probe.clone();
+                    async move {
+                        let clients: String = probe.query(redis::cmd("CLIENT").arg("LIST")).await;
+                        clients.contains("cmd=blpop").then_some(())
+                    }
+                },
+            )
             .await;
             let _: String = probe.query(redis::cmd("FUNCTION").arg("FLUSH")).await;
             let _: i64 = probe.query(redis::cmd("LPUSH").arg(&wake).arg("1")).await;

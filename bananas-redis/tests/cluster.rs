@@ -6,16 +6,17 @@ mod common;
 use std::time::{Duration, Instant};
 
 use bananas_core::{broker::Inspect, Broker, JobState, Outcome};
+use bananas_test_support::{unique_prefix, RedisCluster};
 use common::{scenarios, *};
 use serde_json::value::RawValue;
 
 #[tokio::test]
 async fn behaviour_on_a_redis_cluster() {
-    let cluster = PrivateCluster::start();
+    let cluster = RedisCluster::start();
     let url = cluster.url();
     let connect = |name: &str| {
         let url = url.clone();
-        let prefix = unique(name);
+        let prefix = unique_prefix(name);
         async move {
             let b = bananas_redis::RedisBroker::builder(&url)
                 .prefix(&prefix)
@@ -84,8 +85,8 @@ async fn one_job(b: &bananas_redis::RedisBroker) -> bananas_core::Result<()> {
 /// library are restored by themselves.
 #[tokio::test]
 async fn a_restarted_cluster_is_reconnected() {
-    let mut cluster = PrivateCluster::start();
-    let prefix = unique("restart");
+    let mut cluster = RedisCluster::start();
+    let prefix = unique_prefix("restart");
     let b = bananas_redis::RedisBroker::builder(&cluster.url())
         .prefix(&prefix)
         .response_timeout(Duration::from_secs(2))

@@ -428,40 +428,15 @@ async fn health_is_200_when_the_broker_answers_and_503_when_not() {
     assert_eq!(r.json(), json!({"status": "ok"}));
 
     // A real Redis broker whose private server then goes away.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut redis = std::process::Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-        ])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("redis-server is installed");
-    let url = format!("redis://127.0.0.1:{port}");
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let broker = loop {
-        match bananas_redis::RedisBroker::builder(&url)
-            .response_timeout(Duration::from_secs(1))
-            .connect()
-            .await
-        {
-            Ok(b) => break b,
-            Err(e) if std::time::Instant::now() > deadline => panic!("redis-server: {e}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-        }
-    };
+    let mut redis = bananas_test_support::RedisServer::start();
+    let broker = bananas_redis::RedisBroker::builder(&redis.url())
+        .response_timeout(Duration::from_secs(1))
+        .connect()
+        .await
+        .expect("connect to the private redis-server");
     let server = start(ApiState::new(Client::new(Arc::new(broker)))).await;
     assert_eq!(server.get("/health").await.status, 200);
-    redis.kill().unwrap();
-    redis.wait().unwrap();
+    redis.kill();
     let r = server.get("/health").await;
     assert_eq!(r.status, 503);
     assert_eq!(r.json()["status"], "unavailable");

@@ -8,6 +8,7 @@ mod http_util;
 use std::{sync::Arc, time::Duration};
 
 use bananas::{http::ApiState, task::Registry, App, JobId, JobState};
+use bananas_test_support::{redis_url, KeySpace};
 use serde_json::json;
 
 /// Adds two numbers.
@@ -22,42 +23,12 @@ async fn doomed() -> anyhow::Result<()> {
     anyhow::bail!("doomed")
 }
 
-fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
-}
-
-/// Deletes the keys under `prefix` when dropped (SCAN-free KEYS on a test
-/// prefix; never FLUSHDB).
-struct Cleanup(String);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let Ok(client) = redis::Client::open(redis_url()) else {
-            return;
-        };
-        let Ok(mut con) = client.get_connection() else {
-            return;
-        };
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("*{}*", self.0))
-            .query(&mut con)
-            .unwrap_or_default();
-        for chunk in keys.chunks(100) {
-            let _: redis::RedisResult<()> = redis::cmd("DEL").arg(chunk).query(&mut con);
-        }
-    }
-}
-
 #[tokio::test]
 async fn quickstart_over_http_on_redis() {
-    let prefix = format!(
-        "bt-http-{}-{}",
-        std::process::id(),
-        bananas::job::now_millis()
-    );
-    let _cleanup = Cleanup(prefix.clone());
-    let broker = bananas_redis::RedisBroker::builder(&redis_url())
-        .prefix(prefix)
+    // The test's keys are deleted (SCAN + DEL) when `space` is dropped.
+    let space = KeySpace::new(&redis_url(), "http");
+    let broker = bananas_redis::RedisBroker::builder(space.url())
+        .prefix(space.prefix())
         .connect()
         .await
         .expect("Redis at REDIS_URL or 127.0.0.1:6379");

@@ -4,7 +4,7 @@
 use std::{net::SocketAddr, time::Duration};
 
 use bananas::{app::Settings, App};
-use bananas_tests::free_port;
+use bananas_test_support::free_port;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[bananas::task]

@@ -303,8 +303,8 @@ async fn progress_lives_with_the_attempt(kind: Kind) {
     let got = b.fetch(&fetch_req(1)).await.unwrap();
     assert_eq!(got[0].attempt, 2);
     assert_eq!(progress(b, &idd).await, None);
-    if let Some((url, prefix)) = &tb.redis {
-        let keys = bananas_tests::keys_with(url, prefix).await.unwrap();
+    if let Some(space) = &tb.redis {
+        let keys = space.keys();
         assert!(
             !keys.iter().any(|k| k.ends_with(":progress")),
             "no report outlives its attempt: {keys:?}"
@@ -318,13 +318,14 @@ async fn progress_lives_with_the_attempt(kind: Kind) {
 /// broker registers on the wait's first poll, which `join!` makes before
 /// this runs; Redis keeps a count in the route's waiters hash.
 async fn until_waiting(tb: &TestBroker, id: &bananas::job::JobId) {
-    let Some((url, prefix)) = &tb.redis else {
+    let Some(space) = &tb.redis else {
         return;
     };
-    let client = ::redis::Client::open(url.as_str()).unwrap();
+    let prefix = space.prefix();
+    let client = ::redis::Client::open(space.url()).unwrap();
     let con = client.get_multiplexed_async_connection().await.unwrap();
     let key = format!("{{{prefix}:default}}:waiters");
-    bananas_tests::eventually(Duration::from_secs(10), "the waiter registered", || {
+    bananas_test_support::eventually(Duration::from_secs(10), "the waiter registered", || {
         let (mut con, key) = (con.clone(), key.clone());
         async move {
             let n: i64 = ::redis::cmd("HEXISTS")
@@ -530,7 +531,7 @@ async fn heartbeats_list_live_workers(kind: Kind) {
     let tb = TestBroker::new(kind, "workers").await;
     let b = &tb.broker;
     let info = WorkerInfo {
-        id: format!("w-{}", bananas_tests::unique_prefix("w")),
+        id: format!("w-{}", bananas_test_support::unique_prefix("w")),
         host: "h".into(),
         pid: 1,
         routes: vec!["default".into()],
@@ -655,7 +656,7 @@ async fn memory_results_expire_with_their_ttls() {
         .await
         .unwrap()
         .is_some());
-    bananas_tests::eventually(Duration::from_secs(5), "result expired", || {
+    bananas_test_support::eventually(Duration::from_secs(5), "result expired", || {
         let b = b.clone();
         let id = ok_id.clone();
         async move {
@@ -674,7 +675,7 @@ async fn memory_results_expire_with_their_ttls() {
         1,
         "dead jobs are kept longer"
     );
-    bananas_tests::eventually(Duration::from_secs(5), "dead job expired", || {
+    bananas_test_support::eventually(Duration::from_secs(5), "dead job expired", || {
         let b = b.clone();
         let id = bad_id.clone();
         async move {

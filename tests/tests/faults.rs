@@ -12,7 +12,8 @@ use bananas::{
     job::{Job, JobId, JobState},
     Client,
 };
-use bananas_tests::{eventually, RedisServer, TestBroker};
+use bananas_test_support::{eventually, RedisServer};
+use bananas_tests::TestBroker;
 use serde_json::value::RawValue;
 
 const RUNS_KEY: &str = "fault-runs";
@@ -98,9 +99,9 @@ async fn enqueue_retrying(broker: &AnyBroker, jobs: Vec<Job>) {
 /// second worker, none lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_worker_jobs_run_elsewhere() {
-    let server = RedisServer::start(false);
+    let server = RedisServer::start();
     let tb = TestBroker::redis(&server.url(), "sigkill").await;
-    let prefix = tb.redis.as_ref().unwrap().1.clone();
+    let prefix = tb.redis.as_ref().unwrap().prefix().to_owned();
     let broker = tb.broker.clone();
     let jobs: Vec<Job> = (0..100).map(|_| fault_job(60_000)).collect();
     let ids: Vec<JobId> = jobs.iter().map(|j| j.id.clone()).collect();
@@ -147,9 +148,9 @@ async fn killed_worker_jobs_run_elsewhere() {
 /// worker recovers and every job whose enqueue was acknowledged completes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_restart_loses_no_acknowledged_job() {
-    let mut server = RedisServer::start(true);
+    let mut server = RedisServer::builder().appendonly().start();
     let tb = TestBroker::redis(&server.url(), "restart").await;
-    let prefix = tb.redis.as_ref().unwrap().1.clone();
+    let prefix = tb.redis.as_ref().unwrap().prefix().to_owned();
     let broker = tb.broker.clone();
     let w = worker(&server, &prefix, 10);
 
@@ -180,9 +181,9 @@ async fn redis_restart_loses_no_acknowledged_job() {
 /// carry on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_connections_reconnect() {
-    let server = RedisServer::start(false);
+    let server = RedisServer::start();
     let tb = TestBroker::redis(&server.url(), "clientkill").await;
-    let prefix = tb.redis.as_ref().unwrap().1.clone();
+    let prefix = tb.redis.as_ref().unwrap().prefix().to_owned();
     let broker = tb.broker.clone();
     let w = worker(&server, &prefix, 10);
     let admin = redis::Client::open(server.url()).unwrap();
@@ -221,9 +222,9 @@ async fn killed_connections_reconnect() {
 /// runs exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_workers_run_each_job_exactly_once() {
-    let server = RedisServer::start(false);
+    let server = RedisServer::start();
     let tb = TestBroker::redis(&server.url(), "race").await;
-    let prefix = tb.redis.as_ref().unwrap().1.clone();
+    let prefix = tb.redis.as_ref().unwrap().prefix().to_owned();
     let broker = tb.broker.clone();
     let jobs: Vec<Job> = (0..10_000).map(|_| fault_job(0)).collect();
     let ids: Vec<JobId> = jobs.iter().map(|j| j.id.clone()).collect();
@@ -264,7 +265,7 @@ fn fetch_default(max: usize) -> bananas::broker::FetchRequest {
 /// with its lease token. The rolled-back job is still queued and runs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acks_leased_before_a_rollback_are_checked() {
-    let mut server = RedisServer::start(false);
+    let mut server = RedisServer::start();
     let tb = TestBroker::redis(&server.url(), "rollback").await;
     let broker = tb.broker.clone();
     let fetch = fetch_default(10);
@@ -274,10 +275,8 @@ async fn acks_leased_before_a_rollback_are_checked() {
     let job = fault_job(0);
     let id = job.id.clone();
     broker.enqueue(vec![job]).await.unwrap();
-    let client = redis::Client::open(server.url()).unwrap();
-    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
     // Snapshot with the job queued, then lease it.
-    let _: String = redis::cmd("SAVE").query_async(&mut raw).await.unwrap();
+    server.save();
     let leased = broker.fetch(&fetch).await.unwrap();
     assert_eq!(leased.len(), 1);
     assert_ne!(leased[0].lease_token, 0);
@@ -320,8 +319,8 @@ async fn acks_leased_before_a_rollback_are_checked() {
 /// before are not trusted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failover_starts_a_new_epoch() {
-    let first = RedisServer::start(false);
-    let second = RedisServer::start(false);
+    let first = RedisServer::start();
+    let second = RedisServer::start();
     let tb = TestBroker::redis(&first.url(), "failover").await;
     let broker = tb.broker.clone();
     let fetch = fetch_default(10);
@@ -329,46 +328,13 @@ async fn a_failover_starts_a_new_epoch() {
     let before = broker.fetch(&fetch).await.unwrap();
     assert_eq!(before.len(), 1);
 
-    let cmd = |url: String, args: Vec<String>| async move {
-        let client = redis::Client::open(url).unwrap();
-        let mut c = client.get_multiplexed_async_connection().await.unwrap();
-        let mut cmd = redis::cmd(&args[0]);
-        for a in &args[1..] {
-            cmd.arg(a);
-        }
-        let _: redis::Value = cmd.query_async(&mut c).await.unwrap();
-    };
-    let replicaof = |url: String, port: Option<u16>| {
-        let args = match port {
-            Some(p) => vec!["REPLICAOF".into(), "127.0.0.1".into(), p.to_string()],
-            None => vec!["REPLICAOF".into(), "NO".into(), "ONE".into()],
-        };
-        cmd(url, args)
-    };
     // `second` follows `first`, takes over, and `first` follows it; then
     // `first` is promoted back: same process, same run id, new history.
-    replicaof(second.url(), Some(first.port)).await;
-    let synced = |url: String| async move {
-        let client = redis::Client::open(url).unwrap();
-        let mut c = client.get_multiplexed_async_connection().await.unwrap();
-        let info: String = redis::cmd("INFO")
-            .arg("replication")
-            .query_async(&mut c)
-            .await
-            .unwrap();
-        info.contains("master_link_status:up").then_some(())
-    };
-    eventually(Duration::from_secs(20), "second in sync", || {
-        synced(second.url())
-    })
-    .await;
-    replicaof(second.url(), None).await;
-    replicaof(first.url(), Some(second.port)).await;
-    eventually(Duration::from_secs(20), "first in sync", || {
-        synced(first.url())
-    })
-    .await;
-    replicaof(first.url(), None).await;
+    // (Each `replicate` waits until the replica is in sync.)
+    second.replicate(&first);
+    second.promote();
+    first.replicate(&second);
+    first.promote();
 
     // The job is still leased (the lease was replicated); a new job fetched
     // now carries a token for a different epoch.

@@ -11,7 +11,8 @@ use bananas::{
     task::Registry,
     App, JobId,
 };
-use bananas_tests::{eventually, Kind, RedisServer, TestBroker};
+use bananas_test_support::{eventually, RedisServer};
+use bananas_tests::{Kind, TestBroker};
 use chrono::{DateTime, TimeZone, Utc};
 
 #[bananas::periodic(cron = "* * * * * *")]
@@ -108,7 +109,7 @@ async fn three_schedulers_memory() {
 
 #[tokio::test]
 async fn three_schedulers_private_redis() {
-    let server = RedisServer::start(false);
+    let server = RedisServer::start();
     let tb = TestBroker::redis(&server.url(), "sched3").await;
     three_schedulers_ten_ticks(tb.broker.clone()).await;
 }

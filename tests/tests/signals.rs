@@ -8,7 +8,8 @@ use std::{
 };
 
 use bananas::job::{Job, JobId, JobState};
-use bananas_tests::{eventually, RedisServer, TestBroker};
+use bananas_test_support::{eventually, RedisServer};
+use bananas_tests::TestBroker;
 use serde_json::value::RawValue;
 
 fn fault_job(first_ms: u64) -> Job {
@@ -17,9 +18,9 @@ fn fault_job(first_ms: u64) -> Job {
 }
 
 async fn sigterm_with(first_ms: u64, shutdown_timeout: &str) -> (Vec<JobState>, Vec<u32>) {
-    let server = RedisServer::start(false);
+    let server = RedisServer::start();
     let tb = TestBroker::redis(&server.url(), "sigterm").await;
-    let prefix = tb.redis.as_ref().unwrap().1.clone();
+    let prefix = tb.redis.as_ref().unwrap().prefix().to_owned();
     let broker = tb.broker.clone();
     let jobs: Vec<Job> = (0..5).map(|_| fault_job(first_ms)).collect();
     let ids: Vec<JobId> = jobs.iter().map(|j| j.id.clone()).collect();

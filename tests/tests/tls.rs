@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use bananas::App;
-use bananas_tests::RedisServer;
+use bananas_test_support::RedisServer;
 
 #[bananas::task]
 async fn tls_add(a: i64, b: i64) -> i64 {
@@ -16,8 +16,8 @@ async fn tls_add(a: i64, b: i64) -> i64 {
 /// blocking idle fetch on its own connection, the ack and the stored result.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_run_over_tls_with_a_private_ca() {
-    let (server, _cert) = RedisServer::start_tls();
-    let ca = server.dir.join("ca.pem");
+    let server = RedisServer::builder().tls().start();
+    let ca = server.ca_file().expect("a TLS server has a CA");
     let url = format!("{}?prefix=tls&tls_ca={}", server.url(), ca.display());
     let broker = bananas::app::connect_broker(&url)
         .await
@@ -49,7 +49,7 @@ async fn jobs_run_over_tls_with_a_private_ca() {
 /// that says so.
 #[tokio::test]
 async fn an_untrusted_certificate_is_refused() {
-    let (server, _cert) = RedisServer::start_tls();
+    let server = RedisServer::builder().tls().start();
     let err = bananas::app::connect_broker(&server.url())
         .await
         .expect_err("a self-signed certificate must not be trusted by default");
@@ -60,7 +60,8 @@ async fn an_untrusted_certificate_is_refused() {
 /// The builder takes the CA as PEM bytes.
 #[tokio::test]
 async fn the_builder_takes_a_ca_certificate() {
-    let (server, cert) = RedisServer::start_tls();
+    let server = RedisServer::builder().tls().start();
+    let cert = std::fs::read(server.ca_file().expect("a TLS server has a CA")).unwrap();
     let broker = bananas_redis::RedisBroker::builder(&server.url())
         .prefix("tls-builder")
         .tls_ca_cert(cert)

@@ -9,7 +9,8 @@ use bananas::{
     job::{Job, JobState, Priority, Route},
     App, Context, Error,
 };
-use bananas_tests::{broker_suite, eventually, Kind, TestBroker};
+use bananas_test_support::eventually;
+use bananas_tests::{broker_suite, Kind, TestBroker};
 use serde_json::value::RawValue;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -396,7 +397,7 @@ async fn routes_keep_jobs_to_their_pool(kind: Kind) {
 
 async fn priorities_do_not_starve_low(kind: Kind) {
     let tb = TestBroker::new(kind, "priorities").await;
-    let tag = bananas_tests::unique_prefix("prio");
+    let tag = bananas_test_support::unique_prefix("prio");
     let client = bananas::Client::new(tb.broker.clone());
     // A steady stream: 300 high jobs queued ahead of 10 low ones.
     let mut jobs = Vec::new();
@@ -432,7 +433,7 @@ async fn priorities_do_not_starve_low(kind: Kind) {
 
 async fn concurrency_is_bounded(kind: Kind) {
     let tb = TestBroker::new(kind, "concurrency").await;
-    let tag = bananas_tests::unique_prefix("conc");
+    let tag = bananas_test_support::unique_prefix("conc");
     let client = bananas::Client::new(tb.broker.clone());
     let mut handles = Vec::new();
     for _ in 0..12 {
@@ -482,7 +483,7 @@ async fn dead_letter_requeue_and_purge(kind: Kind) {
     let w = start(&tb, |b| b).await;
     let client = w.app.client().clone();
     let broker = client.broker().clone();
-    let tag = bananas_tests::unique_prefix("gate");
+    let tag = bananas_test_support::unique_prefix("gate");
     let h = gated::submit(tag.clone()).on(&client).send().await.unwrap();
     assert!(matches!(h.wait(WAIT).await, Err(Error::JobFailed(_))));
     let other = always_fails::submit("y".into())

@@ -9,6 +9,7 @@ use bananas_core::{
     Broker, Job, JobId, JobState, Outcome, Priority, Route,
 };
 use bananas_redis::RedisBroker;
+use bananas_test_support::{eventually, Raw};
 
 use super::*;
 
@@ -287,10 +288,10 @@ pub async fn wait(b: &RedisBroker, raw_url: &str, prefix: &str) {
             tokio::spawn(async move { b.wait(&id, None, Duration::from_secs(20)).await })
         };
         let id = j.id.to_string();
-        eventually("the waiter registered", || {
+        eventually(Duration::from_secs(20), "the waiter registered", || {
             let cmd = redis::cmd("HEXISTS").arg(&waiters).arg(&id).clone();
             let mut raw = raw.clone();
-            async move { raw.query::<bool>(&cmd).await }
+            async move { raw.query::<bool>(&cmd).await.then_some(()) }
         })
         .await;
         let got = fetch_n(b, &["wait"], 1).await;
@@ -332,9 +333,11 @@ pub async fn wait(b: &RedisBroker, raw_url: &str, prefix: &str) {
 }
 
 async fn wait_past(deadline_ms: u64) {
-    eventually("the clock passed the lease deadline", || async move {
-        now_millis() > deadline_ms
-    })
+    eventually(
+        Duration::from_secs(20),
+        "the clock passed the lease deadline",
+        || async move { (now_millis() > deadline_ms).then_some(()) },
+    )
     .await;
 }
 
