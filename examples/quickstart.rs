@@ -52,7 +52,7 @@ async fn main() -> anyhow::Result<()> {
     app.install();
     println!(
         "bananas quickstart: broker {}, {} tasks registered: {}",
-        bananas::app::redact(&app.settings().url),
+        bananas::connect::redact(&app.settings().url),
         app.registry().len(),
         app.registry()
             .iter()

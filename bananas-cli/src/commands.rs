@@ -72,7 +72,7 @@ fn print(json: bool, value: Value, human: impl FnOnce() -> String) {
 
 /// Connects to `url`; with a Redis URL and `prefix`, under that key prefix.
 async fn connect(url: &str, prefix: Option<&str>) -> Result<Client, String> {
-    let redacted = bananas::app::redact(url);
+    let redacted = bananas::connect::redact(url);
     let with = |e: bananas::Error| format!("cannot connect to the broker at `{redacted}`: {e}");
     let with_b = |e: bananas::error::BrokerError| with(e.into());
     #[cfg(feature = "redis")]
@@ -442,7 +442,7 @@ async fn serve(client: Client, args: ServeArgs) -> Result<(), String> {
     let signal = {
         let stop = stop.clone();
         async move {
-            bananas::app::shutdown_signal().await;
+            bananas::signal::shutdown_signal().await;
             stop.cancel();
         }
     };

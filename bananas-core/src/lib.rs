@@ -12,6 +12,7 @@ pub mod error;
 pub mod job;
 pub mod priority;
 pub mod rules;
+pub mod url;
 
 pub use broker::{AnyBroker, Broker};
 pub use error::{Capability, Error, Result};

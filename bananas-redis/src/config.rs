@@ -111,7 +111,7 @@ impl RedisConfig {
         }
         if self.url.contains("tls_ca=") {
             return Err(Error::Config(
-                "`tls_ca` in the URL is read by bananas::app::connect_broker (BANANAS_URL); \
+                "`tls_ca` in the URL is read by bananas::connect::connect_broker (BANANAS_URL); \
                  with RedisBroker::builder, pass the PEM with `.tls_ca_cert(…)`"
                     .into(),
             ));

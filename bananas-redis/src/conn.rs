@@ -295,13 +295,9 @@ pub(crate) async fn open(
     }
 }
 
-/// The URL without its password, for messages.
-pub(crate) fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => format!("{}://***@{}", &url[..s], &url[at + 1..]),
-        _ => url.to_owned(),
-    }
-}
+/// The URL without its password, for messages (the one copy lives in
+/// `bananas-core`).
+pub(crate) use bananas_core::url::redact;
 
 /// Whether the error says the script is not cached on the server.
 pub(crate) fn is_noscript(e: &RedisError) -> bool {

@@ -26,14 +26,21 @@
 //! ```
 //!
 //! The pieces, each in its own module:
-//! - [`task`](mod@task): what `#[bananas::task]` registers and generates;
+//! - [`task`](mod@task): what `#[bananas::task]` registers;
+//! - [`submit`]: the typed submission API it generates;
+//! - [`client`]: the [`Client`] that submits jobs and reads results;
 //! - [`broker`]: the broker contract and the in-memory broker;
+//! - [`connect`]: broker URLs, and connecting to the broker one names;
 //! - [`worker`]: fetching, running, retrying and acknowledging jobs;
 //! - [`scheduler`]: periodic tasks;
-//! - [`app`]: configuration and start-up.
+//! - [`settings`]: configuration from the environment;
+//! - [`app`]: start-up and the run loop;
+//! - [`signal`]: the shutdown signal.
 
 pub mod app;
 pub mod broker;
+pub mod client;
+pub mod connect;
 pub mod context;
 pub mod error;
 #[cfg(feature = "http")]
@@ -41,6 +48,9 @@ pub mod http;
 #[cfg(feature = "http")]
 pub mod metrics;
 pub mod scheduler;
+pub mod settings;
+pub mod signal;
+pub mod submit;
 pub mod task;
 pub mod worker;
 
@@ -51,8 +61,9 @@ pub mod __private;
 pub use bananas_core::{job, priority, rules};
 pub use error::{Error, Result};
 
-pub use app::{App, AppBuilder, Client};
+pub use app::{App, AppBuilder};
 pub use bananas_macros::{periodic, task};
+pub use client::Client;
 pub use context::Context;
 pub use job::{Job, JobId, JobRecord, JobState, Priority, Route};
-pub use task::{JobHandle, Submit};
+pub use submit::{JobHandle, Submit};

@@ -15,9 +15,10 @@ pub use crate::{
     context::Context,
     error::Error,
     job::Priority,
+    submit::{JobHandle, Submit},
     task::{
-        ArgsCheck, Backoff, BoxFuture, Handler, HandlerResult, JobHandle, Missed, ScheduleDef,
-        Submit, TaskDef, TaskError,
+        ArgsCheck, Backoff, BoxFuture, Handler, HandlerResult, Missed, ScheduleDef, TaskDef,
+        TaskError,
     },
 };
 

@@ -1,9 +1,10 @@
-//! `bananas::app` configuration from the environment. One test, because the
-//! environment is shared by every thread of the process.
+//! Configuration from the environment (`bananas::settings`) and broker URLs
+//! (`bananas::connect`). One test for the environment, because it is shared by
+//! every thread of the process.
 
 use std::time::Duration;
 
-use bananas::app::Settings;
+use bananas::settings::Settings;
 
 #[test]
 fn settings_from_env() {
@@ -67,22 +68,24 @@ fn settings_from_env() {
 
 #[tokio::test]
 async fn unknown_broker_urls_are_rejected() {
-    let err = bananas::app::connect_broker("kafka://x").await.unwrap_err();
+    let err = bananas::connect::connect_broker("kafka://x")
+        .await
+        .unwrap_err();
     assert!(
         err.to_string()
             .contains("unsupported broker URL `kafka://x`"),
         "{err}"
     );
-    let err = bananas::app::connect_broker("redis://127.0.0.1:6379?prefix=")
+    let err = bananas::connect::connect_broker("redis://127.0.0.1:6379?prefix=")
         .await
         .unwrap_err();
     assert!(err.to_string().contains("prefix"), "{err}");
-    let err = bananas::app::connect_broker("memory://?result_ttl=soon")
+    let err = bananas::connect::connect_broker("memory://?result_ttl=soon")
         .await
         .unwrap_err();
     assert!(err.to_string().contains("`result_ttl=soon`"), "{err}");
 
-    let opts = bananas::app::UrlOptions::parse(
+    let opts = bananas::connect::UrlOptions::parse(
         "redis://u:p@h:1/0?prefix=app&result_ttl=60&failure_ttl=2.5&protocol=resp3",
     )
     .unwrap();
@@ -93,7 +96,7 @@ async fn unknown_broker_urls_are_rejected() {
 
     // A fragment stays on the URL, out of the last parameter's value.
     let opts =
-        bananas::app::UrlOptions::parse("rediss://h:1/?prefix=app&tls_ca=/etc/ca.pem#insecure")
+        bananas::connect::UrlOptions::parse("rediss://h:1/?prefix=app&tls_ca=/etc/ca.pem#insecure")
             .unwrap();
     assert_eq!(opts.url, "rediss://h:1/#insecure");
     assert_eq!(opts.prefix.as_deref(), Some("app"));
@@ -103,7 +106,7 @@ async fn unknown_broker_urls_are_rejected() {
     );
 
     // A CA file that cannot be read, or a CA for a URL without TLS, is named.
-    let err = bananas::app::connect_broker("rediss://127.0.0.1:1?tls_ca=/nonexistent/ca.pem")
+    let err = bananas::connect::connect_broker("rediss://127.0.0.1:1?tls_ca=/nonexistent/ca.pem")
         .await
         .unwrap_err();
     assert!(
@@ -114,7 +117,7 @@ async fn unknown_broker_urls_are_rejected() {
     let pem = std::env::temp_dir().join(format!("bananas-ca-{}.pem", std::process::id()));
     std::fs::write(&pem, "not a certificate").unwrap();
     let err =
-        bananas::app::connect_broker(&format!("rediss://127.0.0.1:1?tls_ca={}", pem.display()))
+        bananas::connect::connect_broker(&format!("rediss://127.0.0.1:1?tls_ca={}", pem.display()))
             .await
             .unwrap_err();
     assert!(
@@ -126,10 +129,12 @@ async fn unknown_broker_urls_are_rejected() {
         "-----BEGIN CERTIFICATE-----\nnot checked before the scheme\n",
     )
     .unwrap();
-    let err =
-        bananas::app::connect_broker(&format!("redis://127.0.0.1:6379?tls_ca={}", pem.display()))
-            .await
-            .unwrap_err();
+    let err = bananas::connect::connect_broker(&format!(
+        "redis://127.0.0.1:6379?tls_ca={}",
+        pem.display()
+    ))
+    .await
+    .unwrap_err();
     let _ = std::fs::remove_file(&pem);
     assert!(err.to_string().contains("is not a rediss:// URL"), "{err}");
     let err = bananas_redis::RedisBroker::builder("rediss://127.0.0.1:1?tls_ca=/etc/ca.pem")
@@ -137,7 +142,7 @@ async fn unknown_broker_urls_are_rejected() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains(".tls_ca_cert("), "{err}");
-    let err = bananas::app::connect_broker("memory://?tls_ca=/x.pem")
+    let err = bananas::connect::connect_broker("memory://?tls_ca=/x.pem")
         .await
         .unwrap_err();
     assert!(err.to_string().contains("`tls_ca`"), "{err}");

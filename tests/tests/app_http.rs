@@ -3,7 +3,7 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use bananas::{app::Settings, App};
+use bananas::{settings::Settings, App};
 use bananas_test_support::free_port;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

@@ -626,7 +626,7 @@ broker_suite!(
 /// Results and dead jobs are kept for their TTLs, set through the URL.
 #[tokio::test]
 async fn memory_results_expire_with_their_ttls() {
-    let b = bananas::app::connect_broker("memory://?result_ttl=0.2&failure_ttl=0.4")
+    let b = bananas::connect::connect_broker("memory://?result_ttl=0.2&failure_ttl=0.4")
         .await
         .unwrap();
     let (ok, bad) = (job("t"), job("t"));

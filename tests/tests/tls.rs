@@ -19,7 +19,7 @@ async fn jobs_run_over_tls_with_a_private_ca() {
     let server = RedisServer::builder().tls().start();
     let ca = server.ca_file().expect("a TLS server has a CA");
     let url = format!("{}?prefix=tls&tls_ca={}", server.url(), ca.display());
-    let broker = bananas::app::connect_broker(&url)
+    let broker = bananas::connect::connect_broker(&url)
         .await
         .expect("connect over TLS trusting the certificate");
     let app = App::builder()
@@ -50,7 +50,7 @@ async fn jobs_run_over_tls_with_a_private_ca() {
 #[tokio::test]
 async fn an_untrusted_certificate_is_refused() {
     let server = RedisServer::builder().tls().start();
-    let err = bananas::app::connect_broker(&server.url())
+    let err = bananas::connect::connect_broker(&server.url())
         .await
         .expect_err("a self-signed certificate must not be trusted by default");
     let msg = err.to_string();

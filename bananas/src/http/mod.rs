@@ -47,7 +47,7 @@ pub use jobs::{
 pub use openapi::OPENAPI_JSON;
 pub use routes::{totals, ScheduleView};
 
-use crate::{app::Client, scheduler::Scheduler, task::Registry, Error, Result};
+use crate::{client::Client, scheduler::Scheduler, task::Registry, Error, Result};
 
 /// The default limit of a request body: 1 MiB.
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;

@@ -1,12 +1,14 @@
 //! The scheduler of `#[bananas::periodic]` tasks.
 //!
 //! Every app hosts one, and any number may run at once: each due tick is
-//! *claimed* in the broker with [`Broker::claim_tick`], which atomically
+//! *claimed* in the broker with [`Schedules::claim_tick`], which atomically
 //! checks that the tick is later than the schedule's last claimed tick and
 //! enqueues the tick's job. The job id is derived from the schedule and the
 //! tick (`sched-{task}-{tick_ms}`), so a tick cannot be enqueued twice even
 //! across restarts. A tick's job is a normal job: the task's route, priority,
 //! retries, result and dead letter apply.
+//!
+//! [`Schedules::claim_tick`]: crate::broker::Schedules::claim_tick
 //!
 //! Missed ticks (no scheduler ran when they were due) follow the task's
 //! [`Missed`] policy: skip them, run once for the latest (the default), or run

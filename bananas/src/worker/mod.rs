@@ -23,11 +23,14 @@
 //! the jobs still running after that are cancelled and handed back to the
 //! broker for another worker.
 
+mod acker;
 mod execute;
+mod executor;
+mod fetcher;
+mod leases;
 
-use std::{collections::VecDeque, panic::AssertUnwindSafe, sync::Arc, time::Duration};
+use std::{collections::VecDeque, sync::Arc, time::Duration};
 
-use futures::FutureExt;
 use parking_lot::Mutex;
 use tokio::{
     sync::{mpsc, Semaphore},
@@ -36,12 +39,20 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    broker::{AnyBroker, Broker, FetchRequest, WorkerInfo},
-    job::{now_millis, Ack, Job, JobId, JobRef, Route},
+    broker::{AnyBroker, WorkerInfo},
+    job::{now_millis, Ack, Job, JobRef, Route},
     task::Registry,
     Result,
 };
 
+use self::{
+    acker::ack_loop,
+    executor::executor,
+    fetcher::LocalQueue,
+    leases::{keep_leases, InFlight},
+};
+
+pub use acker::ACKS_IN_FLIGHT;
 pub use execute::execute;
 
 /// How a worker runs.
@@ -98,61 +109,6 @@ pub struct Worker {
     registry: Arc<Registry>,
     config: WorkerConfig,
     info: WorkerInfo,
-}
-
-/// Every job this worker holds a lease on (running, or prefetched and
-/// waiting for an executor): what the lease keeper extends, and what
-/// shutdown hands back. A slab: a job's slot is its index, so adding and
-/// removing costs no hashing and, once warm, no allocation.
-#[derive(Debug, Default)]
-struct Leases {
-    slots: Vec<Option<JobRef>>,
-    free: Vec<usize>,
-    len: usize,
-}
-
-impl Leases {
-    fn insert(&mut self, job: JobRef) -> usize {
-        self.len += 1;
-        match self.free.pop() {
-            Some(i) => {
-                self.slots[i] = Some(job);
-                i
-            }
-            None => {
-                self.slots.push(Some(job));
-                self.slots.len() - 1
-            }
-        }
-    }
-
-    fn remove(&mut self, slot: usize) -> Option<JobRef> {
-        let job = self.slots.get_mut(slot)?.take()?;
-        self.free.push(slot);
-        self.len -= 1;
-        Some(job)
-    }
-
-    fn iter(&self) -> impl Iterator<Item = &JobRef> {
-        self.slots.iter().flatten()
-    }
-
-    fn drain(&mut self) -> Vec<JobRef> {
-        self.free.clear();
-        self.len = 0;
-        self.slots.drain(..).flatten().collect()
-    }
-}
-
-type InFlight = Arc<Mutex<Leases>>;
-
-/// Fetched jobs waiting for an executor, with their slot in [`Leases`].
-/// `ready` counts them: the fetcher adds a permit per job pushed, an
-/// executor takes one before popping, and closing it stops the executors.
-#[derive(Debug)]
-struct LocalQueue {
-    jobs: Mutex<VecDeque<(usize, Job)>>,
-    ready: Semaphore,
 }
 
 impl Worker {
@@ -292,254 +248,6 @@ impl Worker {
             }
         }
     }
-
-    /// Leases jobs into the local queue until `stop`, keeping at most
-    /// `held_max` held (running or queued locally).
-    async fn fetch_loop(
-        &self,
-        stop: &CancellationToken,
-        in_flight: &InFlight,
-        queue: &LocalQueue,
-        held: &Semaphore,
-        held_max: usize,
-    ) {
-        let low_water =
-            (self.config.fetch_batch.min(held_max) / 2).clamp(1, u32::MAX as usize) as u32;
-        let mut cursor = 0usize;
-        let mut backoff = ErrorBackoff::default();
-        loop {
-            // Wait for room for half a batch (or shutdown), then take all
-            // the room there is up to the batch size: one fetch fills it.
-            // Waiting for half a batch, not one job, keeps fetches large
-            // while the jobs still held keep the executors busy.
-            let permit = tokio::select! {
-                biased;
-                _ = stop.cancelled() => return,
-                p = held.acquire_many(low_water) => match p { Ok(p) => p, Err(_) => return },
-            };
-            permit.forget();
-            let extra = held
-                .available_permits()
-                .min(self.config.fetch_batch.saturating_sub(low_water as usize));
-            let mut want = low_water as usize;
-            if extra > 0 {
-                if let Ok(more) = held.try_acquire_many(extra as u32) {
-                    more.forget();
-                    want += extra;
-                }
-            }
-            let req = FetchRequest {
-                routes: self.config.routes.clone(),
-                max: want,
-                lease: self.config.lease,
-                cursor,
-                block: self.config.idle_block,
-            };
-            cursor = cursor.wrapping_add(want);
-            let jobs = match self.broker.fetch(&req).await {
-                Ok(jobs) => {
-                    backoff.reset();
-                    jobs
-                }
-                Err(e) => {
-                    held.add_permits(want);
-                    let wait = backoff.next();
-                    tracing::warn!(error = %e, retry_in = ?wait, "fetch failed");
-                    tokio::select! {
-                        _ = stop.cancelled() => return,
-                        _ = tokio::time::sleep(wait) => {}
-                    }
-                    continue;
-                }
-            };
-            let mut jobs = jobs.into_iter();
-            if jobs.len() > want {
-                tracing::error!(
-                    asked = want,
-                    got = jobs.len(),
-                    "broker returned more jobs than asked; handing the extra back"
-                );
-            }
-            let got = jobs.len().min(want);
-            // Every fetched job is in flight before any of them runs.
-            let slotted: Vec<(usize, Job)> = {
-                let mut map = in_flight.lock();
-                jobs.by_ref()
-                    .take(want)
-                    .map(|job| (map.insert(JobRef::from(&job)), job))
-                    .collect()
-            };
-            queue.jobs.lock().extend(slotted);
-            queue.ready.add_permits(got);
-            if want > got {
-                held.add_permits(want - got);
-            }
-            let extra: Vec<JobRef> = jobs.map(|j| j.into_parts().0).collect();
-            if !extra.is_empty() {
-                if let Err(e) = self.broker.release(&extra).await {
-                    tracing::warn!(error = %e, "could not hand back extra jobs; their leases will expire");
-                }
-            }
-        }
-    }
-}
-
-/// One of the `concurrency` executors: runs queued jobs one after another
-/// until the queue is closed (shutdown). Each job's timeout and panics are
-/// handled by [`execute`]; a panic outside the handler is caught too, so
-/// the executor survives it.
-async fn executor(
-    registry: Arc<Registry>,
-    broker: AnyBroker,
-    queue: Arc<LocalQueue>,
-    in_flight: InFlight,
-    held: Arc<Semaphore>,
-    ack_tx: mpsc::UnboundedSender<Ack>,
-) {
-    loop {
-        match queue.ready.acquire().await {
-            Ok(p) => p.forget(),
-            Err(_) => return,
-        }
-        // Shutdown may have taken the job back in the meantime.
-        let Some((slot, job)) = queue.jobs.lock().pop_front() else {
-            continue;
-        };
-        let ack = AssertUnwindSafe(execute(&registry, &broker, job))
-            .catch_unwind()
-            .await;
-        // The in-flight entry names the job if the worker itself panicked.
-        let held_ref = in_flight.lock().remove(slot);
-        held.add_permits(1);
-        match ack {
-            Ok(ack) => {
-                let _ = ack_tx.send(ack);
-            }
-            Err(_) => tracing::error!(
-                job_id = %held_ref.map(|j| j.id.to_string()).unwrap_or_default(),
-                "the worker panicked outside the task; the job's lease will expire and it will run again"
-            ),
-        }
-    }
-}
-
-/// Acknowledgement batches in flight at once. One: while a batch is in
-/// flight the acks that finish meanwhile gather into the next, so a busy
-/// broker gets fewer, larger calls (with two in flight the batches were
-/// half the size and the drain of tasks that store results ran about 20 %
-/// slower on Redis).
-pub const ACKS_IN_FLIGHT: usize = 1;
-
-/// Sends acknowledgements in batches: whatever has queued up while earlier
-/// batches were in flight goes in the next one, with up to
-/// [`ACKS_IN_FLIGHT`] batches in flight.
-/// `closing` is cancelled once no more acks will come (shutdown): from then
-/// on a failing batch is given up after a bounded number of retries.
-async fn ack_loop(
-    broker: AnyBroker,
-    mut rx: mpsc::UnboundedReceiver<Ack>,
-    max: usize,
-    closing: CancellationToken,
-) {
-    let max = max.max(1);
-    let gate = Arc::new(tokio::sync::Semaphore::new(ACKS_IN_FLIGHT));
-    let mut sending = JoinSet::new();
-    loop {
-        let Ok(permit) = gate.clone().acquire_owned().await else {
-            break;
-        };
-        let mut batch = Vec::with_capacity(max.min(1024));
-        if rx.recv_many(&mut batch, max).await == 0 {
-            break;
-        }
-        let broker = broker.clone();
-        let closing = closing.clone();
-        sending.spawn(async move {
-            send_acks(&*broker, batch, &closing).await;
-            drop(permit);
-        });
-        while sending.try_join_next().is_some() {}
-    }
-    while sending.join_next().await.is_some() {}
-}
-
-/// Acknowledges one batch, retrying with backoff. A failed call may have
-/// landed before the error, so a retry sends the batch without its lease
-/// tokens: the broker then checks every ack against its leases.
-async fn send_acks(broker: &dyn Broker, mut batch: Vec<Ack>, closing: &CancellationToken) {
-    let mut backoff = ErrorBackoff::default();
-    loop {
-        match broker.ack(&batch).await {
-            Ok(()) => return,
-            Err(e) => {
-                for ack in &mut batch {
-                    ack.job.lease_token = 0;
-                }
-                let wait = backoff.next();
-                tracing::warn!(error = %e, jobs = batch.len(), retry_in = ?wait, "acknowledging failed; retrying");
-                if closing.is_cancelled() && backoff.exhausted() {
-                    tracing::error!(jobs = batch.len(), "giving up acknowledging at shutdown; these jobs' leases will expire and they will run again");
-                    return;
-                }
-                tokio::time::sleep(wait).await;
-            }
-        }
-    }
-}
-
-/// Extends running jobs' leases, recovers expired ones, and beats.
-async fn keep_leases(
-    broker: AnyBroker,
-    in_flight: InFlight,
-    config: WorkerConfig,
-    mut info: WorkerInfo,
-    stop: CancellationToken,
-) {
-    let extend_every = (config.lease / 3).max(Duration::from_millis(10));
-    let mut extend = tokio::time::interval(extend_every);
-    let mut recover = tokio::time::interval(config.recover_interval);
-    let mut beat = tokio::time::interval(Duration::from_secs(5));
-    for i in [&mut extend, &mut recover, &mut beat] {
-        i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    }
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = extend.tick() => {
-                let ids: Vec<(Route, JobId)> = in_flight
-                    .lock()
-                    .iter()
-                    .map(|j| (j.route.clone(), j.id.clone()))
-                    .collect();
-                metrics::gauge!("bananas_jobs_in_flight").set(ids.len() as f64);
-                if !ids.is_empty() {
-                    if let Err(e) = broker.extend_leases(&ids, config.lease).await {
-                        tracing::warn!(error = %e, jobs = ids.len(), "extending leases failed");
-                    }
-                }
-            }
-            _ = recover.tick() => {
-                match broker.recover_expired(&config.routes).await {
-                    Ok(0) => {}
-                    Ok(n) => {
-                        metrics::counter!("bananas_lease_recoveries_total").increment(n as u64);
-                        tracing::warn!(jobs = n, "recovered jobs whose worker was lost");
-                    }
-                    Err(e) => tracing::warn!(error = %e, "recovering expired leases failed"),
-                }
-            }
-            _ = beat.tick() => {
-                // A broker without the Workers capability has no one to
-                // tell; the worker runs all the same.
-                let Ok(workers) = broker.workers() else { continue };
-                info.in_flight = in_flight.lock().len;
-                info.seen_at = now_millis();
-                if let Err(e) = workers.heartbeat(&info, Duration::from_secs(15)).await {
-                    tracing::warn!(error = %e, "heartbeat failed");
-                }
-            }
-        }
-    }
 }
 
 /// Exponential backoff for broker errors: 50 ms doubling to 5 s.
@@ -561,83 +269,5 @@ impl ErrorBackoff {
 
     fn reset(&mut self) {
         self.failures = 0;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    use async_trait::async_trait;
-
-    use super::*;
-    use bananas_core::Result;
-
-    use crate::{broker::MemoryBroker, job::Outcome};
-
-    /// A memory broker whose first `ack` lands and then reports an error
-    /// (a reply lost on the way back); it records the tokens of every ack.
-    /// It implements only the hot path: that is all `send_acks` needs.
-    #[derive(Debug, Default)]
-    struct LostReply {
-        inner: MemoryBroker,
-        calls: AtomicUsize,
-        tokens: Mutex<Vec<Vec<u64>>>,
-    }
-
-    #[async_trait]
-    impl Broker for LostReply {
-        async fn ack(&self, acks: &[Ack]) -> Result<()> {
-            self.tokens
-                .lock()
-                .push(acks.iter().map(|a| a.job.lease_token).collect());
-            self.inner.ack(acks).await?;
-            if self.calls.fetch_add(1, Ordering::SeqCst) == 0 {
-                return Err(bananas_core::Error::Unavailable {
-                    message: "connection reset".into(),
-                    source: None,
-                });
-            }
-            Ok(())
-        }
-        async fn enqueue(&self, jobs: Vec<Job>) -> Result<usize> {
-            self.inner.enqueue(jobs).await
-        }
-        async fn fetch(&self, req: &FetchRequest) -> Result<Vec<Job>> {
-            self.inner.fetch(req).await
-        }
-        async fn release(&self, jobs: &[JobRef]) -> Result<()> {
-            self.inner.release(jobs).await
-        }
-        async fn extend_leases(&self, jobs: &[(Route, JobId)], lease: Duration) -> Result<()> {
-            self.inner.extend_leases(jobs, lease).await
-        }
-        async fn recover_expired(&self, routes: &[Route]) -> Result<usize> {
-            self.inner.recover_expired(routes).await
-        }
-        async fn ping(&self) -> Result<()> {
-            self.inner.ping().await
-        }
-    }
-
-    /// A batch whose first send may have landed is sent again without its
-    /// lease tokens, so a broker that trusts tokens checks the repeat.
-    #[tokio::test]
-    async fn a_repeated_ack_batch_drops_its_lease_tokens() {
-        let broker = LostReply::default();
-        let mut job = Job::new(
-            "t",
-            serde_json::value::RawValue::from_string("{}".into()).unwrap(),
-        );
-        job.lease_token = 7;
-        let ack = |job: &Job| Ack {
-            job: JobRef::from(job),
-            outcome: Outcome::Succeeded(None),
-            started_at: 1,
-            finished_at: 2,
-        };
-        let batch = vec![ack(&job), ack(&job)];
-        send_acks(&broker, batch, &CancellationToken::new()).await;
-        assert_eq!(*broker.tokens.lock(), vec![vec![7, 7], vec![0, 0]]);
     }
 }

@@ -1,0 +1,115 @@
+//! The leases a worker holds: the in-flight set ([`Leases`]) and the
+//! lease keeper that extends them, recovers expired ones and beats.
+
+use std::{sync::Arc, time::Duration};
+
+use parking_lot::Mutex;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    broker::{AnyBroker, WorkerInfo},
+    job::{now_millis, JobId, JobRef, Route},
+};
+
+use super::WorkerConfig;
+
+/// Every job this worker holds a lease on (running, or prefetched and
+/// waiting for an executor): what the lease keeper extends, and what
+/// shutdown hands back. A slab: a job's slot is its index, so adding and
+/// removing costs no hashing and, once warm, no allocation.
+#[derive(Debug, Default)]
+pub(super) struct Leases {
+    slots: Vec<Option<JobRef>>,
+    free: Vec<usize>,
+    len: usize,
+}
+
+impl Leases {
+    pub(super) fn insert(&mut self, job: JobRef) -> usize {
+        self.len += 1;
+        match self.free.pop() {
+            Some(i) => {
+                self.slots[i] = Some(job);
+                i
+            }
+            None => {
+                self.slots.push(Some(job));
+                self.slots.len() - 1
+            }
+        }
+    }
+
+    pub(super) fn remove(&mut self, slot: usize) -> Option<JobRef> {
+        let job = self.slots.get_mut(slot)?.take()?;
+        self.free.push(slot);
+        self.len -= 1;
+        Some(job)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &JobRef> {
+        self.slots.iter().flatten()
+    }
+
+    pub(super) fn drain(&mut self) -> Vec<JobRef> {
+        self.free.clear();
+        self.len = 0;
+        self.slots.drain(..).flatten().collect()
+    }
+}
+
+pub(super) type InFlight = Arc<Mutex<Leases>>;
+
+/// Extends running jobs' leases, recovers expired ones, and beats.
+pub(super) async fn keep_leases(
+    broker: AnyBroker,
+    in_flight: InFlight,
+    config: WorkerConfig,
+    mut info: WorkerInfo,
+    stop: CancellationToken,
+) {
+    let extend_every = (config.lease / 3).max(Duration::from_millis(10));
+    let mut extend = tokio::time::interval(extend_every);
+    let mut recover = tokio::time::interval(config.recover_interval);
+    let mut beat = tokio::time::interval(Duration::from_secs(5));
+    for i in [&mut extend, &mut recover, &mut beat] {
+        i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    }
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = extend.tick() => {
+                let ids: Vec<(Route, JobId)> = in_flight
+                    .lock()
+                    .iter()
+                    .map(|j| (j.route.clone(), j.id.clone()))
+                    .collect();
+                metrics::gauge!("bananas_jobs_in_flight").set(ids.len() as f64);
+                if !ids.is_empty() {
+                    if let Err(e) = broker.extend_leases(&ids, config.lease).await {
+                        tracing::warn!(error = %e, jobs = ids.len(), "extending leases failed");
+                    }
+                }
+            }
+            _ = recover.tick() => {
+                match broker.recover_expired(&config.routes).await {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        metrics::counter!("bananas_lease_recoveries_total").increment(n as u64);
+                        tracing::warn!(jobs = n, "recovered jobs whose worker was lost");
+                    }
+                    Err(e) => tracing::warn!(error = %e, "recovering expired leases failed"),
+                }
+            }
+            _ = beat.tick() => {
+                // A broker without the Workers capability has no one to
+                // tell; the worker runs all the same.
+                let Ok(workers) = broker.workers() else { continue };
+                info.in_flight = in_flight.lock().len;
+                info.seen_at = now_millis();
+                if let Err(e) = workers.heartbeat(&info, Duration::from_secs(15)).await {
+                    tracing::warn!(error = %e, "heartbeat failed");
+                }
+            }
+        }
+    }
+}
