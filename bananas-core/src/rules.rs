@@ -197,8 +197,96 @@ pub enum InvalidName {
     Missed(String),
 }
 
+// ---- Durations ----------------------------------------------------------
+
+/// The longest result or dead-job TTL: ten years. Longer is taken as a
+/// mistake (`result_ttl=1e16`): Redis would refuse the expiry half-way
+/// through an acknowledgement batch.
+pub const MAX_TTL: std::time::Duration = std::time::Duration::from_secs(10 * 365 * 24 * 3600);
+
+/// The longest lease, shutdown timeout or task timeout a setting may ask
+/// for: one day.
+pub const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// The shortest TTL: one millisecond (Redis counts in milliseconds).
+pub const MIN_TTL: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// Parses a duration in seconds (`30`, `2.5`, `30s`) and checks it is
+/// within `min..=max`. The error says what was expected and the bounds; the
+/// caller names the setting and the value.
+pub fn parse_secs_in(
+    v: &str,
+    min: std::time::Duration,
+    max: std::time::Duration,
+) -> Result<std::time::Duration, String> {
+    let secs: f64 = v
+        .trim()
+        .trim_end_matches('s')
+        .parse()
+        .map_err(|_| "expected seconds, like `30` or `2.5`".to_owned())?;
+    let d = std::time::Duration::try_from_secs_f64(secs).map_err(|_| {
+        format!(
+            "out of range: expected from {} to {} seconds",
+            show(min),
+            show(max)
+        )
+    })?;
+    check_duration(d, min, max)?;
+    Ok(d)
+}
+
+/// Checks that `d` is within `min..=max`.
+pub fn check_duration(
+    d: std::time::Duration,
+    min: std::time::Duration,
+    max: std::time::Duration,
+) -> Result<(), String> {
+    if d < min || d > max {
+        return Err(format!(
+            "out of range: expected from {} to {} seconds",
+            show(min),
+            show(max)
+        ));
+    }
+    Ok(())
+}
+
+fn show(d: std::time::Duration) -> String {
+    let s = d.as_secs_f64();
+    if s.fract() == 0.0 {
+        format!("{}", s as u64)
+    } else {
+        format!("{s}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn durations_are_bounded() {
+        use std::time::Duration;
+        let one_day = Duration::from_secs(86_400);
+        assert_eq!(
+            parse_secs_in("2.5", Duration::ZERO, one_day),
+            Ok(Duration::from_millis(2500))
+        );
+        assert_eq!(
+            parse_secs_in("30s", Duration::ZERO, one_day),
+            Ok(Duration::from_secs(30))
+        );
+        assert_eq!(parse_secs_in("86400", Duration::ZERO, one_day), Ok(one_day));
+        for bad in ["86401", "1e20", "1e30", "inf", "NaN", "-1"] {
+            let e = parse_secs_in(bad, Duration::ZERO, one_day).unwrap_err();
+            assert!(e.contains("86400"), "{bad}: {e}");
+        }
+        assert!(parse_secs_in("soon", Duration::ZERO, one_day)
+            .unwrap_err()
+            .contains("expected seconds"));
+        assert!(parse_secs_in("0", MIN_TTL, MAX_TTL).is_err());
+        assert!(check_duration(Duration::MAX, MIN_TTL, MAX_TTL).is_err());
+        assert!(check_duration(MAX_TTL, MIN_TTL, MAX_TTL).is_ok());
+    }
     use super::*;
 
     #[test]

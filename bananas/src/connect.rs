@@ -5,8 +5,7 @@ use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use crate::{
     broker::{AnyBroker, MemoryBroker},
-    settings::parse_secs,
-    Error, Result,
+    rules, Error, Result,
 };
 
 pub use bananas_core::url::redact;
@@ -125,9 +124,8 @@ impl UrlOptions {
                 Some(("tls_ca", "")) => return Err(bad("`tls_ca` must name a PEM file")),
                 Some(("tls_ca", v)) => opts.tls_ca = Some(PathBuf::from(v)),
                 Some((k @ ("result_ttl" | "failure_ttl"), v)) => {
-                    let ttl = parse_secs(v).filter(|d| !d.is_zero()).ok_or_else(|| {
-                        bad(&format!("`{k}={v}`: expected a positive number of seconds"))
-                    })?;
+                    let ttl = rules::parse_secs_in(v, rules::MIN_TTL, rules::MAX_TTL)
+                        .map_err(|e| bad(&format!("`{k}={v}`: {e}")))?;
                     if k == "result_ttl" {
                         opts.result_ttl = Some(ttl);
                     } else {

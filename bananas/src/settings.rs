@@ -2,17 +2,23 @@
 //! they share with broker URLs.
 
 use std::{
+    fmt,
     net::{SocketAddr, ToSocketAddrs},
     time::Duration,
 };
 
-use crate::{job::Route, worker::WorkerConfig, Error, Result};
+use bananas_core::url::redact;
+
+use crate::{job::Route, rules, worker::WorkerConfig, Error, Result};
 
 /// Settings of an [`App`], usually read from the environment by [`run`].
 ///
 /// [`App`]: crate::App
 /// [`run`]: crate::app::run
-#[derive(Debug, Clone)]
+///
+/// Its `Debug` output hides secrets: the password in the broker URL and
+/// the API token.
+#[derive(Clone)]
 pub struct Settings {
     /// `BANANAS_URL`: the broker. Default `memory://`.
     pub url: String,
@@ -33,6 +39,21 @@ pub struct Settings {
     /// `BANANAS_HTTP_BODY_LIMIT`: the largest request body the HTTP API
     /// takes, in bytes (default 1 MiB).
     pub http_body_limit: Option<usize>,
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("url", &redact(&self.url))
+            .field("worker", &self.worker)
+            .field("scheduler", &self.scheduler)
+            .field("worker_enabled", &self.worker_enabled)
+            .field("http_addr", &self.http_addr)
+            .field("api_token", &self.api_token.as_ref().map(|_| "<redacted>"))
+            .field("metrics_addr", &self.metrics_addr)
+            .field("http_body_limit", &self.http_body_limit)
+            .finish()
+    }
 }
 
 impl Default for Settings {
@@ -71,11 +92,9 @@ impl Settings {
                 .map_err(|e| Error::setting("WORKER_ROUTING_KEYS", format!("`{v}`: {e}")))?;
         }
         if let Some(v) = env("WORKER_SHUTDOWN_TIMEOUT") {
-            s.worker.shutdown_timeout = parse_secs(&v).ok_or_else(|| {
-                Error::setting(
-                    "WORKER_SHUTDOWN_TIMEOUT",
-                    format!("`{v}`: expected seconds, like `30` or `2.5`"),
-                )
+            s.worker.shutdown_timeout = rules::parse_secs_in(&v, Duration::ZERO, rules::MAX_WAIT)
+                .map_err(|e| {
+                Error::setting("WORKER_SHUTDOWN_TIMEOUT", format!("`{v}`: {e}"))
             })?;
         }
         if let Some(v) = env("WORKER_PREFETCH") {
@@ -85,12 +104,8 @@ impl Settings {
             s.worker.prefetch = Some(n);
         }
         if let Some(v) = env("WORKER_LEASE") {
-            let lease = parse_secs(&v).filter(|d| !d.is_zero()).ok_or_else(|| {
-                Error::setting(
-                    "WORKER_LEASE",
-                    format!("`{v}`: expected a positive number of seconds, like `30`"),
-                )
-            })?;
+            let lease = rules::parse_secs_in(&v, Duration::from_millis(1), rules::MAX_WAIT)
+                .map_err(|e| Error::setting("WORKER_LEASE", format!("`{v}`: {e}")))?;
             s.worker.lease = lease;
             s.worker.recover_interval =
                 (lease / 2).clamp(Duration::from_millis(100), s.worker.recover_interval);
@@ -131,11 +146,6 @@ fn env_addr(name: &str) -> Result<Option<SocketAddr>> {
             )
         })?;
     Ok(Some(addr))
-}
-
-pub(crate) fn parse_secs(v: &str) -> Option<Duration> {
-    let secs: f64 = v.trim().trim_end_matches('s').parse().ok()?;
-    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
 }
 
 /// Parses a comma-separated list of routes, like `gpu,default`.

@@ -16,6 +16,8 @@ fn settings_from_env() {
             "WORKER_SHUTDOWN_TIMEOUT",
             "BANANAS_SCHEDULER",
             "WORKER_PREFETCH",
+            "WORKER_LEASE",
+            "BANANAS_API_TOKEN",
         ] {
             std::env::remove_var(v);
         }
@@ -54,6 +56,11 @@ fn settings_from_env() {
         ),
         ("WORKER_SHUTDOWN_TIMEOUT", "soon", "expected seconds"),
         ("WORKER_PREFETCH", "-1", "expected how many jobs"),
+        // Out-of-range durations are refused with the limit, not a panic.
+        ("WORKER_LEASE", "1e20", "86400"),
+        ("WORKER_LEASE", "0", "out of range"),
+        ("WORKER_SHUTDOWN_TIMEOUT", "1e30", "86400"),
+        ("WORKER_SHUTDOWN_TIMEOUT", "inf", "86400"),
     ] {
         clear();
         std::env::set_var(var, value);
@@ -63,6 +70,18 @@ fn settings_from_env() {
             "{var}={value}: {err}"
         );
     }
+
+    // Debug output hides the broker password and the API token.
+    clear();
+    std::env::set_var("BANANAS_URL", "redis://:s3cretpw@127.0.0.1:6379/0");
+    std::env::set_var("BANANAS_API_TOKEN", "tok-0123456789");
+    let s = Settings::from_env().unwrap();
+    let shown = format!("{s:?}");
+    assert!(
+        !shown.contains("s3cretpw") && !shown.contains("tok-0123456789"),
+        "{shown}"
+    );
+    assert!(shown.contains("127.0.0.1:6379"), "{shown}");
     clear();
 }
 
@@ -84,6 +103,17 @@ async fn unknown_broker_urls_are_rejected() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("`result_ttl=soon`"), "{err}");
+    // Out-of-range TTLs name the parameter and the limit (they panicked, or
+    // passed and failed every ack later).
+    for bad in ["1e30", "1e16", "0", "-5"] {
+        let url = format!("memory://?result_ttl={bad}");
+        let err = bananas::connect::connect_broker(&url).await.unwrap_err();
+        assert!(
+            err.to_string().contains(&format!("`result_ttl={bad}`"))
+                && err.to_string().contains("315360000"),
+            "{err}"
+        );
+    }
 
     let opts = bananas::connect::UrlOptions::parse(
         "redis://u:p@h:1/0?prefix=app&result_ttl=60&failure_ttl=2.5&protocol=resp3",
