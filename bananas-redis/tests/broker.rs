@@ -1,28 +1,23 @@
-//! The Redis broker against a real server: the shared one (`REDIS_URL`, or
+//! Redis mechanics against a real server: the shared one (`REDIS_URL`, or
 //! 127.0.0.1:6379) with a prefix per test, or a private `redis-server` for
-//! tests that kill connections or restart the server.
+//! tests that kill connections or restart the server. The broker contract
+//! is tested once for every broker, Redis and Redis Cluster included, by
+//! `tests/tests/contract/`.
 
 mod common;
 
 use std::time::Duration;
 
 use bananas_core::{
-    broker::{DeadLetter, Inspect, Workers},
+    broker::{Inspect, Workers},
     job::now_millis,
-    Broker, JobState, Outcome, Priority,
+    Broker, JobState, Priority,
 };
-use bananas_test_support::{eventually, redis_url, Raw, RedisServer};
+use bananas_test_support::{eventually, Raw, RedisServer};
 use common::{scenarios, *};
 
 macro_rules! shared_scenario {
     ($name:ident) => {
-        #[tokio::test]
-        async fn $name() {
-            let (b, _cleanup) = shared_broker(stringify!($name)).await;
-            scenarios::$name(&b).await;
-        }
-    };
-    ($name:ident, raw) => {
         #[tokio::test]
         async fn $name() {
             let (b, cleanup) = shared_broker(stringify!($name)).await;
@@ -31,20 +26,9 @@ macro_rules! shared_scenario {
     };
 }
 
-shared_scenario!(roundtrip);
-shared_scenario!(priorities);
-shared_scenario!(delayed);
-shared_scenario!(retry);
-shared_scenario!(dead_letter);
-shared_scenario!(wait, raw);
-shared_scenario!(leases);
-shared_scenario!(compact_acks);
-shared_scenario!(lease_tokens, raw);
-shared_scenario!(concurrent_recoverers);
-shared_scenario!(claim_ticks);
-shared_scenario!(idle_wakeup);
-shared_scenario!(corrupt, raw);
-shared_scenario!(no_leftovers, raw);
+shared_scenario!(lease_tokens);
+shared_scenario!(corrupt);
+shared_scenario!(no_leftovers);
 
 #[tokio::test]
 async fn only_results_are_left_behind() {
@@ -71,68 +55,6 @@ async fn only_results_are_left_behind() {
         .filter(|i: &usize| format!("{{\"n\":{i}}}").contains('7'))
         .count();
     assert_eq!(results, expected);
-}
-
-#[tokio::test]
-async fn results_expire_with_their_ttl() {
-    let (b, _cleanup) = broker_on(&redis_url(), "ttl", |c| {
-        c.result_ttl(Duration::from_millis(200))
-            .failure_ttl(Duration::from_millis(200))
-    })
-    .await;
-    let j1 = job_on("ttl", Priority::Normal, 1);
-    let j2 = job_on("ttl", Priority::Normal, 2);
-    b.enqueue(vec![j1.clone(), j2.clone()]).await.unwrap();
-    let got = fetch_n(&b, &["ttl"], 2).await;
-    b.ack(&[
-        ok(&got[0], "1"),
-        ack(&got[1], Outcome::Dead { reason: "x".into() }),
-    ])
-    .await
-    .unwrap();
-    assert!(b.job(&got[0].id, None).await.unwrap().is_some());
-    for id in [&j1.id, &j2.id] {
-        eventually(Duration::from_secs(20), "the record expired", || {
-            let b = b.clone();
-            let id = id.clone();
-            async move { b.job(&id, None).await.unwrap().is_none().then_some(()) }
-        })
-        .await;
-    }
-    assert!(b.dead_jobs(10).await.unwrap().is_empty());
-}
-
-#[tokio::test]
-async fn heartbeats_list_live_workers() {
-    let (b, _cleanup) = shared_broker("workers").await;
-    let info = |id: &str| bananas_core::broker::WorkerInfo {
-        id: id.into(),
-        host: "h".into(),
-        pid: 1,
-        routes: vec!["default".into()],
-        concurrency: 4,
-        in_flight: 0,
-        started_at: now_millis(),
-        seen_at: now_millis(),
-    };
-    b.heartbeat(&info("w1"), Duration::from_secs(60))
-        .await
-        .unwrap();
-    b.heartbeat(&info("w2"), Duration::from_millis(50))
-        .await
-        .unwrap();
-    eventually(
-        Duration::from_secs(20),
-        "the short heartbeat expired",
-        || {
-            let b = b.clone();
-            async move {
-                let w = b.workers().await.unwrap();
-                (w.len() == 1 && w[0].id == "w1").then_some(())
-            }
-        },
-    )
-    .await;
 }
 
 #[tokio::test]

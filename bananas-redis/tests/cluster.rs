@@ -1,5 +1,6 @@
-//! The same broker behaviour against a private 3-master Redis Cluster
-//! (`redis+cluster://…`), started on loopback ports by the test.
+//! Redis mechanics against a private 3-master Redis Cluster
+//! (`redis+cluster://…`), started on loopback ports by each test: the
+//! scenarios of `common::scenarios`, and a restart of every node.
 
 mod common;
 
@@ -10,8 +11,11 @@ use bananas_test_support::{unique_prefix, RedisCluster};
 use common::{scenarios, *};
 use serde_json::value::RawValue;
 
+/// The Redis mechanics of `common::scenarios` (lease tokens, corrupt
+/// records, no leftovers) on a cluster; the broker contract runs on a
+/// cluster in `tests/tests/contract/`.
 #[tokio::test]
-async fn behaviour_on_a_redis_cluster() {
+async fn redis_mechanics_on_a_redis_cluster() {
     let cluster = RedisCluster::start();
     let url = cluster.url();
     let connect = |name: &str| {
@@ -26,28 +30,8 @@ async fn behaviour_on_a_redis_cluster() {
             (b, prefix)
         }
     };
-    let (b, _) = connect("roundtrip").await;
-    scenarios::roundtrip(&b).await;
-    let (b, _) = connect("prio").await;
-    scenarios::priorities(&b).await;
-    let (b, _) = connect("delayed").await;
-    scenarios::delayed(&b).await;
-    let (b, _) = connect("retry").await;
-    scenarios::retry(&b).await;
-    let (b, _) = connect("dead").await;
-    scenarios::dead_letter(&b).await;
-    let (b, p) = connect("wait").await;
-    scenarios::wait(&b, &url, &p).await;
-    let (b, _) = connect("leases").await;
-    scenarios::leases(&b).await;
     let (b, p) = connect("tokens").await;
     scenarios::lease_tokens(&b, &url, &p).await;
-    let (b, _) = connect("recoverers").await;
-    scenarios::concurrent_recoverers(&b).await;
-    let (b, _) = connect("ticks").await;
-    scenarios::claim_ticks(&b).await;
-    let (b, _) = connect("idle").await;
-    scenarios::idle_wakeup(&b).await;
     let (b, p) = connect("corrupt").await;
     scenarios::corrupt(&b, &url, &p).await;
     let (b, p) = connect("leftovers").await;

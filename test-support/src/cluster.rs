@@ -2,6 +2,7 @@
 
 use std::{
     process::Command,
+    sync::OnceLock,
     thread,
     time::{Duration, Instant},
 };
@@ -19,9 +20,27 @@ impl RedisCluster {
     /// Starts the three nodes, joins them with `redis-cli --cluster create`
     /// and waits until every node reports `cluster_state:ok`.
     pub fn start() -> Self {
+        Self::start_with(|b| b)
+    }
+
+    /// The cluster of this process (this test binary): started by the first
+    /// call, shared by every later one, and killed when the process exits
+    /// (its nodes are [`reaped`](crate::RedisServerBuilder::reaped)). Tests
+    /// share it with a key prefix each ([`unique_prefix`](crate::unique_prefix));
+    /// a test that restarts or reconfigures nodes starts its own with
+    /// [`RedisCluster::start`].
+    ///
+    /// It blocks while the cluster starts: from async code, call it through
+    /// `tokio::task::spawn_blocking`.
+    pub fn shared() -> &'static RedisCluster {
+        static SHARED: OnceLock<RedisCluster> = OnceLock::new();
+        SHARED.get_or_init(|| Self::start_with(|b| b.reaped()))
+    }
+
+    fn start_with(node: impl Fn(crate::RedisServerBuilder) -> crate::RedisServerBuilder) -> Self {
         let nodes: Vec<RedisServer> = (0..3)
             .map(|_| {
-                RedisServer::builder()
+                node(RedisServer::builder())
                     .config("cluster-enabled", "yes")
                     // In the node's directory: a restarted node rejoins the
                     // cluster with its slots.

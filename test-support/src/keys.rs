@@ -9,12 +9,15 @@ pub fn unique_prefix(test: &str) -> String {
     format!("bt-{test}-{}", &id[id.len() - 10..])
 }
 
-/// One test's own key prefix on a server. When dropped, it deletes every
-/// key whose name contains the prefix, found with SCAN and removed with DEL
-/// (never KEYS, FLUSHDB or FLUSHALL), so it is safe on a shared server.
+/// One test's own key prefix on a server or a cluster. When dropped, it
+/// deletes every key whose name contains the prefix, found with SCAN and
+/// removed with DEL (never KEYS, FLUSHDB or FLUSHALL), so it is safe on a
+/// shared server.
 ///
-/// For one server (`redis://`, `rediss://`), not a cluster: a private
-/// [`RedisCluster`](crate::RedisCluster) goes away as a whole instead.
+/// The URL names one server (`redis://`, `rediss://`) or, as Bananas spells
+/// it, a cluster without TLS (`redis+cluster://h1:p1,h2:p2`, every master
+/// listed, as [`RedisCluster::url`](crate::RedisCluster::url) gives it):
+/// then each node is scanned and its keys deleted one by one.
 #[derive(Debug)]
 pub struct KeySpace {
     url: String,
@@ -54,19 +57,47 @@ impl KeySpace {
         let _ = self.try_delete();
     }
 
-    fn connect(&self) -> redis::RedisResult<redis::Connection> {
-        redis::Client::open(self.url.as_str())?.get_connection_with_timeout(Duration::from_secs(5))
+    /// The servers to scan: the one server, or each node of a cluster.
+    fn nodes(&self) -> Vec<String> {
+        match self.url.strip_prefix("redis+cluster://") {
+            Some(hosts) => hosts.split(',').map(|h| format!("redis://{h}")).collect(),
+            None => vec![self.url.clone()],
+        }
+    }
+
+    fn cluster(&self) -> bool {
+        self.url.starts_with("redis+cluster://")
     }
 
     fn try_keys(&self) -> redis::RedisResult<Vec<String>> {
-        scan(&mut self.connect()?, &self.prefix)
+        let mut all = Vec::new();
+        for node in self.nodes() {
+            all.extend(scan(&mut connect(&node)?, &self.prefix)?);
+        }
+        all.sort();
+        all.dedup();
+        Ok(all)
     }
 
     fn try_delete(&self) -> redis::RedisResult<()> {
-        let mut con = self.connect()?;
-        let keys = scan(&mut con, &self.prefix)?;
-        for chunk in keys.chunks(500) {
-            redis::cmd("DEL").arg(chunk).exec(&mut con)?;
+        for node in self.nodes() {
+            let mut con = connect(&node)?;
+            let keys = scan(&mut con, &self.prefix)?;
+            if keys.is_empty() {
+                continue;
+            }
+            if self.cluster() {
+                // A node refuses a DEL of keys in different slots.
+                let mut pipe = redis::pipe();
+                for k in &keys {
+                    pipe.cmd("DEL").arg(k).ignore();
+                }
+                pipe.exec(&mut con)?;
+            } else {
+                for chunk in keys.chunks(500) {
+                    redis::cmd("DEL").arg(chunk).exec(&mut con)?;
+                }
+            }
         }
         Ok(())
     }
@@ -76,6 +107,10 @@ impl Drop for KeySpace {
     fn drop(&mut self) {
         self.delete_keys();
     }
+}
+
+fn connect(url: &str) -> redis::RedisResult<redis::Connection> {
+    redis::Client::open(url)?.get_connection_with_timeout(Duration::from_secs(5))
 }
 
 /// The keys whose name contains `prefix`, with SCAN; sorted.

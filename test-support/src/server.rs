@@ -25,6 +25,10 @@ pub struct RedisServer {
     dir: PathBuf,
     config: Config,
     child: Option<Child>,
+    /// With [`RedisServerBuilder::reaped`]: a `sh` that kills the server
+    /// and removes its directory when its standard input closes, that is
+    /// when this process exits, however it exits.
+    reaper: Option<Child>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -32,6 +36,7 @@ struct Config {
     appendonly: bool,
     tls: bool,
     password: Option<String>,
+    reaped: bool,
     /// Extra `--name value` pairs.
     extra: Vec<(String, String)>,
 }
@@ -68,6 +73,17 @@ impl RedisServerBuilder {
         self
     }
 
+    /// Kills the server (and removes its directory) when this process
+    /// exits, even if the [`RedisServer`] is never dropped: for a server
+    /// kept in a `static` and shared by the tests of one binary (Rust runs
+    /// no destructors of statics). A small `sh` watches a pipe from this
+    /// process and acts when the pipe closes, which the kernel does at any
+    /// exit, a crash or SIGKILL included.
+    pub fn reaped(mut self) -> Self {
+        self.config.reaped = true;
+        self
+    }
+
     /// One more config directive, passed as `--name value` after the
     /// defaults (so it can override them): `.config("cluster-enabled",
     /// "yes")`.
@@ -87,6 +103,7 @@ impl RedisServerBuilder {
                 dir: temp_dir("redis"),
                 config: self.config.clone(),
                 child: None,
+                reaper: None,
             };
             if server.config.tls {
                 make_certificates(&server.dir);
@@ -160,6 +177,7 @@ impl RedisServer {
     /// Stops it with SIGTERM (so the append-only file is flushed) and waits
     /// for it to exit.
     pub fn stop(&mut self) {
+        self.stop_reaper();
         if let Some(mut c) = self.child.take() {
             let _ = Command::new("kill")
                 .args(["-TERM", &c.id().to_string()])
@@ -170,6 +188,7 @@ impl RedisServer {
 
     /// Kills it with SIGKILL and waits for it to exit.
     pub fn kill(&mut self) {
+        self.stop_reaper();
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
@@ -293,6 +312,9 @@ impl RedisServer {
             }
             // A server still loading its data answers LOADING, not PONG.
             if self.cli(&["ping"]).trim() == "PONG" {
+                if self.config.reaped {
+                    self.reaper = Some(self.spawn_reaper(child.id()));
+                }
                 self.child = Some(child);
                 return Ok(());
             }
@@ -306,6 +328,40 @@ impl RedisServer {
                 ));
             }
             thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts the `sh` that kills `pid` and removes the directory once its
+    /// standard input, a pipe whose other end only this process holds
+    /// (Rust opens it close-on-exec), reaches end of file.
+    fn spawn_reaper(&self, pid: u32) -> Child {
+        Command::new("sh")
+            .arg("-c")
+            .arg(
+                // Waits (5 s at most) for the process to be gone before
+                // removing its directory.
+                r#"read _; kill -KILL "$1" 2>/dev/null; i=0
+                   while kill -0 "$1" 2>/dev/null && [ $i -lt 100 ]; do
+                       sleep 0.05; i=$((i + 1))
+                   done
+                   rm -rf "$2""#,
+            )
+            .arg("reaper")
+            .arg(pid.to_string())
+            .arg(&self.dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start sh to reap redis-server")
+    }
+
+    /// Ends the reaper without letting it act (the server is being stopped,
+    /// or restarted with the same directory).
+    fn stop_reaper(&mut self) {
+        if let Some(mut r) = self.reaper.take() {
+            let _ = r.kill();
+            let _ = r.wait();
         }
     }
 
@@ -424,6 +480,23 @@ mod tests {
         server.stop();
         server.start_again();
         assert_eq!(get(&server, "k"), "v");
+    }
+
+    #[test]
+    fn a_reaped_server_goes_when_this_process_would_exit() {
+        use std::os::unix::process::ExitStatusExt;
+
+        let mut server = RedisServer::builder().reaped().start();
+        let dir = server.dir().to_owned();
+        // The pipe closes as it does when this process exits.
+        drop(server.reaper.as_mut().unwrap().stdin.take());
+        let status = server.child.take().unwrap().wait().unwrap();
+        assert_eq!(status.signal(), Some(9), "killed by the reaper");
+        let deadline = Instant::now() + TIMEOUT;
+        while dir.exists() {
+            assert!(Instant::now() < deadline, "{dir:?} was not removed");
+            thread::sleep(Duration::from_millis(20));
+        }
     }
 
     #[test]
