@@ -199,7 +199,10 @@ pub fn task(attr: TokenStream, item: TokenStream) -> TokenStream {
 ///
 /// Day-of-week numbers are Unix cron's, `0` or `7` for Sunday, `1` for
 /// Monday … `6` for Saturday; names (`MON-FRI`) work too. An invalid
-/// expression or time zone is a compile error pointing at the string.
+/// expression or time zone is a compile error pointing at the string; a
+/// number out of its field's range is reported with the range
+/// (``hour `25` is out of range: hours are 0–23``), and so are a step out
+/// of range and a range that runs backwards.
 ///
 /// The expression is checked with the `cron` crate and stored in
 /// `TaskDef::schedule` normalized to the form `cron::Schedule::from_str`
