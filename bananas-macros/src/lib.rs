@@ -8,6 +8,11 @@
 //! parsing and validation live in `args`, the expansion in `task` and
 //! `periodic`.
 
+// The examples of the README and docs/TASKS.md are compiled (and run, unless
+// marked `no_run`) as doctests of this crate, warnings denied, so that they
+// build as written in a fresh crate.
+#![doc(test(attr(deny(warnings))))]
+
 use proc_macro::TokenStream;
 
 mod args;
@@ -241,3 +246,11 @@ pub fn task(attr: TokenStream, item: TokenStream) -> TokenStream {
 pub fn periodic(attr: TokenStream, item: TokenStream) -> TokenStream {
     periodic::periodic(attr.into(), item.into()).into()
 }
+
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeExamples;
+
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/TASKS.md")]
+struct TasksExamples;
