@@ -106,13 +106,25 @@ async fn main() -> anyhow::Result<()> {
 
     let dead = app.client().broker().dead_letter()?.dead_jobs(10).await?;
     println!(
-        "dead letter: {} job(s) ({}); requeue with `bananas dead requeue ID`",
+        "dead letter: {} job(s) ({})",
         dead.len(),
         dead.iter()
-            .map(|d| format!("{}: {}", d.task, d.error.as_deref().unwrap_or("-")))
+            .map(|d| format!("{} {}: {}", d.task, d.id, d.error.as_deref().unwrap_or("-")))
             .collect::<Vec<_>>()
             .join("; ")
     );
+    // The `bananas` CLI talks to Redis: an embedded broker lives inside this
+    // process and is gone when it exits.
+    if app.settings().url.starts_with("memory://") {
+        println!(
+            "  the embedded broker ends with this process: requeue in code with \
+             `client.broker().dead_letter()?.requeue_dead(&id)`, or run with \
+             BANANAS_URL=redis://127.0.0.1:6379 and use `bananas dead list` and \
+             `bananas dead requeue ID` afterwards"
+        );
+    } else {
+        println!("  requeue one with `bananas dead requeue ID` (same BANANAS_URL)");
+    }
 
     // Graceful shutdown: in-flight jobs finish, nothing is lost.
     app.shutdown();

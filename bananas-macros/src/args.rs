@@ -612,9 +612,10 @@ pub(crate) fn normalize_cron(expr: &str) -> Result<String, String> {
         expr.to_owned()
     } else {
         let mut fields: Vec<String> = expr.split_whitespace().map(str::to_owned).collect();
-        match fields.len() {
-            5 => fields.insert(0, "0".to_owned()),
-            6 | 7 => {}
+        let kinds: &[CronField] = match fields.len() {
+            5 => &CRON_FIELDS[1..6],
+            6 => &CRON_FIELDS[..6],
+            7 => &CRON_FIELDS,
             n => {
                 return Err(format!(
                     "expected 5 fields (minute hour day-of-month month day-of-week), \
@@ -623,6 +624,14 @@ pub(crate) fn normalize_cron(expr: &str) -> Result<String, String> {
                     if n == 1 { "" } else { "s" }
                 ))
             }
+        };
+        // Our own range check first: the cron crate's messages are off by
+        // one ("Hours must be less than 23" for 25) and name its own fields.
+        for (kind, field) in kinds.iter().zip(&fields) {
+            kind.check(field)?;
+        }
+        if fields.len() == 5 {
+            fields.insert(0, "0".to_owned());
         }
         fields[5] = unix_days_of_week(&fields[5])?;
         fields.join(" ")
@@ -646,6 +655,108 @@ pub(crate) fn normalize_cron(expr: &str) -> Result<String, String> {
     Ok(normalized)
 }
 
+/// A field of a cron expression and the values it takes, as the cron crate
+/// reads them (day of week: Unix numbering, before it is rewritten to names).
+struct CronField {
+    name: &'static str,
+    plural: &'static str,
+    min: u32,
+    max: u32,
+    /// What else the field takes, after the range: names, for example.
+    also: &'static str,
+}
+
+/// Second, minute, hour, day of month, month, day of week, year.
+const CRON_FIELDS: [CronField; 7] = [
+    CronField::new("second", "seconds", 0, 59, ""),
+    CronField::new("minute", "minutes", 0, 59, ""),
+    CronField::new("hour", "hours", 0, 23, ""),
+    CronField::new("day of month", "days of month", 1, 31, ""),
+    CronField::new("month", "months", 1, 12, " or JAN–DEC"),
+    CronField::new(
+        "day of week",
+        "days of week",
+        0,
+        7,
+        " (0 and 7 are Sunday) or SUN–SAT",
+    ),
+    CronField::new("year", "years", 1970, 2100, ""),
+];
+
+impl CronField {
+    const fn new(
+        name: &'static str,
+        plural: &'static str,
+        min: u32,
+        max: u32,
+        also: &'static str,
+    ) -> Self {
+        CronField {
+            name,
+            plural,
+            min,
+            max,
+            also,
+        }
+    }
+
+    fn is_day_of_week(&self) -> bool {
+        self.name == "day of week"
+    }
+
+    /// Checks the numbers of one field: each value, each range's ends and
+    /// order, each step. Names, `*`, `?` and anything malformed are left to
+    /// the cron crate (and to [`unix_days_of_week`]).
+    fn check(&self, field: &str) -> Result<(), String> {
+        let number = |s: &str| -> Result<Option<u32>, String> {
+            if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+                return Ok(None);
+            }
+            match s.parse::<u32>() {
+                Ok(v) if (self.min..=self.max).contains(&v) => Ok(Some(v)),
+                _ => Err(format!(
+                    "{} `{s}` is out of range: {} are {}–{}{}",
+                    self.name, self.plural, self.min, self.max, self.also
+                )),
+            }
+        };
+        for item in field.split(',') {
+            let (range, step) = match item.split_once('/') {
+                Some((range, step)) => (range, Some(step)),
+                None => (item, None),
+            };
+            match range.split_once('-') {
+                Some((a, b)) => {
+                    let (a, b) = (number(a)?, number(b)?);
+                    // Day-of-week ranges are checked with the day names.
+                    if let (Some(a), Some(b), false) = (a, b, self.is_day_of_week()) {
+                        if a > b {
+                            return Err(format!(
+                                "{} range `{range}` runs backwards: write `{a}-{},{}-{b}`",
+                                self.name, self.max, self.min
+                            ));
+                        }
+                    }
+                }
+                None => {
+                    number(range)?;
+                }
+            }
+            // The cron crate takes steps from 1 to the field's largest value.
+            let step = step.filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()));
+            if let (Some(step), false) = (step, self.is_day_of_week()) {
+                if !matches!(step.parse::<u32>(), Ok(n) if (1..=self.max).contains(&n)) {
+                    return Err(format!(
+                        "{} step `{step}` is out of range: steps are 1–{}",
+                        self.name, self.max
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 const DAY_NAMES: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
 
 /// Rewrites the numbers of a day-of-week field (Unix numbering) to names.
@@ -659,7 +770,8 @@ fn unix_days_of_week(field: &str) -> Result<String, String> {
                 Ok(n % 7)
             } else {
                 Err(format!(
-                    "day of week {n} is out of range: use 0-7 (0 and 7 are Sunday) or SUN-SAT"
+                    "day of week `{n}` is out of range: days of week are 0–7 (0 and 7 are \
+                     Sunday) or SUN–SAT"
                 ))
             };
         }
@@ -857,6 +969,66 @@ mod tests {
         assert!(normalize_cron("not a cron").is_err());
         assert!(normalize_cron("61 * * * *").is_err());
         assert!(normalize_cron("@sometimes").is_err());
+        // Every named field with its range, in the words the user needs.
+        for (expr, msg) in [
+            ("0 25 * * *", "hour `25` is out of range: hours are 0–23"),
+            (
+                "60 * * * *",
+                "minute `60` is out of range: minutes are 0–59",
+            ),
+            (
+                "0 0 32 * *",
+                "day of month `32` is out of range: days of month are 1–31",
+            ),
+            (
+                "0 0 0 * *",
+                "day of month `0` is out of range: days of month are 1–31",
+            ),
+            (
+                "0 0 * 13 *",
+                "month `13` is out of range: months are 1–12 or JAN–DEC",
+            ),
+            (
+                "0 0 * * 8",
+                "day of week `8` is out of range: days of week are 0–7",
+            ),
+            (
+                "61 0 0 * * *",
+                "second `61` is out of range: seconds are 0–59",
+            ),
+            (
+                "0 0 0 * * * 2200",
+                "year `2200` is out of range: years are 1970–2100",
+            ),
+            ("0 9-25 * * *", "hour `25` is out of range"),
+            ("0 1,2,99 * * *", "hour `99` is out of range"),
+            ("0 99999999999 * * *", "hour `99999999999` is out of range"),
+            (
+                "0 22-2 * * *",
+                "hour range `22-2` runs backwards: write `22-23,0-2`",
+            ),
+            (
+                "*/0 * * * *",
+                "minute step `0` is out of range: steps are 1–59",
+            ),
+            (
+                "0 */24 * * *",
+                "hour step `24` is out of range: steps are 1–23",
+            ),
+        ] {
+            let e = normalize_cron(expr).unwrap_err();
+            assert!(e.starts_with(msg), "{expr}: {e}");
+        }
+        // The ends of each range are valid.
+        for e in [
+            "59 23 31 12 *",
+            "0 0 1 1 0",
+            "0 0 * * 7",
+            "0 0 * * 5-7",
+            "*/59 */23 * * *",
+        ] {
+            cron::Schedule::from_str(&normalize_cron(e).unwrap()).unwrap();
+        }
         // Everything we produce, the runtime can parse.
         for e in ["0 2 * * *", "@weekly", "0 9 * * 1-5", "*/10 * * * * *"] {
             cron::Schedule::from_str(&normalize_cron(e).unwrap()).unwrap();

@@ -8,6 +8,11 @@
 //! parsing and validation live in `args`, the expansion in `task` and
 //! `periodic`.
 
+// The examples of the README and docs/TASKS.md are compiled (and run, unless
+// marked `no_run`) as doctests of this crate, warnings denied, so that they
+// build as written in a fresh crate.
+#![doc(test(attr(deny(warnings))))]
+
 use proc_macro::TokenStream;
 
 mod args;
@@ -59,9 +64,9 @@ mod task;
 /// # The function
 ///
 /// - It must be an `async fn` without generics or `self`.
-/// - Every parameter is a plain name with a serde type (`Serialize +
-///   DeserializeOwned`); the arguments travel as a JSON object keyed by
-///   parameter name: `{"path":"a.png","width":640}`.
+/// - Every parameter is a plain name with an owned serde type (`Serialize +
+///   DeserializeOwned`: `String`, not `&str`); the arguments travel as a
+///   JSON object keyed by parameter name: `{"path":"a.png","width":640}`.
 /// - The first parameter may be a `bananas::Context` (any type whose path
 ///   ends in `Context`). It is not an argument: the worker passes the job's
 ///   context; in tests pass `bananas::Context::detached("resize")`.
@@ -69,10 +74,12 @@ mod task;
 ///   (any type named `Result` with the success type first, so
 ///   `anyhow::Result<T>` and `io::Result<T>` too; `E: Display` becomes the
 ///   job's error), the return type otherwise, `()` when there is none. It
-///   must be `Serialize` (and `DeserializeOwned` to `wait` for it).
+///   must be an owned `Serialize + DeserializeOwned` type too: the worker
+///   stores it as JSON and `wait` reads it back.
 ///
 /// Breaking any of these rules is a compile error pointing at the cause; a
-/// type that is not serde is reported at that parameter or return type.
+/// type that is not serde is reported once, at that parameter or return
+/// type, naming the trait it lacks (see the end of the next section).
 ///
 /// # Expansion
 ///
@@ -108,14 +115,20 @@ mod task;
 ///     };
 ///     pub fn def() -> &'static ::bananas::__private::TaskDef { &Self::__DEF }
 ///
+///     // `(&&&Serde::<T>::NEW).method(…)` calls below, with the traits
+///     // `IsSerde`, `SerializeOnly` and `NotSerde` in scope, are shown as
+///     // `Serde::<T>.method(…)`.
 ///     pub fn submit(path: String, width: u32) -> ::bananas::__private::Submit<String> {
 ///         // `{"path":…,"width":…}`, in parameter order.
-///         submit::<String>(Self::def(), args_writer().arg::<String>("path", &path).arg::<u32>("width", &width).finish())
+///         let w = args_writer();
+///         let w = Serde::<String>.write_arg(w, "path", &path);
+///         let w = Serde::<u32>.write_arg(w, "width", &width);
+///         Serde::<String>.submit(Self::def(), w.finish())
 ///     }
 ///     pub async fn delay(path: String, width: u32)
 ///         -> Result<::bananas::__private::JobHandle<String>, ::bananas::Error>
 ///     {
-///         send::<String>(Self::submit(path, width)).await
+///         Serde::<String>.send(Self::submit(path, width)).await
 ///     }
 ///
 ///     // Decodes `{"path":…,"width":…}`: unknown keys are an error, a missing
@@ -123,7 +136,7 @@ mod task;
 ///     #[doc(hidden)]
 ///     pub fn __decode(args: &RawValue) -> Result<(String, u32), String> {
 ///         let mut r = args_reader(args, Self::__DEF.params)?;
-///         Ok((r.arg::<String>("path")?, r.arg::<u32>("width")?))
+///         Ok((Serde::<String>.read_arg(&mut r, "path")?, Serde::<u32>.read_arg(&mut r, "width")?))
 ///     }
 ///     #[doc(hidden)]
 ///     pub fn __check_args(args: &RawValue) -> Result<(), String> {
@@ -135,22 +148,41 @@ mod task;
 ///             Ok(a) => a,
 ///             Err(e) => return bad_args(e),
 ///         };
-///         Box::pin(async move { result_output::<String, _>(resize(path, width).await, true) })
+///         Box::pin(async move { Serde::<String>.result_output(resize(path, width).await, true) })
 ///     }
 /// }
 ///
 /// const _: () = {
-///     ::bananas::__private::assert_arg::<String>(); // spanned at each parameter type
-///     ::bananas::__private::assert_arg::<u32>();
-///     ::bananas::__private::assert_result::<String>(); // spanned at the return type
+///     // Type-checked, never called.
+///     let _ = || {
+///         Serde::<String>.check_arg(); // spanned at each parameter type
+///         Serde::<u32>.check_arg();
+///         Serde::<String>.check_result(); // spanned at the return type
+///     };
 /// };
 ///
 /// ::bananas::__private::inventory::submit! { resize::__DEF }
 /// ```
 ///
-/// Each call that needs a serde bound on one of your types (`arg::<T>`,
-/// `submit::<T>`, `assert_arg::<T>`, …) carries that type's span, so a type
-/// that is not serde is reported at the parameter or return type naming it.
+/// A type that is not serde gets one compile error, at the parameter or
+/// return type that names it, saying which trait it lacks:
+///
+/// ```text
+/// error[E0277]: `Handle` cannot be a task argument: it does not implement `serde::Serialize`
+///  --> src/main.rs:4:41
+///   |
+/// 4 | async fn resize(path: String, handle: Handle) {}
+///   |                                       ^^^^^^ not `serde::Serialize`
+///   = note: task arguments travel as JSON: they must implement `serde::Serialize` and `serde::de::DeserializeOwned`
+///   = note: for a type of your own, add `#[derive(serde::Serialize, serde::Deserialize)]`
+/// ```
+///
+/// `Serde::<T>` picks, by method lookup, the real encoding and decoding when
+/// `T` is `Serialize + DeserializeOwned` and stand-ins otherwise, so the
+/// other uses of such a type add no errors of their own; `check_arg` and
+/// `check_result` are the one error (the stand-ins never run: a crate that
+/// picks them does not compile). A reference parameter or result (`&str`)
+/// is refused by the macro itself: take an owned type such as `String`.
 ///
 /// Generated items take the function's visibility (a private function gets
 /// private `delay`/`submit`), and a `#[cfg(...)]` on the function applies to
@@ -199,7 +231,10 @@ pub fn task(attr: TokenStream, item: TokenStream) -> TokenStream {
 ///
 /// Day-of-week numbers are Unix cron's, `0` or `7` for Sunday, `1` for
 /// Monday … `6` for Saturday; names (`MON-FRI`) work too. An invalid
-/// expression or time zone is a compile error pointing at the string.
+/// expression or time zone is a compile error pointing at the string; a
+/// number out of its field's range is reported with the range
+/// (``hour `25` is out of range: hours are 0–23``), and so are a step out
+/// of range and a range that runs backwards.
 ///
 /// The expression is checked with the `cron` crate and stored in
 /// `TaskDef::schedule` normalized to the form `cron::Schedule::from_str`
@@ -211,3 +246,11 @@ pub fn task(attr: TokenStream, item: TokenStream) -> TokenStream {
 pub fn periodic(attr: TokenStream, item: TokenStream) -> TokenStream {
     periodic::periodic(attr.into(), item.into()).into()
 }
+
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeExamples;
+
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/TASKS.md")]
+struct TasksExamples;

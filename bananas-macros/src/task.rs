@@ -128,6 +128,20 @@ pub(crate) fn analyze(item: ItemFn) -> Result<TaskFn, syn::Error> {
             takes_context = true;
             continue;
         }
+        if let Type::Reference(r) = &*pt.ty {
+            // Caught here: the serde check cannot see it (a borrowed type
+            // fails only in the borrow checker, with errors about lifetimes).
+            push_err(
+                &mut errors,
+                syn::Error::new_spanned(
+                    r,
+                    "a task parameter cannot be a reference: arguments are decoded from the \
+                     job's JSON into values the task owns; take an owned type (`String` for \
+                     `&str`, `Vec<T>` for `&[T]`)",
+                ),
+            );
+            continue;
+        }
         match &*pt.pat {
             Pat::Ident(pi) if pi.by_ref.is_none() && pi.subpat.is_none() => params.push(Param {
                 ident: pi.ident.clone(),
@@ -161,6 +175,16 @@ pub(crate) fn analyze(item: ItemFn) -> Result<TaskFn, syn::Error> {
         },
         ReturnType::Type(_, ty) => (Some((**ty).clone()), false),
     };
+    if let Some(Type::Reference(r)) = &ok_type {
+        push_err(
+            &mut errors,
+            syn::Error::new_spanned(
+                r,
+                "a task cannot return a reference: its result is stored as JSON and read \
+                 back as an owned value; return an owned type (`String` for `&str`)",
+            ),
+        );
+    }
     match errors {
         Some(e) => Err(e),
         None => Ok(TaskFn {
@@ -229,14 +253,24 @@ pub(crate) fn expand(o: &Options, f: &TaskFn) -> TokenStream {
             .as_ref()
             .map_or(item.sig.output.span(), Spanned::span),
     };
-    let assert_result = quote_spanned! {ret_span=>
-        const _: () = #p::assert_result::<#ok_ty>();
+    // Every use of a parameter or result type goes through
+    // `&&&Serde::<T>::NEW` (see `__private`): the checks below are the one
+    // error for a type that is not serde, spanned at the type, and the other
+    // uses then compile against stand-ins instead of adding errors.
+    let serde_traits = quote! {
+        #[allow(unused_imports)]
+        use #p::{IsSerde as _, NotSerde as _, SerializeOnly as _};
     };
-    let assert_args = f.params.iter().map(|prm| {
+    let serde_of =
+        |ty: &dyn ToTokens, span: Span| quote_spanned! {span=> (&&&#p::Serde::<#ty>::NEW) };
+    let check_result = {
+        let s = serde_of(&ok_ty, ret_span);
+        quote_spanned! {ret_span=> #s.check_result(); }
+    };
+    let check_args = f.params.iter().map(|prm| {
         let ty = &prm.ty;
-        quote_spanned! {ty.span()=>
-            const _: () = #p::assert_arg::<#ty>();
-        }
+        let s = serde_of(ty, ty.span());
+        quote_spanned! {ty.span()=> #s.check_arg(); }
     });
 
     let store = o.store_result;
@@ -256,25 +290,23 @@ pub(crate) fn expand(o: &Options, f: &TaskFn) -> TokenStream {
         quote!(let _ = __ctx;)
     };
 
-    // One generic call per argument, spanned at its type, so a type that is
-    // not serde is reported there (see `__private`).
+    // One call per argument, spanned at its type.
     let write_args = f.params.iter().zip(&keys).map(|(prm, key)| {
         let (ident, ty) = (&prm.ident, &prm.ty);
-        quote_spanned! {ty.span()=> .arg::<#ty>(#key, &#ident) }
+        let s = serde_of(ty, ty.span());
+        quote_spanned! {ty.span()=> let __w = #s.write_arg(__w, #key, &#ident); }
     });
     let read_args = f.params.iter().zip(&keys).map(|(prm, key)| {
         let ty = &prm.ty;
-        quote_spanned! {ty.span()=> __r.arg::<#ty>(#key)?, }
+        let s = serde_of(ty, ty.span());
+        quote_spanned! {ty.span()=> #s.read_arg(&mut __r, #key)?, }
     });
-    let new_submit = quote_spanned! {ret_span=> #p::submit::<#ok_ty> };
+    let result_serde = serde_of(&ok_ty, ret_span);
+    let new_submit = quote_spanned! {ret_span=> #result_serde.submit };
     let send = quote_spanned! {ret_span=>
-        #p::send::<#ok_ty>(Self::submit(#(#idents),*)).await
+        #result_serde.send(Self::submit(#(#idents),*)).await
     };
-    let output = if f.returns_result {
-        quote_spanned! {ret_span=> #p::#output_fn::<#ok_ty, _> }
-    } else {
-        quote_spanned! {ret_span=> #p::#output_fn::<#ok_ty> }
-    };
+    let output = quote_spanned! {ret_span=> #result_serde.#output_fn };
 
     let priority = match o.priority {
         Priority::High => quote!(High),
@@ -364,13 +396,17 @@ pub(crate) fn expand(o: &Options, f: &TaskFn) -> TokenStream {
             /// Prepares a job with these arguments; set per-call options on
             /// the returned builder, then `.send().await` it.
             #vis fn submit(#(#idents: #tys),*) -> #p::Submit<#ok_ty> {
-                #new_submit(Self::def(), #p::args_writer() #(#write_args)* .finish())
+                #serde_traits
+                let __w = #p::args_writer();
+                #(#write_args)*
+                #new_submit(Self::def(), __w.finish())
             }
 
             /// Submits a job with these arguments and the task's default options.
             #vis async fn delay(#(#idents: #tys),*)
                 -> ::core::result::Result<#p::JobHandle<#ok_ty>, #p::Error>
             {
+                #serde_traits
                 #send
             }
 
@@ -378,6 +414,7 @@ pub(crate) fn expand(o: &Options, f: &TaskFn) -> TokenStream {
             #vis fn __decode(__args: &#p::RawValue)
                 -> ::core::result::Result<#tuple_ty, #p::String>
             {
+                #serde_traits
                 let mut __r = #p::args_reader(__args, Self::__DEF.params)?;
                 ::core::result::Result::Ok((#(#read_args)*))
             }
@@ -398,6 +435,7 @@ pub(crate) fn expand(o: &Options, f: &TaskFn) -> TokenStream {
                     ::core::result::Result::Err(__e) => return #p::bad_args(__e),
                 };
                 #p::Box::pin(async move {
+                    #serde_traits
                     #output(#fn_name(#ctx_arg #(#idents),*).await, #store)
                 })
             }
@@ -405,8 +443,12 @@ pub(crate) fn expand(o: &Options, f: &TaskFn) -> TokenStream {
 
         #(#cfgs)*
         const _: () = {
-            #(#assert_args)*
-            #assert_result
+            // Type-checked, never called.
+            let _ = || {
+                #serde_traits
+                #(#check_args)*
+                #check_result
+            };
         };
 
         #(#cfgs)*

@@ -3,7 +3,7 @@
 //! here by absolute path (`::bananas::__private::…`), so it is the one
 //! place generated code depends on.
 
-use std::fmt::Display;
+use std::{fmt::Display, marker::PhantomData};
 
 pub use inventory;
 pub use serde;
@@ -21,17 +21,6 @@ pub use crate::{
         TaskError,
     },
 };
-
-// Every function with a trait bound on a user type is called from code
-// spanned at that type, so a type that is not serde is reported at the
-// parameter or return type that names it.
-
-/// Fails to compile unless `T` is a serde argument type.
-pub const fn assert_arg<T: serde::Serialize + serde::de::DeserializeOwned>() {}
-
-/// Fails to compile unless `T` can be a task result: stored as JSON by the
-/// worker, and read back by `JobHandle::wait`.
-pub const fn assert_result<T: serde::Serialize + serde::de::DeserializeOwned>() {}
 
 /// Encodes the arguments struct to the JSON object that goes on the wire.
 pub fn encode_args<A: serde::Serialize>(args: &A) -> crate::Result<Box<RawValue>> {
@@ -191,3 +180,184 @@ pub fn result_output<T: serde::Serialize, E: Display>(
         Err(e) => Err(TaskError::Failed(format!("{e:#}"))),
     }
 }
+
+// A type a task names (each parameter's, the result's) is used through
+// `Serde::<T>::NEW`: the generated code calls methods on `&&&Serde::<T>::NEW`
+// with the three traits below in scope, and method lookup takes the first
+// impl that applies (autoref specialization):
+//
+// 1. `IsSerde` for `&&Serde<T>`, when `T: Serialize + DeserializeOwned`:
+//    the real encoding, decoding, submission and output;
+// 2. `SerializeOnly` for `&Serde<T>`, when `T: Serialize`: checks only;
+// 3. `NotSerde` for `Serde<T>`, always: stand-ins that need no serde bound.
+//
+// The expansion calls `check_arg` (or `check_result`) once per type, spanned
+// at the type. Impls 2 and 3 require for it a trait that nothing implements
+// and whose message names the missing serde trait, so a type that is not
+// serde gets one error, at the parameter or return type that names it, and
+// its other uses compile against the stand-ins without errors of their own.
+// A crate in which a stand-in was picked never compiles: they never run.
+
+/// Selects the serde implementation for `T`, or a stand-in that compiles
+/// when `T` is not serde (see the comment above).
+pub struct Serde<T>(PhantomData<fn() -> T>);
+
+impl<T> Serde<T> {
+    /// The selector; call methods on `&&&Serde::<T>::NEW`.
+    pub const NEW: Self = Serde(PhantomData);
+}
+
+impl<T> std::fmt::Debug for Serde<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Serde")
+    }
+}
+
+/// What the generated code does with a parameter or result type `T`.
+pub trait IsSerde<T> {
+    /// Compiles: `T` can be a task argument.
+    fn check_arg(&self) {}
+    /// Compiles: `T` can be a task result.
+    fn check_result(&self) {}
+    /// [`ArgsWriter::arg`].
+    fn write_arg(&self, w: ArgsWriter, name: &str, value: &T) -> ArgsWriter;
+    /// [`ArgsReader::arg`].
+    fn read_arg(&self, r: &mut ArgsReader, name: &str) -> Result<T, String>;
+    /// [`submit`].
+    fn submit(&self, def: &'static TaskDef, args: crate::Result<Box<RawValue>>) -> Submit<T>;
+    /// [`send`].
+    fn send(&self, submit: Submit<T>) -> BoxFuture<crate::Result<JobHandle<T>>>
+    where
+        T: 'static;
+    /// [`value_output`].
+    fn value_output(&self, value: T, store: bool) -> HandlerResult;
+    /// [`result_output`].
+    fn result_output<E: Display>(&self, result: Result<T, E>, store: bool) -> HandlerResult;
+}
+
+impl<T: serde::Serialize + serde::de::DeserializeOwned> IsSerde<T> for &&Serde<T> {
+    fn write_arg(&self, w: ArgsWriter, name: &str, value: &T) -> ArgsWriter {
+        w.arg::<T>(name, value)
+    }
+    fn read_arg(&self, r: &mut ArgsReader, name: &str) -> Result<T, String> {
+        r.arg::<T>(name)
+    }
+    fn submit(&self, def: &'static TaskDef, args: crate::Result<Box<RawValue>>) -> Submit<T> {
+        submit::<T>(def, args)
+    }
+    fn send(&self, submit: Submit<T>) -> BoxFuture<crate::Result<JobHandle<T>>>
+    where
+        T: 'static,
+    {
+        send::<T>(submit)
+    }
+    fn value_output(&self, value: T, store: bool) -> HandlerResult {
+        value_output::<T>(value, store)
+    }
+    fn result_output<E: Display>(&self, result: Result<T, E>, store: bool) -> HandlerResult {
+        result_output::<T, E>(result, store)
+    }
+}
+
+/// The checks of a type that is `Serialize` but not `DeserializeOwned`.
+pub trait SerializeOnly<T> {
+    /// Fails to compile, naming `DeserializeOwned`.
+    fn check_arg(&self)
+    where
+        T: DeserializableArg,
+    {
+    }
+    /// Fails to compile, naming `DeserializeOwned`.
+    fn check_result(&self)
+    where
+        T: DeserializableResult,
+    {
+    }
+}
+
+impl<T: serde::Serialize> SerializeOnly<T> for &Serde<T> {}
+
+/// The checks of a type that is not `Serialize`, and stand-ins for
+/// [`IsSerde`]'s methods that never run.
+pub trait NotSerde<T> {
+    /// Fails to compile, naming `Serialize`.
+    fn check_arg(&self)
+    where
+        T: SerializableArg,
+    {
+    }
+    /// Fails to compile, naming `Serialize`.
+    fn check_result(&self)
+    where
+        T: SerializableResult,
+    {
+    }
+    /// Never runs.
+    fn write_arg(&self, _: ArgsWriter, _: &str, _: &T) -> ArgsWriter {
+        unreachable!("checked at compile time")
+    }
+    /// Never runs.
+    fn read_arg(&self, _: &mut ArgsReader, _: &str) -> Result<T, String> {
+        unreachable!("checked at compile time")
+    }
+    /// Never runs.
+    fn submit(&self, _: &'static TaskDef, _: crate::Result<Box<RawValue>>) -> Submit<T> {
+        unreachable!("checked at compile time")
+    }
+    /// Never runs.
+    fn send(&self, _: Submit<T>) -> BoxFuture<crate::Result<JobHandle<T>>>
+    where
+        T: 'static,
+    {
+        unreachable!("checked at compile time")
+    }
+    /// Never runs.
+    fn value_output(&self, _: T, _: bool) -> HandlerResult {
+        unreachable!("checked at compile time")
+    }
+    /// Never runs.
+    fn result_output<E: Display>(&self, _: Result<T, E>, _: bool) -> HandlerResult {
+        unreachable!("checked at compile time")
+    }
+}
+
+impl<T> NotSerde<T> for Serde<T> {}
+
+// Implemented by no type: requiring one is the compile error for a type
+// that is not serde, in the words of its message.
+
+/// Implemented by no type (see [`NotSerde::check_arg`]).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a task argument: it does not implement `serde::Serialize`",
+    label = "not `serde::Serialize`",
+    note = "task arguments travel as JSON: they must implement `serde::Serialize` and `serde::de::DeserializeOwned`",
+    note = "for a type of your own, add `#[derive(serde::Serialize, serde::Deserialize)]`"
+)]
+pub trait SerializableArg {}
+
+/// Implemented by no type (see [`SerializeOnly::check_arg`]).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a task argument: it does not implement `serde::de::DeserializeOwned`",
+    label = "not `serde::de::DeserializeOwned`",
+    note = "task arguments travel as JSON: they must implement `serde::Serialize` and `serde::de::DeserializeOwned`",
+    note = "for a type of your own, add `#[derive(serde::Deserialize)]`"
+)]
+pub trait DeserializableArg {}
+
+/// Implemented by no type (see [`NotSerde::check_result`]).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a task result: it does not implement `serde::Serialize`",
+    label = "not `serde::Serialize`",
+    note = "a task's result is stored as JSON and read back by `JobHandle::wait`: it must implement `serde::Serialize` and `serde::de::DeserializeOwned`",
+    note = "for a type of your own, add `#[derive(serde::Serialize, serde::Deserialize)]`"
+)]
+pub trait SerializableResult {}
+
+/// Implemented by no type (see [`SerializeOnly::check_result`]).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a task result: it does not implement `serde::de::DeserializeOwned`",
+    label = "not `serde::de::DeserializeOwned`",
+    note = "a task's result is stored as JSON and read back by `JobHandle::wait`: it must implement `serde::Serialize` and `serde::de::DeserializeOwned`",
+    note = "for a type of your own, add `#[derive(serde::Deserialize)]`"
+)]
+pub trait DeserializableResult {}

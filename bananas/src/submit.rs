@@ -97,7 +97,14 @@ impl<T: DeserializeOwned> Submit<T> {
         self
     }
 
-    /// Use this job id instead of a fresh one (enqueueing is idempotent by id).
+    /// Use this job id instead of a fresh one.
+    ///
+    /// Enqueueing is idempotent by id: while a job with this id is on record
+    /// (queued, running, or finished and still kept: a result for
+    /// `result_ttl`, a dead job for `failure_ttl`), `send` returns `Ok` with
+    /// a handle to that job and runs nothing, and the handle's `wait` gives
+    /// the earlier job's result; a `result = false` task keeps no record
+    /// once a job succeeds, so its id is free again at once.
     pub fn id(mut self, id: impl Into<JobId>) -> Self {
         self.id = Some(id.into());
         self
