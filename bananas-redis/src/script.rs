@@ -23,7 +23,7 @@ use std::{
 };
 
 use bananas_core::{Error, Result};
-use redis::{Cmd, RedisResult, Value};
+use redis::{Cmd, RedisError, RedisResult, Value};
 
 use crate::{
     conn::{is_noscript, is_plain_error, script_err, Conn},
@@ -221,7 +221,7 @@ impl Scripts {
         &self,
         conn: &Conn,
         key: Option<&str>,
-        e: &redis::RedisError,
+        e: &RedisError,
     ) -> bool {
         let mut conn = conn.clone();
         if !is_plain_error(e) || !self.library_missing(&mut conn, key).await {
@@ -257,46 +257,119 @@ impl Scripts {
 
     /// Runs `call` and decodes its reply.
     pub(crate) async fn call<C: Call>(&self, conn: &Conn, call: &C) -> Result<C::Reply> {
-        let lua = self.get(C::SCRIPT)?;
-        let keys = call.keys();
-        let reply = self
-            .run(conn, lua, &keys, |c| call.args(c))
-            .await
-            .map_err(|e| script_err(C::SCRIPT.name, e))?;
-        call.decode(reply)
+        self.call_beside(conn, call, &[]).await.0
     }
 
-    async fn run(
+    /// Runs `call` and the commands `beside`, whose failure the caller
+    /// tolerates: their errors come back beside the reply instead of
+    /// failing the call. On one server they go in the same request (one
+    /// write, one round trip); on a cluster, where they may live in other
+    /// slots, in a second request sent at the same time.
+    pub(crate) async fn call_beside<C: Call>(
         &self,
         conn: &Conn,
+        call: &C,
+        beside: &[Cmd],
+    ) -> (Result<C::Reply>, Vec<RedisError>) {
+        let name = C::SCRIPT.name;
+        let lua = match self.get(C::SCRIPT) {
+            Ok(lua) => lua,
+            Err(e) => return (Err(e), Vec::new()),
+        };
+        let keys = call.keys();
+        let args = |c: &mut Cmd| call.args(c);
+        let mut conn = conn.clone();
+        let (first, beside_errors) = if beside.is_empty() {
+            (self.send(&mut conn, lua, &keys, args).await, Vec::new())
+        } else if conn.is_cluster() {
+            // A cluster pipeline may not span slots: two requests, side by
+            // side.
+            let mut pipe = redis::pipe();
+            pipe.ignore_errors();
+            for c in beside {
+                pipe.add_command(c.clone());
+            }
+            let mut other = conn.clone();
+            let (first, rest) = futures::join!(
+                self.send(&mut conn, lua, &keys, args),
+                pipe.query_async::<Vec<RedisResult<Value>>>(&mut other)
+            );
+            let errors = match rest {
+                Ok(replies) => replies.into_iter().filter_map(|r| r.err()).collect(),
+                Err(e) => vec![e],
+            };
+            (first, errors)
+        } else {
+            let mut pipe = redis::pipe();
+            pipe.ignore_errors()
+                .add_command(self.command(lua, &keys, args));
+            for c in beside {
+                pipe.add_command(c.clone());
+            }
+            match pipe.query_async::<Vec<RedisResult<Value>>>(&mut conn).await {
+                Err(e) => return (Err(script_err(name, e)), Vec::new()),
+                Ok(replies) => {
+                    let mut replies = replies.into_iter();
+                    let first = replies.next().unwrap_or(Ok(Value::Nil));
+                    (first, replies.filter_map(|r| r.err()).collect())
+                }
+            }
+        };
+        let reply = match first {
+            Ok(v) => Ok(v),
+            Err(e) => self.after_error(&mut conn, lua, &keys, args, e).await,
+        };
+        (
+            reply
+                .map_err(|e| script_err(name, e))
+                .and_then(|v| call.decode(v)),
+            beside_errors,
+        )
+    }
+
+    /// The script's command: `FCALL`, or `EVALSHA` without functions.
+    fn command(&self, lua: &Lua, keys: &[&str], args: impl Fn(&mut Cmd)) -> Cmd {
+        if self.run_as_functions() {
+            command("FCALL", &lua.function, keys, args)
+        } else {
+            command("EVALSHA", &lua.sha, keys, args)
+        }
+    }
+
+    async fn send(
+        &self,
+        conn: &mut Conn,
         lua: &Lua,
         keys: &[&str],
         args: impl Fn(&mut Cmd),
     ) -> RedisResult<Value> {
-        let mut conn = conn.clone();
+        self.command(lua, keys, args).query_async(conn).await
+    }
+
+    /// After the script's command failed with `e`: loads the library again
+    /// and repeats the call if the server lost the library, or sends the
+    /// script itself (`EVAL`) if the server does not have it cached;
+    /// otherwise `e` stands.
+    async fn after_error(
+        &self,
+        conn: &mut Conn,
+        lua: &Lua,
+        keys: &[&str],
+        args: impl Fn(&mut Cmd),
+        e: RedisError,
+    ) -> RedisResult<Value> {
         if self.run_as_functions() {
-            let cmd = command("FCALL", &lua.function, keys, &args);
-            return match cmd.query_async(&mut conn).await {
-                Err(e)
-                    if is_plain_error(&e)
-                        && self.library_missing(&mut conn, keys.first().copied()).await =>
-                {
-                    tracing::debug!(function = %lua.function, "reloading the Lua function library");
-                    self.load(&mut conn).await?;
-                    cmd.query_async(&mut conn).await
-                }
-                r => r,
-            };
-        }
-        let cmd = command("EVALSHA", &lua.sha, keys, &args);
-        match cmd.query_async(&mut conn).await {
-            Err(e) if is_noscript(&e) => {
-                command("EVAL", &lua.eval, keys, &args)
-                    .query_async(&mut conn)
-                    .await
+            if is_plain_error(&e) && self.library_missing(conn, keys.first().copied()).await {
+                tracing::debug!(function = %lua.function, "reloading the Lua function library");
+                self.load(conn).await?;
+                return self.send(conn, lua, keys, args).await;
             }
-            r => r,
+        } else if is_noscript(&e) {
+            return command("EVAL", &lua.eval, keys, args)
+                .query_async(conn)
+                .await;
         }
+        Err(e)
     }
 }
 

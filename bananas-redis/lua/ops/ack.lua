@@ -8,8 +8,9 @@
 -- KEYS[7]   {P:R}:waiters
 -- KEYS[8]   {P:R}:progress
 -- KEYS[9]   {P:R}:epoch
--- KEYS[10..] for each full ack below that finishes its job (every kind
---           but 'retry'), in ARGV order: {P:R}:r:<id>, {P:R}:w:<id>
+-- KEYS[10..] per full ack below, in ARGV order: {P:R}:r:<id> for each
+--           'result' and 'dead'; with ARGV[8] = '1', {P:R}:r:<id> and
+--           {P:R}:w:<id> for every kind but 'retry'
 -- ARGV[1]  now (ms)
 -- ARGV[2]  success result TTL (ms)
 -- ARGV[3]  failure (dead letter) TTL (ms)
@@ -19,7 +20,8 @@
 -- ARGV[7]  the route's recovery epoch at which every attempt in the batch
 --          was leased, as fetch.lua returned it ('' when unknown or not
 --          shared; see include/epoch.lua)
--- ARGV[8 .. 7+c] their ids.
+-- ARGV[8]  '1' when the waiters' lists are declared, else ''
+-- ARGV[9 .. 8+c] the compact acks' ids.
 --   Compact acks are attempts that succeeded and keep no result (kind
 --   'done' below): everything about the job is deleted. Compact because
 --   that is the hot path of `result = false` tasks: one argument per job,
@@ -34,9 +36,11 @@
 -- started_at is when the attempt started (the worker's clock, ms).
 -- An ack counts only if its attempt still holds the lease (the lease did not
 -- expire and get recovered meanwhile); others are ignored as stale.
--- A compact ack declares no notification list, so when the job of one has
--- waiters the script writes nothing and returns { 'need_keys' }: the
--- caller sends the batch again with every ack in full form.
+-- Waiters are rare, so their lists ({P:R}:w:<id>) are declared only on
+-- demand: when a job the batch finishes has waiters and ARGV[8] is not
+-- '1', the script writes nothing and returns { 'need_keys' }; the caller
+-- sends the batch again with every ack in full form and every list
+-- declared.
 -- Returns { 'settled', settled, stale } or { 'need_keys' }.
 --- @include "include/sep.lua"
 --- @include "include/vcall.lua"
@@ -53,15 +57,16 @@ local K_WAKE, K_WAITERS, K_PROGRESS, K_EPOCH = KEYS[6], KEYS[7], KEYS[8], KEYS[9
 local now = tonumber(ARGV[1])
 local ok_ttl, dead_ttl = ARGV[2], tonumber(ARGV[3])
 local compact = tonumber(ARGV[4])
-local full_from = 8 + compact
+local with_lists = ARGV[8] == '1'
+local full_from = 9 + compact
 local W = 6
 
 -- The ids of the batch are src[off + 1 .. off + nids]: ARGV itself when
 -- every ack is compact (the hot path), else a table of all of them.
-local src, off, nids = ARGV, 7, compact
+local src, off, nids = ARGV, 8, compact
 if full_from <= #ARGV then
   src, off, nids = {}, 0, 0
-  for i = 8, full_from - 1 do
+  for i = 9, full_from - 1 do
     nids = nids + 1
     src[nids] = ARGV[i]
   end
@@ -100,9 +105,14 @@ local simple = src == ARGV and not c_attempts and not any_meta and not any_waite
 local trusted = simple and ARGV[7] ~= '' and ARGV[7] == epoch(K_EPOCH, false)
 if any_waiters then
   waiters = vget('HMGET', K_WAITERS, src, off + 1, off + nids)
-  -- Nothing is written yet: ask for the keys a compact ack lacks.
-  for n = 1, compact do
-    if waiters[n] then return {'need_keys'} end
+  if not with_lists then
+    -- Nothing is written yet: ask for the lists of the jobs this batch
+    -- finishes that have waiters.
+    for n = 1, nids do
+      if waiters[n] and (n <= compact or ARGV[full_from + (n - compact - 1) * W] ~= 'retry') then
+        return {'need_keys'}
+      end
+    end
   end
   c_started = list_of(ARGV[6], compact)
 end
@@ -130,7 +140,7 @@ elseif simple then
   end
   settled = nids - stale
 end
-local kp = 10 -- the keys of the next full ack that finishes its job
+local kp = 10 -- the keys of the next full ack
 for n = 1, simple and 0 or nids do
   local kind, id, attempt, started, a, b, rk, wk
   if n <= compact then
@@ -140,9 +150,14 @@ for n = 1, simple and 0 or nids do
   else
     local i = full_from + (n - compact - 1) * W
     kind, id, attempt, started, a, b = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
-    if kind ~= 'retry' then
-      rk, wk = KEYS[kp], KEYS[kp + 1]
-      kp = kp + 2
+    if with_lists then
+      if kind ~= 'retry' then
+        rk, wk = KEYS[kp], KEYS[kp + 1]
+        kp = kp + 2
+      end
+    elseif kind == 'result' or kind == 'dead' then
+      rk = KEYS[kp]
+      kp = kp + 1
     end
   end
   local meta = metas[n]
@@ -172,7 +187,8 @@ for n = 1, simple and 0 or nids do
       elseif waiters[n] then
         rec = record('s', attempts, started, now, '', '', spec)
       end
-      -- (A compact ack never gets here with waiters: see 'need_keys'.)
+      -- (Only with the lists declared are there waiters here: see
+      -- 'need_keys'.)
       if waiters[n] then notify(K_WAITERS, wk, id, waiters[n], rec) end
     end
   end

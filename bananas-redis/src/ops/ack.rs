@@ -48,10 +48,14 @@ impl Settlement<'_> {
         }
     }
 
-    /// Whether the job is finished afterwards (its record and waiters'
-    /// list are written).
+    /// Whether the job is finished afterwards (its waiters get a record).
     fn finishes(&self) -> bool {
         !matches!(self, Settlement::Retry { .. })
+    }
+
+    /// Whether a record is stored (`{P:R}:r:<id>`).
+    fn stores_record(&self) -> bool {
+        matches!(self, Settlement::Result(_) | Settlement::Dead { .. })
     }
 }
 
@@ -95,19 +99,21 @@ struct AckCall<'a> {
     batch: &'a [Settle<'a>],
     /// The recovery epoch every attempt of the batch was leased at.
     epoch: Option<&'a str>,
-    /// Whether successes without a result go compact (ids only, no keys).
-    compact: bool,
-    /// `{P:R}:r:<id>`, `{P:R}:w:<id>` of every full ack that finishes its
-    /// job, in ARGV order.
-    finish_keys: Vec<String>,
+    /// Whether the waiters' lists are declared (and every ack goes in full
+    /// form); else successes without a result go compact (ids only).
+    with_lists: bool,
+    /// The per-job keys, in ARGV order: `{P:R}:r:<id>` of every ack that
+    /// stores a record; with the lists, `{P:R}:r:<id>` and `{P:R}:w:<id>`
+    /// of every ack that finishes its job.
+    job_keys: Vec<String>,
 }
 
 /// What `ack.lua` answered.
 enum AckReply {
     /// The batch was settled; `stale` acks were ignored.
     Settled { stale: i64 },
-    /// The job of a compact ack has waiters, whose list the call did not
-    /// declare: nothing was written; send the batch in full form.
+    /// A job the batch finishes has waiters, whose list the call did not
+    /// declare: nothing was written; send the batch with the lists.
     NeedKeys,
 }
 
@@ -117,7 +123,7 @@ impl<'a> AckCall<'a> {
         keys: &'a RouteKeys,
         batch: &'a [Settle<'a>],
         epoch: Option<&'a str>,
-        compact: bool,
+        with_lists: bool,
     ) -> Self {
         let mut call = AckCall {
             keys,
@@ -126,20 +132,26 @@ impl<'a> AckCall<'a> {
             failure_ttl: ms(cfg.failure_ttl),
             batch,
             epoch,
-            compact,
-            finish_keys: Vec::new(),
+            with_lists,
+            job_keys: Vec::new(),
         };
-        let finish_keys = call
-            .full()
-            .filter(|s| s.how.finishes())
-            .flat_map(|s| [keys.result(s.id), keys.notify(s.id)])
-            .collect();
-        call.finish_keys = finish_keys;
+        let job_keys = if with_lists {
+            call.full()
+                .filter(|s| s.how.finishes())
+                .flat_map(|s| [keys.result(s.id), keys.notify(s.id)])
+                .collect()
+        } else {
+            call.full()
+                .filter(|s| s.how.stores_record())
+                .map(|s| keys.result(s.id))
+                .collect()
+        };
+        call.job_keys = job_keys;
         call
     }
 
     fn is_compact(&self, s: &Settle<'_>) -> bool {
-        self.compact && matches!(s.how, Settlement::Done)
+        !self.with_lists && matches!(s.how, Settlement::Done)
     }
 
     /// The acks sent compact, in batch order.
@@ -159,7 +171,7 @@ impl Call for AckCall<'_> {
 
     fn keys(&self) -> Vec<&str> {
         let k = self.keys;
-        let mut keys = Vec::with_capacity(9 + self.finish_keys.len());
+        let mut keys = Vec::with_capacity(9 + self.job_keys.len());
         keys.extend([
             k.jobs.as_str(),
             &k.meta,
@@ -171,7 +183,7 @@ impl Call for AckCall<'_> {
             &k.progress,
             &k.epoch,
         ]);
-        keys.extend(self.finish_keys.iter().map(String::as_str));
+        keys.extend(self.job_keys.iter().map(String::as_str));
         keys
     }
 
@@ -199,6 +211,7 @@ impl Call for AckCall<'_> {
         }
         c.arg(n).arg(attempts).arg(started);
         c.arg(self.epoch.unwrap_or(""));
+        c.arg(if self.with_lists { "1" } else { "" });
         for s in compact {
             c.arg(s.id);
         }
@@ -276,12 +289,12 @@ impl RedisBroker {
     ) -> Result<()> {
         let epoch = epoch.as_deref();
         let mut reply = self
-            .call(&AckCall::new(&self.inner.cfg, keys, batch, epoch, true))
+            .call(&AckCall::new(&self.inner.cfg, keys, batch, epoch, false))
             .await?;
         if let AckReply::NeedKeys = reply {
-            // Rare: someone waits for a job that keeps no result.
+            // Someone waits for a job of the batch.
             reply = self
-                .call(&AckCall::new(&self.inner.cfg, keys, batch, epoch, false))
+                .call(&AckCall::new(&self.inner.cfg, keys, batch, epoch, true))
                 .await?;
         }
         match reply {
@@ -317,11 +330,11 @@ mod tests {
             .collect()
     }
 
-    fn call<'a>(keys: &'a RouteKeys, batch: &'a [Settle<'a>], compact: bool) -> AckCall<'a> {
+    fn call<'a>(keys: &'a RouteKeys, batch: &'a [Settle<'a>], with_lists: bool) -> AckCall<'a> {
         let cfg = RedisConfig::new("redis://x")
             .result_ttl(std::time::Duration::from_millis(1))
             .failure_ttl(std::time::Duration::from_millis(2));
-        let mut c = AckCall::new(&cfg, keys, batch, None, compact);
+        let mut c = AckCall::new(&cfg, keys, batch, None, with_lists);
         c.now = 100;
         c
     }
@@ -350,14 +363,14 @@ mod tests {
     }
 
     #[test]
-    fn compact_acks_go_first_and_full_ones_declare_their_keys() {
+    fn compact_acks_go_first_and_records_declare_their_keys() {
         let keys = RouteKeys::new("p", "r");
         let batch = batch();
-        let c = call(&keys, &batch, true);
+        let c = call(&keys, &batch, false);
         assert_eq!(
             args(&c),
             [
-                "100", "1", "2", "2", "", "7,7", "", "a", "c", // compact
+                "100", "1", "2", "2", "", "7,7", "", "", "a", "c", // compact
                 "result", "b", "2", "7", "[1]", "", //
                 "retry", "d", "1", "7", "9", "e", //
                 "dead", "f", "3", "7", "r", ""
@@ -365,18 +378,31 @@ mod tests {
         );
         assert_eq!(
             &c.keys()[9..],
-            ["{p:r}:r:b", "{p:r}:w:b", "{p:r}:r:f", "{p:r}:w:f"],
-            "a retry finishes nothing: no keys"
+            ["{p:r}:r:b", "{p:r}:r:f"],
+            "the records of the result and the dead job; no waiters' lists"
         );
     }
 
     #[test]
-    fn in_full_form_every_ack_that_finishes_declares_its_keys() {
+    fn with_the_lists_every_ack_that_finishes_declares_both() {
         let keys = RouteKeys::new("p", "r");
         let batch = batch();
-        let c = call(&keys, &batch, false);
+        let c = call(&keys, &batch, true);
         let a = args(&c);
-        assert_eq!(&a[..8], ["100", "1", "2", "0", "", "", "", "done"]);
-        assert_eq!(c.keys().len(), 9 + 2 * 4);
+        assert_eq!(&a[..9], ["100", "1", "2", "0", "", "", "", "1", "done"]);
+        assert_eq!(
+            &c.keys()[9..],
+            [
+                "{p:r}:r:a",
+                "{p:r}:w:a",
+                "{p:r}:r:b",
+                "{p:r}:w:b",
+                "{p:r}:r:c",
+                "{p:r}:w:c",
+                "{p:r}:r:f",
+                "{p:r}:w:f"
+            ],
+            "a retry finishes nothing: no keys"
+        );
     }
 }

@@ -1,5 +1,5 @@
 //! Enqueue: new jobs into their route's queue or schedule (`enqueue.lua`),
-//! and into the id index in the same round trip.
+//! and into the id index in the same request.
 
 use bananas_core::{
     job::{now_millis, Millis},
@@ -134,8 +134,13 @@ impl RedisBroker {
                 let keys = keys.clone();
                 calls.push(async move {
                     let call = Enqueue::new(&keys, now, chunk);
-                    let index = self.index_ids(route, chunk.iter().map(|j| j.id));
-                    let (added, ()) = futures::join!(self.call(&call), index);
+                    let index = self.index_write(route, chunk.iter().map(|j| j.id));
+                    let (added, failed) = self
+                        .inner
+                        .scripts
+                        .call_beside(&self.inner.conn, &call, &index.cmds)
+                        .await;
+                    self.index_failed(&index, route, &failed);
                     added
                 });
             }

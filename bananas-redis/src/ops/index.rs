@@ -5,8 +5,8 @@
 //! The index is a hint. A job's keys live in its route's slot (`{P:R}`);
 //! the index is global (`{P}`), so on a Redis Cluster it is in another slot
 //! and no route script can write it. It is written beside the enqueue, in
-//! the same round trip: one `HSET` per enqueue call (and, once a minute per
-//! process, a `PEXPIREAT`). A lookup whose hint is missing or wrong asks
+//! the same request as the enqueue's script: one `HSET` per enqueue call
+//! (and, once a minute per process, a `PEXPIREAT`). A lookup whose hint is missing or wrong asks
 //! every route, as without the index, so correctness never depends on it.
 //!
 //! Memory stays bounded without any cleanup on the drain path: entries go
@@ -26,6 +26,7 @@ use bananas_core::{
     job::{now_millis, Millis},
     JobId, Route,
 };
+use redis::{Cmd, RedisError};
 
 use super::ms;
 use crate::{RedisBroker, RedisConfig};
@@ -121,34 +122,71 @@ impl IdIndex {
     }
 }
 
+/// The commands that record some ids' route, to send beside the script
+/// that enqueues them ([`Scripts::call_beside`](crate::script::Scripts::call_beside)).
+pub(super) struct IndexWrite {
+    /// `HSET` of the current bucket, and its expiry when due.
+    pub(super) cmds: Vec<Cmd>,
+    bucket: u64,
+}
+
 impl RedisBroker {
-    /// Records that `ids` were enqueued on `route`. Never fails: a write
-    /// that fails is logged, and lookups of those ids ask every route.
-    pub(super) async fn index_ids<'a>(&self, route: &Route, ids: impl Iterator<Item = &'a str>) {
+    /// The commands recording that `ids` were enqueued on `route` (none
+    /// when the index is off).
+    pub(super) fn index_write<'a>(
+        &self,
+        route: &Route,
+        ids: impl Iterator<Item = &'a str>,
+    ) -> IndexWrite {
         let index = &self.inner.index;
-        if !index.enabled {
-            return;
-        }
         let now = now_millis();
         let bucket = index.bucket(now);
-        let key = self.inner.global.id_index(index.day(bucket));
-        let mut pipe = redis::pipe();
-        let hset = pipe.cmd("HSET").arg(&key);
+        if !index.enabled {
+            return IndexWrite {
+                cmds: Vec::new(),
+                bucket,
+            };
+        }
+        let mut hset = redis::cmd("HSET");
+        hset.arg(self.inner.global.id_index(index.day(bucket)));
         for id in ids {
             hset.arg(id).arg(route.as_str());
         }
-        hset.ignore();
+        let mut cmds = vec![hset];
         for back in index.ttl_due(bucket, now) {
             let b = bucket.saturating_sub(*back);
-            pipe.cmd("PEXPIREAT")
+            let mut expire = redis::cmd("PEXPIREAT");
+            expire
                 .arg(self.inner.global.id_index(index.day(b)))
-                .arg(index.expires_at(b))
-                .ignore();
+                .arg(index.expires_at(b));
+            cmds.push(expire);
+        }
+        IndexWrite { cmds, bucket }
+    }
+
+    /// Logs the failures of an [`IndexWrite`]: lookups by id of those jobs
+    /// will ask every route.
+    pub(super) fn index_failed(&self, write: &IndexWrite, route: &Route, errors: &[RedisError]) {
+        if let Some(e) = errors.first() {
+            self.inner.index.ttl_failed(write.bucket);
+            tracing::debug!(%route, error = %e, "could not write the id index; lookups by id of these jobs will ask every route");
+        }
+    }
+
+    /// Records that `ids` are on `route`, on its own. Never fails: a write
+    /// that fails is logged.
+    pub(super) async fn index_ids<'a>(&self, route: &Route, ids: impl Iterator<Item = &'a str>) {
+        let write = self.index_write(route, ids);
+        if write.cmds.is_empty() {
+            return;
+        }
+        let mut pipe = redis::pipe();
+        for c in &write.cmds {
+            pipe.add_command(c.clone()).ignore();
         }
         let mut conn = self.inner.conn.clone();
         if let Err(e) = pipe.query_async::<()>(&mut conn).await {
-            index.ttl_failed(bucket);
-            tracing::debug!(%route, error = %e, "could not write the id index; lookups by id of these jobs will ask every route");
+            self.index_failed(&write, route, &[e]);
         }
     }
 

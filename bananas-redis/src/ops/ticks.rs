@@ -74,8 +74,13 @@ impl RedisBroker {
             result: keys.result(job.id.as_str()),
             job: &job,
         };
-        let index = self.index_ids(&job.route, std::iter::once(job.id.as_str()));
-        let (claimed, ()) = futures::join!(self.call(&call), index);
+        let index = self.index_write(&job.route, std::iter::once(job.id.as_str()));
+        let (claimed, failed) = self
+            .inner
+            .scripts
+            .call_beside(&self.inner.conn, &call, &index.cmds)
+            .await;
+        self.index_failed(&index, &job.route, &failed);
         claimed
     }
 
