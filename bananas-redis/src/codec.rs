@@ -1,11 +1,22 @@
-//! The compact encodings the scripts store (see `lua/route.lua`).
+//! The compact encodings stored in Redis, and their one decoder.
+//!
+//! Scripts build these strings (`lua/include/record.lua`) and read two
+//! fields of a spec (`lua/include/spec.lua`: the priority and the retry
+//! cap) and the attempt counter of `meta` (`lua/include/meta.lua`);
+//! everything else about them is read here, and only here.
 //!
 //! A job's immutable part is its *spec*:
 //! `prio SEP max_retries SEP created_at SEP eta SEP task SEP args`, with
-//! `SEP` the byte 0x1f, which valid JSON never contains unescaped. The
-//! arguments pass through as the caller's JSON text: nothing is re-encoded.
+//! `SEP` the byte 0x1f, which valid JSON never contains unescaped, and
+//! `prio` one of `h`, `n`, `l`. The arguments pass through as the caller's
+//! JSON text: nothing is re-encoded.
 //! A finished job's *record* is
-//! `state SEP attempts SEP started_at SEP finished_at SEP error SEP result SEP spec`.
+//! `state SEP attempts SEP started_at SEP finished_at SEP error SEP result SEP spec`
+//! with `state` `s` (succeeded) or `d` (dead).
+//! A live job's *meta* is `attempts SEP started_at SEP last_error`, stored
+//! only where it cannot be derived (see `lua/include/meta.lua`).
+//! A progress report is `attempt SEP json`; a schedule's tick mark is
+//! `tick SEP job id`.
 
 use bananas_core::{
     job::{Millis, Priority},
@@ -17,8 +28,8 @@ use serde_json::value::RawValue;
 pub(crate) const SEP: char = '\x1f';
 
 /// A priority as one character, in a stored spec and in a fetch plan
-/// (`h`, `n` or `l`; the scripts read it back in `route.lua`'s `queue_of`
-/// and in `fetch.lua`).
+/// (`h`, `n` or `l`; the scripts read it back in `include/spec.lua` and
+/// `ops/fetch.lua`).
 pub(crate) fn prio_char(p: Priority) -> char {
     match p {
         Priority::High => 'h',
@@ -245,32 +256,50 @@ pub(crate) fn decode_record(id: &str, route: &Route, rec: &[u8]) -> JobRecord {
     }
 }
 
-/// Decodes what `job_info.lua` returns for a live job.
-pub(crate) fn decode_live(
-    id: &str,
-    route: &Route,
-    state: &str,
-    spec: &[u8],
-    meta: &[u8],
-    eta: &[u8],
-    progress: &[u8],
-) -> JobRecord {
-    let state = match state {
-        "active" => JobState::Active,
-        "scheduled" => JobState::Scheduled,
-        "retrying" => JobState::Retrying,
-        _ => JobState::Queued,
-    };
-    let spec = decode_spec_lenient(&String::from_utf8_lossy(spec));
-    let meta = String::from_utf8_lossy(meta);
+/// What `job_info.lua` returns about a live job, as stored.
+#[derive(Debug, Default)]
+pub(crate) struct Live<'a> {
+    /// Its spec.
+    pub(crate) spec: &'a [u8],
+    /// Its meta field (empty without one).
+    pub(crate) meta: &'a [u8],
+    /// Whether a worker holds its lease.
+    pub(crate) leased: bool,
+    /// Its score in the schedule (empty when not scheduled).
+    pub(crate) eta: &'a [u8],
+    /// Its progress report (empty without one, or when not leased).
+    pub(crate) progress: &'a [u8],
+}
+
+/// Decodes a live job: its state is active while leased; else scheduled
+/// (or retrying, when an attempt failed) while it has an eta; else queued.
+pub(crate) fn decode_live(id: &str, route: &Route, live: Live<'_>) -> JobRecord {
+    let spec = decode_spec_lenient(&String::from_utf8_lossy(live.spec));
+    let meta = String::from_utf8_lossy(live.meta);
     let mut it = meta.splitn(3, SEP);
-    let attempts = it.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+    // A leased job without meta is on its first attempt.
+    let attempts = match it.next().filter(|s| !s.is_empty()) {
+        Some(s) => s.parse().unwrap_or(0),
+        None if live.leased => 1,
+        None => 0,
+    };
     let started_at = it.next().and_then(|s| s.parse().ok());
     let error = it.next().and_then(non_empty).map(str::to_owned);
-    let eta = std::str::from_utf8(eta)
+    let eta = std::str::from_utf8(live.eta)
         .ok()
         .and_then(|s| s.parse::<f64>().ok())
         .map(|f| f as Millis);
+    let state = if live.leased {
+        JobState::Active
+    } else if eta.is_some() {
+        if error.is_some() {
+            JobState::Retrying
+        } else {
+            JobState::Scheduled
+        }
+    } else {
+        JobState::Queued
+    };
     let mut r = base_record(id, route, state, spec);
     r.attempts = attempts;
     r.started_at = started_at;
@@ -278,13 +307,39 @@ pub(crate) fn decode_live(
     if eta.is_some() {
         r.eta = eta;
     }
-    // Stored only after the worker serialized it; anything unreadable is
-    // left out rather than failing the whole record.
-    r.progress = std::str::from_utf8(progress)
+    // Shown only for the attempt that made the report; stored only after
+    // the worker serialized it, so anything unreadable is left out rather
+    // than failing the whole record.
+    r.progress = std::str::from_utf8(live.progress)
         .ok()
-        .filter(|s| !s.is_empty())
-        .and_then(|s| RawValue::from_string(s.to_owned()).ok());
+        .and_then(|p| p.split_once(SEP))
+        .filter(|(attempt, _)| live.leased && attempt.parse::<u32>().ok() == Some(attempts))
+        .map(|(_, json)| json)
+        .filter(|json| !json.is_empty())
+        .and_then(|json| RawValue::from_string(json.to_owned()).ok());
     r
+}
+
+/// The spec to requeue a dead job with, from its record: the spec as
+/// stored, with its eta cleared, and its priority. `None` when the record
+/// holds no complete spec.
+pub(crate) fn requeue_spec(rec: &[u8]) -> Option<(String, Priority)> {
+    let rec = std::str::from_utf8(rec).ok()?;
+    let fields: Vec<&str> = rec.splitn(12, SEP).collect();
+    if fields.len() < 12 {
+        return None;
+    }
+    // fields[6..12] = prio, max_retries, created_at, eta, task, args
+    let mut spec = fields[6..12].to_vec();
+    spec[3] = "";
+    let priority = prio_of(spec[0]).unwrap_or(Priority::Normal);
+    Some((spec.join(&SEP.to_string()), priority))
+}
+
+/// Decodes a schedule's tick mark, `tick SEP job id`.
+pub(crate) fn decode_tick_mark(raw: &str) -> Option<(Millis, &str)> {
+    let (tick, id) = raw.split_once(SEP)?;
+    Some((tick.parse().ok()?, id))
 }
 
 #[cfg(test)]
@@ -337,5 +392,60 @@ mod tests {
         assert_eq!(r.state, JobState::Dead);
         assert_eq!(r.error.as_deref(), Some("boom"));
         assert_eq!(r.args.get(), r#""{bad""#);
+    }
+
+    #[test]
+    fn live_jobs_get_their_state_from_lease_eta_and_meta() {
+        let spec = encode_spec(&job()).unwrap();
+        let live = |meta: &'static str, leased, eta: &'static str, progress: &'static str| {
+            let spec = spec.clone();
+            decode_live(
+                "id",
+                &Route::default(),
+                Live {
+                    spec: spec.as_bytes(),
+                    meta: meta.as_bytes(),
+                    leased,
+                    eta: eta.as_bytes(),
+                    progress: progress.as_bytes(),
+                },
+            )
+        };
+        let r = live("", false, "", "");
+        assert_eq!(
+            (r.state, r.attempts, r.eta),
+            (JobState::Queued, 0, Some(42))
+        );
+        let r = live("", true, "", "1\x1f{\"p\":1}");
+        assert_eq!((r.state, r.attempts), (JobState::Active, 1));
+        assert_eq!(r.progress.unwrap().get(), r#"{"p":1}"#);
+        // A report of an earlier attempt is not shown.
+        let r = live("2\x1f10\x1f", true, "", "1\x1f{}");
+        assert_eq!((r.state, r.attempts), (JobState::Active, 2));
+        assert!(r.progress.is_none());
+        let r = live("", false, "99.0", "");
+        assert_eq!((r.state, r.eta), (JobState::Scheduled, Some(99)));
+        let r = live("1\x1f10\x1fboom", false, "99", "");
+        assert_eq!((r.state, r.attempts), (JobState::Retrying, 1));
+        assert_eq!((r.started_at, r.error.as_deref()), (Some(10), Some("boom")));
+    }
+
+    #[test]
+    fn records_give_back_their_spec_without_eta() {
+        let spec = encode_spec(&job()).unwrap();
+        let rec = format!("d\x1f2\x1f10\x1f20\x1fboom\x1f\x1f{spec}");
+        let (again, prio) = requeue_spec(rec.as_bytes()).unwrap();
+        assert_eq!(prio, Priority::High);
+        let d = decode_spec(again.as_bytes()).unwrap();
+        assert_eq!((d.eta, d.task.as_str()), (None, "add"));
+        assert_eq!(d.args.get(), r#"{"a":1,"s":"x y"}"#);
+        assert_eq!(requeue_spec(b"d\x1f1\x1f\x1f20"), None);
+    }
+
+    #[test]
+    fn tick_marks_decode() {
+        assert_eq!(decode_tick_mark("12\x1fjob@12"), Some((12, "job@12")));
+        assert_eq!(decode_tick_mark("x\x1fjob"), None);
+        assert_eq!(decode_tick_mark("12"), None);
     }
 }

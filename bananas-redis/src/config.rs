@@ -32,6 +32,8 @@ pub struct RedisConfig {
     /// PEM certificates of the CA(s) a `rediss://` server's certificate
     /// must chain to, instead of the webpki roots.
     pub(crate) tls_ca: Option<Vec<u8>>,
+    /// Whether enqueues write the id → route index.
+    pub(crate) id_index: bool,
 }
 
 impl RedisConfig {
@@ -51,6 +53,7 @@ impl RedisConfig {
             promote_batch: 1000,
             recover_batch: 1000,
             tls_ca: None,
+            id_index: true,
         }
     }
 
@@ -97,6 +100,18 @@ impl RedisConfig {
         self
     }
 
+    /// Whether to keep the id → route index (default on), which lets a
+    /// lookup by a bare job id (`GET /jobs/{id}`, `bananas jobs show`,
+    /// requeueing a dead job) ask one route instead of every route. It
+    /// costs about 70 bytes of Redis memory per enqueued job, kept for the
+    /// longer of the result and failure TTLs plus a day, whether or not the
+    /// job keeps a result (see docs/REDIS.md); without it such lookups cost
+    /// one script call per route.
+    pub fn id_index(mut self, on: bool) -> Self {
+        self.id_index = on;
+        self
+    }
+
     /// Connects with these settings.
     pub async fn connect(self) -> Result<RedisBroker> {
         RedisBroker::with_config(self).await
@@ -131,7 +146,7 @@ impl RedisConfig {
             if !self.url.starts_with("rediss://") && !self.url.starts_with("rediss+cluster://") {
                 return Err(Error::Config(format!(
                     "a TLS CA certificate was given but `{}` is not a rediss:// URL",
-                    crate::conn::redact(&self.url)
+                    redact(&self.url)
                 )));
             }
         }
@@ -143,6 +158,10 @@ impl RedisConfig {
         Ok(())
     }
 }
+
+/// The URL without its password, for messages (the one copy lives in
+/// `bananas-core`).
+pub(crate) use bananas_core::url::redact;
 
 /// Where to connect: one server, or the seed nodes of a cluster.
 #[derive(Debug, PartialEq, Eq)]

@@ -13,17 +13,30 @@ use redis::{
 
 use bananas_core::{Error, Result};
 
-use crate::config::Endpoint;
+use crate::config::{redact, Endpoint};
 
 /// Turns a Redis error into the broker error the runtime logs and backs
-/// off on.
+/// off on; the Redis error is its source.
 pub(crate) fn broker_err(e: RedisError) -> Error {
-    let message = format!("redis: {e}");
+    classify(format!("redis: {e}"), e)
+}
+
+/// [`broker_err`] for a failed call of the script `name`.
+pub(crate) fn script_err(name: &str, e: RedisError) -> Error {
+    classify(format!("redis: script `{name}`: {e}"), e)
+}
+
+fn classify(message: String, e: RedisError) -> Error {
     if e.is_io_error() || e.is_connection_refusal() || e.is_connection_dropped() || e.is_timeout() {
         Error::unavailable(message, e)
     } else {
         Error::backend(message, e)
     }
+}
+
+/// The Redis error a broker error came from, if any.
+pub(crate) fn redis_source(e: &Error) -> Option<&RedisError> {
+    std::error::Error::source(e)?.downcast_ref::<RedisError>()
 }
 
 /// The shared connection: it reconnects by itself after a restart or a
@@ -32,6 +45,13 @@ pub(crate) fn broker_err(e: RedisError) -> Error {
 pub(crate) enum Conn {
     Single(ConnectionManager),
     Cluster(ClusterConnection),
+}
+
+impl Conn {
+    /// Whether this is a Redis Cluster connection.
+    pub(crate) fn is_cluster(&self) -> bool {
+        matches!(self, Conn::Cluster(_))
+    }
 }
 
 impl ConnectionLike for Conn {
@@ -152,13 +172,13 @@ impl BlockPool {
         &self,
         key: &str,
         wait: Duration,
-        then: impl FnOnce() -> Cmd,
+        then: impl FnOnce() -> Result<Cmd>,
     ) -> Result<Value> {
         let mut conn = self.get().await?;
         let mut pipe = redis::pipe();
         pipe.add_command(blpop_cmd(&[key], wait))
             .ignore()
-            .add_command(then());
+            .add_command(then()?);
         let guard = wait.saturating_add(self.response_timeout.max(Duration::from_secs(2)));
         let (v,): (Value,) = self
             .blocking_on(&mut conn, guard, |conn| {
@@ -295,11 +315,13 @@ pub(crate) async fn open(
     }
 }
 
-/// The URL without its password, for messages (the one copy lives in
-/// `bananas-core`).
-pub(crate) use bananas_core::url::redact;
-
 /// Whether the error says the script is not cached on the server.
 pub(crate) fn is_noscript(e: &RedisError) -> bool {
     e.kind() == ErrorKind::Server(ServerErrorKind::NoScript)
+}
+
+/// Whether the server answered with a plain `ERR` (no more specific code):
+/// how a missing function, among other things, is reported.
+pub(crate) fn is_plain_error(e: &RedisError) -> bool {
+    e.kind() == ErrorKind::Server(ServerErrorKind::ResponseError)
 }

@@ -1,58 +1,97 @@
 //! The key layout. `docs/REDIS.md` describes every key.
 //!
 //! Every key of a route shares the hash tag `{<prefix>:<route>}`, so each
-//! route script touches one Redis Cluster slot. Global keys share the hash
-//! tag `{<prefix>}`.
+//! route script touches one Redis Cluster slot; that includes the per-job
+//! keys ([`RouteKeys::result`], [`RouteKeys::notify`]), which a script gets
+//! in its KEYS like the others. Global keys share the hash tag `{<prefix>}`.
 
-/// The keys of one route, in the order `lua/route.lua` expects as KEYS.
+use bananas_core::Priority;
+
+/// The keys of one route, by name.
 #[derive(Debug)]
 pub(crate) struct RouteKeys {
-    pub(crate) keys: [String; 12],
+    /// `{P:R}`: the hash tag every key of the route starts with.
+    tag: String,
+    /// Hash: id → spec of every live job.
+    pub(crate) jobs: String,
+    /// Hash: id → attempts, start, last error (where not derivable).
+    pub(crate) meta: String,
+    /// List: ids queued at high priority.
+    pub(crate) q_high: String,
+    /// List: ids queued at normal priority.
+    pub(crate) q_normal: String,
+    /// List: ids queued at low priority.
+    pub(crate) q_low: String,
+    /// Zset: id → eta (delayed jobs and retries).
+    pub(crate) sched: String,
+    /// Zset: id → lease deadline (active jobs).
+    pub(crate) lease: String,
+    /// Zset: id → time it died (the dead-letter index).
+    pub(crate) dead: String,
+    /// List: wake-up tokens for idle fetchers.
+    pub(crate) wake: String,
+    /// Hash: id → number of waiters blocked on it.
+    pub(crate) waiters: String,
+    /// Hash: schedule → last claimed tick.
+    pub(crate) ticks: String,
+    /// Hash: id → the running attempt's progress report.
+    pub(crate) progress: String,
+    /// String: the route's recovery epoch.
+    pub(crate) epoch: String,
 }
 
 impl RouteKeys {
     pub(crate) fn new(prefix: &str, route: &str) -> Self {
-        let base = format!("{{{prefix}:{route}}}");
-        let k = |suffix: &str| format!("{base}:{suffix}");
+        let tag = format!("{{{prefix}:{route}}}");
+        let k = |suffix: &str| format!("{tag}:{suffix}");
         RouteKeys {
-            keys: [
-                base.clone(),
-                k("jobs"),
-                k("meta"),
-                k("q:h"),
-                k("q:n"),
-                k("q:l"),
-                k("sched"),
-                k("lease"),
-                k("dead"),
-                k("wake"),
-                k("waiters"),
-                k("ticks"),
-            ],
+            jobs: k("jobs"),
+            meta: k("meta"),
+            q_high: k("q:h"),
+            q_normal: k("q:n"),
+            q_low: k("q:l"),
+            sched: k("sched"),
+            lease: k("lease"),
+            dead: k("dead"),
+            wake: k("wake"),
+            waiters: k("waiters"),
+            ticks: k("ticks"),
+            progress: k("progress"),
+            epoch: k("epoch"),
+            tag,
         }
     }
 
-    /// The base name, `{P:R}`.
-    pub(crate) fn base(&self) -> &str {
-        &self.keys[0]
+    /// `{P:R}`, for messages.
+    pub(crate) fn tag(&self) -> &str {
+        &self.tag
     }
 
-    /// The wake-up list idle fetchers block on.
-    pub(crate) fn wake(&self) -> &str {
-        &self.keys[9]
+    /// The queue of priority `p`.
+    pub(crate) fn queue(&self, p: Priority) -> &str {
+        match p {
+            Priority::High => &self.q_high,
+            Priority::Normal => &self.q_normal,
+            Priority::Low => &self.q_low,
+        }
     }
 
-    /// The list a waiter for `id` blocks on.
+    /// String `{P:R}:r:<id>`: a finished job's record.
+    pub(crate) fn result(&self, id: &str) -> String {
+        format!("{}:r:{id}", self.tag)
+    }
+
+    /// List `{P:R}:w:<id>`: the final record, pushed once per waiter.
     pub(crate) fn notify(&self, id: &str) -> String {
-        format!("{}:w:{id}", self.base())
+        format!("{}:w:{id}", self.tag)
     }
 }
 
 /// The global keys (hash tag `{P}`).
 #[derive(Debug)]
 pub(crate) struct GlobalKeys {
-    /// `{P}`: the base for worker records.
-    pub(crate) base: String,
+    /// `{P}`.
+    tag: String,
     /// `{P}:routes`: set of every route seen.
     pub(crate) routes: String,
     /// `{P}:workers`: zset of live workers by expiry.
@@ -63,17 +102,24 @@ pub(crate) struct GlobalKeys {
 
 impl GlobalKeys {
     pub(crate) fn new(prefix: &str) -> Self {
-        let base = format!("{{{prefix}}}");
+        let tag = format!("{{{prefix}}}");
         GlobalKeys {
-            routes: format!("{base}:routes"),
-            workers: format!("{base}:workers"),
-            schedules: format!("{base}:schedules"),
-            base,
+            routes: format!("{tag}:routes"),
+            workers: format!("{tag}:workers"),
+            schedules: format!("{tag}:schedules"),
+            tag,
         }
     }
 
+    /// `{P}:worker:<id>`: a worker's info, expiring with its heartbeat.
     pub(crate) fn worker(&self, id: &str) -> String {
-        format!("{}:worker:{id}", self.base)
+        format!("{}:worker:{id}", self.tag)
+    }
+
+    /// `{P}:ids:<bucket>`: the id → route index of one time bucket (see
+    /// `ops/index.rs`).
+    pub(crate) fn id_index(&self, bucket: u64) -> String {
+        format!("{}:ids:{bucket}", self.tag)
     }
 }
 
@@ -82,15 +128,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn route_keys_share_one_hash_tag_in_script_order() {
+    fn route_keys_share_one_hash_tag() {
         let k = RouteKeys::new("bananas", "gpu");
-        assert_eq!(k.keys[0], "{bananas:gpu}");
-        assert_eq!(k.keys[1], "{bananas:gpu}:jobs");
-        assert_eq!(k.keys[3], "{bananas:gpu}:q:h");
-        assert_eq!(k.keys[5], "{bananas:gpu}:q:l");
-        assert_eq!(k.wake(), "{bananas:gpu}:wake");
-        assert_eq!(k.keys[11], "{bananas:gpu}:ticks");
+        assert_eq!(k.tag(), "{bananas:gpu}");
+        assert_eq!(k.jobs, "{bananas:gpu}:jobs");
+        assert_eq!(k.queue(Priority::High), "{bananas:gpu}:q:h");
+        assert_eq!(k.queue(Priority::Low), "{bananas:gpu}:q:l");
+        assert_eq!(k.wake, "{bananas:gpu}:wake");
+        assert_eq!(k.ticks, "{bananas:gpu}:ticks");
+        assert_eq!(k.result("a"), "{bananas:gpu}:r:a");
         assert_eq!(k.notify("a"), "{bananas:gpu}:w:a");
-        assert!(k.keys.iter().all(|s| s.starts_with("{bananas:gpu}")));
+        for key in [
+            &k.jobs,
+            &k.meta,
+            &k.q_high,
+            &k.q_normal,
+            &k.q_low,
+            &k.sched,
+            &k.lease,
+            &k.dead,
+            &k.wake,
+            &k.waiters,
+            &k.ticks,
+            &k.progress,
+            &k.epoch,
+        ] {
+            assert!(key.starts_with("{bananas:gpu}:"), "{key}");
+        }
+        let g = GlobalKeys::new("bananas");
+        assert_eq!(g.worker("w1"), "{bananas}:worker:w1");
+        assert_eq!(g.id_index(20000), "{bananas}:ids:20000");
+        assert_eq!(g.routes, "{bananas}:routes");
     }
 }

@@ -1,10 +1,17 @@
 //! The Redis and Redis Cluster broker for Bananas.
 //!
-//! [`RedisBroker`] implements [`bananas_core::Broker`] on one Redis server or
-//! a Redis Cluster. Every state transition is one atomic Lua script
-//! (`lua/*.lua`), every route's keys share one hash tag so each script
-//! touches one cluster slot, and enqueue, fetch and ack each cost one round
-//! trip per batch. `docs/REDIS.md` lists every key.
+//! [`RedisBroker`] implements [`bananas_core::Broker`] and every capability
+//! trait on one Redis server or a Redis Cluster. Every state transition is
+//! one atomic Lua script (`lua/ops/*.lua`, helpers from `lua/include/`),
+//! every route's keys share one hash tag so each script touches one cluster
+//! slot, every key a script touches is in its KEYS, and enqueue, fetch and
+//! ack each cost one round trip per batch. `docs/REDIS.md` lists every key.
+//!
+//! The crate, from the bottom up: `config` (settings, URLs), `conn`
+//! (connections, errors), `keys` (the key layout), `codec` (the stored
+//! encodings, decoded only there), `value` (reading replies), `lua` (the
+//! include mechanism), `script` (typed script calls) and `ops` (one module
+//! per operation).
 //!
 //! ```no_run
 //! # async fn demo() -> bananas_core::Result<()> {
@@ -26,12 +33,13 @@
 //!
 //! Requires Redis 6.2 or later (`LPOP` with a count, `ZMSCORE`).
 
-mod broker;
 mod codec;
 mod config;
 mod conn;
 mod keys;
-mod scripts;
+mod lua;
+mod ops;
+mod script;
 mod value;
 
 use std::{
@@ -46,10 +54,11 @@ use redis::AsyncCommands as _;
 pub use config::RedisConfig;
 
 use crate::{
-    config::{parse_endpoint, Endpoint},
+    config::{parse_endpoint, redact, Endpoint},
     conn::{broker_err, BlockPool, Conn},
     keys::{GlobalKeys, RouteKeys},
-    scripts::Scripts,
+    ops::{IdIndex, LeaseTokens, SCRIPTS},
+    script::Scripts,
 };
 
 /// A [`Broker`](bananas_core::Broker) on Redis or Redis Cluster.
@@ -69,15 +78,16 @@ struct Inner {
     global: GlobalKeys,
     /// Routes this process has registered in `{P}:routes`, with their keys.
     routes: Mutex<HashMap<String, Arc<RouteKeys>>>,
-    /// The recovery epochs fetches returned; a fetched job's lease token is
-    /// its epoch's index here + 1 (see `Job::lease_token`).
-    epochs: Mutex<Vec<String>>,
+    /// The recovery epochs behind the lease tokens this broker handed out.
+    tokens: LeaseTokens,
+    /// The id → route index's buckets.
+    index: IdIndex,
 }
 
 impl fmt::Debug for RedisBroker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisBroker")
-            .field("url", &conn::redact(&self.inner.cfg.url))
+            .field("url", &redact(&self.inner.cfg.url))
             .field("prefix", &self.inner.cfg.prefix)
             .field("cluster", &self.inner.cluster)
             .finish_non_exhaustive()
@@ -104,10 +114,11 @@ impl RedisBroker {
         let (conn, blocking) =
             conn::open(&endpoint, cfg.response_timeout, cfg.tls_ca.as_deref()).await?;
         let global = GlobalKeys::new(&cfg.prefix);
-        let scripts = Scripts::new();
+        let scripts = Scripts::new(SCRIPTS);
         scripts.init(&conn).await;
         Ok(RedisBroker {
             inner: Arc::new(Inner {
+                index: IdIndex::new(&cfg),
                 cfg,
                 cluster,
                 conn,
@@ -115,7 +126,7 @@ impl RedisBroker {
                 scripts,
                 global,
                 routes: Mutex::new(HashMap::new()),
-                epochs: Mutex::new(Vec::new()),
+                tokens: LeaseTokens::default(),
             }),
         })
     }
@@ -123,31 +134,6 @@ impl RedisBroker {
     /// The key prefix.
     pub fn prefix(&self) -> &str {
         &self.inner.cfg.prefix
-    }
-
-    /// Moves `route`'s scheduled jobs whose eta has passed to their queues
-    /// now. Fetching does this anyway; this is for tools. Returns how many
-    /// jobs moved.
-    pub async fn promote_due(&self, route: &Route) -> Result<usize> {
-        let keys = self.route_keys(route).await?;
-        let batch = self.inner.cfg.promote_batch;
-        let mut total = 0;
-        loop {
-            let reply = self
-                .inner
-                .scripts
-                .promote
-                .run(&self.inner.conn, &keys.keys, |c: &mut redis::Cmd| {
-                    c.arg(bananas_core::job::now_millis()).arg(batch);
-                })
-                .await
-                .map_err(broker_err)?;
-            let n = value::int(&reply)?.max(0) as usize;
-            total += n;
-            if n < batch {
-                return Ok(total);
-            }
-        }
     }
 
     /// The keys of `route`, registering the route in `{P}:routes` the first
@@ -171,13 +157,12 @@ impl RedisBroker {
         self.inner.routes.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The routes to look for a job on: its own when the caller knows it,
-    /// else every known route.
-    async fn lookup_routes(&self, route: Option<&Route>) -> Result<Vec<(Route, Arc<RouteKeys>)>> {
-        match route {
-            Some(r) => Ok(vec![(r.clone(), self.route_keys(r).await?)]),
-            None => self.known_routes().await,
-        }
+    /// The keys of `route`, without registering it.
+    fn keys_of(&self, route: &Route) -> Arc<RouteKeys> {
+        self.lock_routes()
+            .get(route.as_str())
+            .cloned()
+            .unwrap_or_else(|| Arc::new(RouteKeys::new(&self.inner.cfg.prefix, route.as_str())))
     }
 
     /// Every route in `{P}:routes`, and every route this process has used,
@@ -197,13 +182,7 @@ impl RedisBroker {
             .into_iter()
             .filter_map(|n| Route::new(n).ok())
             .map(|r| {
-                let keys = self
-                    .lock_routes()
-                    .get(r.as_str())
-                    .cloned()
-                    .unwrap_or_else(|| {
-                        Arc::new(RouteKeys::new(&self.inner.cfg.prefix, r.as_str()))
-                    });
+                let keys = self.keys_of(&r);
                 (r, keys)
             })
             .collect())

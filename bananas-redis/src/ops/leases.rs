@@ -1,0 +1,134 @@
+//! Leases: extending them (`extend.lua`), and the lease tokens that let an
+//! ack skip its lease check (see `include/epoch.lua` and docs/REDIS.md).
+
+use std::{sync::Mutex, time::Duration};
+
+use bananas_core::{
+    job::{now_millis, Millis},
+    JobId, Result, Route,
+};
+use futures::future::try_join_all;
+use redis::{Cmd, Value};
+
+use super::{by_route, ms};
+use crate::{
+    keys::RouteKeys,
+    script::{Call, Memory, Script},
+    value::int,
+    RedisBroker,
+};
+
+pub(crate) const EXTEND: Script = Script {
+    name: "extend",
+    memory: Memory::Drains,
+    source: include_str!("../../lua/ops/extend.lua"),
+};
+
+/// One call of `extend.lua`: leases of one route.
+struct Extend<'a> {
+    keys: &'a RouteKeys,
+    deadline: Millis,
+    ids: &'a [&'a JobId],
+}
+
+impl Call for Extend<'_> {
+    const SCRIPT: &'static Script = &EXTEND;
+    /// How many leases were extended.
+    type Reply = usize;
+
+    fn keys(&self) -> Vec<&str> {
+        vec![&self.keys.lease]
+    }
+
+    fn args(&self, c: &mut Cmd) {
+        c.arg(self.deadline);
+        for id in self.ids {
+            c.arg(id.as_str());
+        }
+    }
+
+    fn decode(&self, reply: Value) -> Result<usize> {
+        Ok(int(&reply)?.max(0) as usize)
+    }
+}
+
+impl RedisBroker {
+    /// [`Broker::extend_leases`](bananas_core::Broker::extend_leases): one
+    /// call per route, run concurrently.
+    pub(super) async fn extend(&self, jobs: &[(Route, JobId)], lease: Duration) -> Result<()> {
+        let deadline = now_millis().saturating_add(ms(lease));
+        let groups = by_route(jobs.iter().map(|(r, id)| (r, id)));
+        let mut calls = Vec::with_capacity(groups.len());
+        for (route, ids) in groups {
+            let keys = self.route_keys(&route).await?;
+            calls.push(async move {
+                self.call(&Extend {
+                    keys: &keys,
+                    deadline,
+                    ids: &ids,
+                })
+                .await
+            });
+        }
+        try_join_all(calls).await?;
+        Ok(())
+    }
+}
+
+/// How many distinct recovery epochs one broker remembers. Epochs change
+/// only when leases are recovered or a server restarts; past this many, new
+/// epochs get no token and their acks are simply checked in full.
+const EPOCHS_KEPT: usize = 4096;
+
+/// The recovery epochs fetches returned; a fetched job's lease token is
+/// its epoch's index here + 1 (see [`bananas_core::Job::lease_token`]).
+#[derive(Debug, Default)]
+pub(crate) struct LeaseTokens {
+    epochs: Mutex<Vec<String>>,
+}
+
+impl LeaseTokens {
+    /// The lease token for jobs fetched at `epoch` (0 for no epoch, or
+    /// when the table is full).
+    pub(super) fn token_for(&self, epoch: &str) -> u64 {
+        if epoch.is_empty() {
+            return 0;
+        }
+        let mut seen = self.epochs.lock().unwrap_or_else(|e| e.into_inner());
+        // The current epoch is almost always the last one seen.
+        if let Some(i) = seen.iter().rposition(|e| e == epoch) {
+            return i as u64 + 1;
+        }
+        if seen.len() >= EPOCHS_KEPT {
+            return 0;
+        }
+        seen.push(epoch.to_owned());
+        seen.len() as u64
+    }
+
+    /// The epoch a lease token stands for.
+    pub(super) fn epoch_of(&self, token: u64) -> Option<String> {
+        let seen = self.epochs.lock().unwrap_or_else(|e| e.into_inner());
+        let i = usize::try_from(token.checked_sub(1)?).ok()?;
+        seen.get(i).cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_stand_for_epochs() {
+        let t = LeaseTokens::default();
+        assert_eq!(t.token_for(""), 0);
+        let a = t.token_for("a");
+        assert_eq!(t.token_for("a"), a);
+        let b = t.token_for("b");
+        assert_ne!(a, b);
+        assert_eq!(t.epoch_of(a).as_deref(), Some("a"));
+        assert_eq!(t.epoch_of(b).as_deref(), Some("b"));
+        assert_eq!(t.epoch_of(0), None);
+        assert_eq!(t.epoch_of(99), None);
+    }
+}
