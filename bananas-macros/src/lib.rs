@@ -16,6 +16,7 @@
 use proc_macro::TokenStream;
 
 mod args;
+mod cron_expr;
 mod periodic;
 mod task;
 
