@@ -304,6 +304,8 @@ pub(crate) fn push_err(acc: &mut Option<syn::Error>, e: syn::Error) {
 pub(crate) struct Schedule {
     /// The expression normalized for `cron::Schedule::from_str`.
     pub(crate) cron: String,
+    /// The expression as written, for display.
+    pub(crate) written: String,
     pub(crate) tz: String,
     pub(crate) missed: Missed,
 }
@@ -467,7 +469,7 @@ impl Args {
         if kind == Kind::Periodic {
             let cron = match cron {
                 Some((_, lit)) => match normalize_cron(&lit.value()) {
-                    Ok(c) => Some(c),
+                    Ok(c) => Some((c, lit.value())),
                     Err(msg) => {
                         err(syn::Error::new(
                             lit.span(),
@@ -535,8 +537,13 @@ impl Args {
                     "`max_missed` only applies to `missed = \"all\"`",
                 ));
             }
-            if let (Some(cron), Some(tz), Some(missed)) = (cron, tz, missed) {
-                o.schedule = Some(Schedule { cron, tz, missed });
+            if let (Some((cron, written)), Some(tz), Some(missed)) = (cron, tz, missed) {
+                o.schedule = Some(Schedule {
+                    cron,
+                    written,
+                    tz,
+                    missed,
+                });
             }
         }
 
@@ -1044,6 +1051,7 @@ mod tests {
         .unwrap();
         let s = o.schedule.unwrap();
         assert_eq!(s.cron, "0 0 2 * * *");
+        assert_eq!(s.written, "0 2 * * *");
         assert_eq!(s.tz, "Europe/Berlin");
         assert_eq!(s.missed, Missed::Latest);
         let o = options(

@@ -237,11 +237,13 @@ pub fn task(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// of range and a range that runs backwards.
 ///
 /// The expression is checked with the `cron` crate and stored in
-/// `TaskDef::schedule` normalized to the form `cron::Schedule::from_str`
-/// reads with the same meaning: a 5-field expression gets a `0` seconds
-/// field in front, and day-of-week numbers become names (`"0 9 * * 1-5"` is
-/// stored as `"0 0 9 * * MON,TUE,WED,THU,FRI"`, because the `cron` crate
-/// counts days from `1` = Sunday).
+/// `TaskDef::schedule` twice: as written (`ScheduleDef::written`, what
+/// `bananas schedules` and `GET /schedules` show), and normalized to the
+/// form `cron::Schedule::from_str` reads with the same meaning
+/// (`ScheduleDef::cron`, what the scheduler parses): a 5-field expression
+/// gets a `0` seconds field in front, and day-of-week numbers become names
+/// (`"0 9 * * 1-5"` is parsed as `"0 0 9 * * MON,TUE,WED,THU,FRI"`, because
+/// the `cron` crate counts days from `1` = Sunday).
 #[proc_macro_attribute]
 pub fn periodic(attr: TokenStream, item: TokenStream) -> TokenStream {
     periodic::periodic(attr.into(), item.into()).into()

@@ -53,6 +53,9 @@ async fn berlin_minutely_all() {}
 #[bananas::periodic(cron = "0 30 * * * *", tz = "Europe/Berlin", missed = "latest")]
 async fn berlin_hourly_latest() {}
 
+#[bananas::periodic(cron = "0 2 * * *")]
+async fn nightly_as_written() {}
+
 #[bananas::periodic(cron = "@hourly", retries = 0, priority = high)]
 async fn hourly_report() -> anyhow::Result<String> {
     Ok("report".to_owned())
@@ -443,6 +446,48 @@ async fn missed_ticks_across_the_repeated_hour() {
     // local the second time (01:30Z), not 03:30 (02:30Z).
     o.clock.set(t("2026-10-25T00:40:00Z"));
     assert_eq!(o.scheduler.next_wake(), Some(t("2026-10-25T01:30:00Z")));
+}
+
+/// What the user wrote is what announcements, `GET /schedules` and
+/// `bananas schedules` show, not the form the scheduler parses.
+#[tokio::test]
+async fn schedules_show_the_cron_as_written() {
+    let broker = AnyBroker::full(Arc::new(bananas::broker::MemoryBroker::new()));
+    let clock = Arc::new(ManualClock::new(t("2026-01-01T00:00:00Z")));
+    let defs = [nightly_as_written::def(), weekday_mornings::def()];
+    let s = Scheduler::new(broker.clone(), &Registry::from_defs(defs).unwrap(), clock);
+    let mut written: Vec<(String, String)> =
+        s.infos().into_iter().map(|i| (i.id, i.cron)).collect();
+    written.sort();
+    assert_eq!(
+        written,
+        [
+            ("nightly_as_written".to_owned(), "0 2 * * *".to_owned()),
+            ("weekday_mornings".to_owned(), "0 9 * * 1-5".to_owned()),
+        ]
+    );
+    s.publish().await.unwrap();
+    let published = bananas::scheduler::published_states(&broker).await.unwrap();
+    let crons: Vec<&str> = published.iter().map(|p| p.cron.as_str()).collect();
+    assert_eq!(crons, ["0 2 * * *", "0 9 * * 1-5"]);
+    let mut local: Vec<String> = s
+        .states()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.cron)
+        .collect();
+    local.sort();
+    assert_eq!(local, ["0 2 * * *", "0 9 * * 1-5"]);
+    // The schedule still means 02:00 every day.
+    let nightly = s
+        .schedules()
+        .iter()
+        .find(|x| x.id() == "nightly_as_written");
+    assert_eq!(
+        nightly.unwrap().next_after(t("2026-01-01T00:00:00Z")),
+        Some(t("2026-01-01T02:00:00Z"))
+    );
 }
 
 #[test]

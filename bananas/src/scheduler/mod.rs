@@ -157,7 +157,8 @@ pub fn validate_schedules(registry: &Registry) -> Result<()> {
 pub struct ScheduleState {
     /// The schedule id (the task name).
     pub id: String,
-    /// The cron expression.
+    /// The cron expression, as written in the task's
+    /// `#[periodic(cron = "…")]`.
     pub cron: String,
     /// The time zone.
     pub tz: String,
@@ -292,7 +293,7 @@ impl Scheduler {
                 ScheduleInfo {
                     id: s.id().to_owned(),
                     route: s.route.to_string(),
-                    cron: def.cron.to_owned(),
+                    cron: def.written.to_owned(),
                     tz: def.tz.to_owned(),
                     next_run: s.next_after(now).map(|t| t.timestamp_millis() as u64),
                     seen_at: now.timestamp_millis() as u64,
