@@ -211,8 +211,11 @@ pub fn task(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// |---|---|---|
 /// | `cron = "0 2 * * *"` | **required**; see below | |
 /// | `tz = "Europe/Berlin"` | the IANA time zone the expression is read in | `"UTC"` |
-/// | `missed = "latest"` | ticks missed while no scheduler ran: `"skip"` them, run once for the `"latest"`, or run `"all"` of them | `"latest"` |
-/// | `max_missed = 100` | with `missed = "all"`: at most this many, `1` to `100000` | `100` |
+/// | `missed = "latest"` | ticks missed while no scheduler ran: `"skip"` them (run again at the next tick), run once for the `"latest"` tick at or before now, or run `"all"` of them | `"latest"` |
+/// | `max_missed = 100` | with `missed = "all"`: at most this many, the latest ones, `1` to `100000` | `100` |
+///
+/// `docs/SCHEDULER.md` describes the missed-tick policies, daylight saving
+/// and the scheduler's limits.
 ///
 /// # Arguments of the scheduled call
 ///
