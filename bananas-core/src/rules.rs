@@ -131,12 +131,15 @@ pub const DEFAULT_BACKOFF_CAP_MS: u64 = 600_000;
 /// How a periodic task treats ticks missed while no scheduler ran.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Missed {
-    /// Forget missed ticks; run at the next one.
+    /// Forget missed ticks; run at the next one. The latest tick still
+    /// runs if it is only a few seconds late (`bananas::scheduler::SKIP_GRACE`).
     Skip,
-    /// Run once, for the latest missed tick (the default).
+    /// Run once, for the latest missed tick (the latest tick at or before
+    /// now). The default.
     #[default]
     Latest,
-    /// Run every missed tick, oldest first, but at most this many.
+    /// Run every missed tick, oldest first, but at most this many: the
+    /// latest ones.
     All(u32),
 }
 

@@ -306,6 +306,8 @@ pub(crate) fn push_err(acc: &mut Option<syn::Error>, e: syn::Error) {
 pub(crate) struct Schedule {
     /// The expression normalized for `cron::Schedule::from_str`.
     pub(crate) cron: String,
+    /// The expression as written, for display.
+    pub(crate) written: String,
     pub(crate) tz: String,
     pub(crate) missed: Missed,
 }
@@ -469,7 +471,7 @@ impl Args {
         if kind == Kind::Periodic {
             let cron = match cron {
                 Some((_, lit)) => match normalize_cron(&lit.value()) {
-                    Ok(c) => Some(c),
+                    Ok(c) => Some((c, lit.value())),
                     Err(msg) => {
                         err(syn::Error::new(
                             lit.span(),
@@ -537,8 +539,13 @@ impl Args {
                     "`max_missed` only applies to `missed = \"all\"`",
                 ));
             }
-            if let (Some(cron), Some(tz), Some(missed)) = (cron, tz, missed) {
-                o.schedule = Some(Schedule { cron, tz, missed });
+            if let (Some((cron, written)), Some(tz), Some(missed)) = (cron, tz, missed) {
+                o.schedule = Some(Schedule {
+                    cron,
+                    written,
+                    tz,
+                    missed,
+                });
             }
         }
 

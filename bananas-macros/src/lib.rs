@@ -212,8 +212,11 @@ pub fn task(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// |---|---|---|
 /// | `cron = "0 2 * * *"` | **required**; see below | |
 /// | `tz = "Europe/Berlin"` | the IANA time zone the expression is read in | `"UTC"` |
-/// | `missed = "latest"` | ticks missed while no scheduler ran: `"skip"` them, run once for the `"latest"`, or run `"all"` of them | `"latest"` |
-/// | `max_missed = 100` | with `missed = "all"`: at most this many, `1` to `100000` | `100` |
+/// | `missed = "latest"` | ticks missed while no scheduler ran: `"skip"` them (run again at the next tick), run once for the `"latest"` tick at or before now, or run `"all"` of them | `"latest"` |
+/// | `max_missed = 100` | with `missed = "all"`: at most this many, the latest ones, `1` to `100000` | `100` |
+///
+/// `docs/SCHEDULER.md` describes the missed-tick policies, daylight saving
+/// and the scheduler's limits.
 ///
 /// # Arguments of the scheduled call
 ///
@@ -238,11 +241,13 @@ pub fn task(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// of range and a range that runs backwards.
 ///
 /// The expression is checked with the `cron` crate and stored in
-/// `TaskDef::schedule` normalized to the form `cron::Schedule::from_str`
-/// reads with the same meaning: a 5-field expression gets a `0` seconds
-/// field in front, and day-of-week numbers become names (`"0 9 * * 1-5"` is
-/// stored as `"0 0 9 * * MON,TUE,WED,THU,FRI"`, because the `cron` crate
-/// counts days from `1` = Sunday).
+/// `TaskDef::schedule` twice: as written (`ScheduleDef::written`, what
+/// `bananas schedules` and `GET /schedules` show), and normalized to the
+/// form `cron::Schedule::from_str` reads with the same meaning
+/// (`ScheduleDef::cron`, what the scheduler parses): a 5-field expression
+/// gets a `0` seconds field in front, and day-of-week numbers become names
+/// (`"0 9 * * 1-5"` is parsed as `"0 0 9 * * MON,TUE,WED,THU,FRI"`, because
+/// the `cron` crate counts days from `1` = Sunday).
 #[proc_macro_attribute]
 pub fn periodic(attr: TokenStream, item: TokenStream) -> TokenStream {
     periodic::periodic(attr.into(), item.into()).into()

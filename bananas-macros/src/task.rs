@@ -329,7 +329,7 @@ pub(crate) fn expand(o: &Options, f: &TaskFn) -> TokenStream {
     let schedule = match &o.schedule {
         None => quote!(::core::option::Option::None),
         Some(s) => {
-            let (cron, tz) = (&s.cron, &s.tz);
+            let (cron, written, tz) = (&s.cron, &s.written, &s.tz);
             let missed = match s.missed {
                 Missed::Skip => quote!(#p::Missed::Skip),
                 Missed::Latest => quote!(#p::Missed::Latest),
@@ -337,6 +337,7 @@ pub(crate) fn expand(o: &Options, f: &TaskFn) -> TokenStream {
             };
             quote!(::core::option::Option::Some(#p::ScheduleDef {
                 cron: #cron,
+                written: #written,
                 tz: #tz,
                 missed: #missed,
             }))

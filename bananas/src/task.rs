@@ -91,6 +91,9 @@ pub struct ScheduleDef {
     /// a leading `0` seconds field, Unix day-of-week numbers (0 or 7 = Sunday)
     /// are rewritten as `SUN`…`SAT`, and `@hourly`-style shorthands are kept.
     pub cron: &'static str,
+    /// The expression as the user wrote it in `#[periodic(cron = "…")]`:
+    /// what announcements, `GET /schedules` and `bananas schedules` show.
+    pub written: &'static str,
     /// The IANA time zone the expression is read in.
     pub tz: &'static str,
     /// What to do about missed ticks.

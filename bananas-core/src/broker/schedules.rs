@@ -32,7 +32,9 @@ pub struct ScheduleInfo {
     pub id: String,
     /// The route its jobs run on.
     pub route: String,
-    /// The cron expression, as the scheduler parses it.
+    /// The cron expression, as written in the task's
+    /// `#[periodic(cron = "…")]` (`0 2 * * *`, not the six-field form the
+    /// scheduler parses).
     pub cron: String,
     /// The IANA time zone.
     pub tz: String,

@@ -219,6 +219,7 @@ fn periodic_options() {
     .unwrap();
     let s = o.schedule.unwrap();
     assert_eq!(s.cron, "0 0 2 * * *");
+    assert_eq!(s.written, "0 2 * * *");
     assert_eq!(s.tz, "Europe/Berlin");
     assert_eq!(s.missed, Missed::Latest);
     let o = options(

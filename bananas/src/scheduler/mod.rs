@@ -12,9 +12,17 @@
 //!
 //! Missed ticks (no scheduler ran when they were due) follow the task's
 //! [`Missed`] policy: skip them, run once for the latest (the default), or run
-//! each of them up to a bound.
+//! each of them up to a bound. Each pass looks for the latest ticks at or
+//! before now by walking *backwards from now*, so what a pass costs does not
+//! depend on how long no scheduler ran: after a year's outage a per-second
+//! `latest` schedule runs one job, for the tick of this second.
+//!
+//! Every scheduler reads the time from its own [`Clock`], and the broker
+//! takes the claimed tick as given: a scheduler whose clock runs ahead
+//! claims ticks early (see `docs/SCHEDULER.md`).
 
 mod clock;
+mod ticks;
 
 use std::{str::FromStr, sync::Arc, time::Duration};
 
@@ -36,8 +44,8 @@ use crate::{
 /// on time rather than missed.
 pub const SKIP_GRACE: Duration = Duration::from_secs(30);
 
-/// At most this many ticks are examined per schedule per pass.
-const MAX_SCAN: usize = 100_000;
+/// The most ticks [`Schedule::ticks_between`] returns.
+pub const MAX_TICKS_BETWEEN: usize = 100_000;
 
 /// One periodic task's schedule.
 #[derive(Debug, Clone)]
@@ -81,22 +89,41 @@ impl Schedule {
         self.def.name
     }
 
-    /// Ticks strictly after `after`, up to and including `until`.
+    /// Ticks strictly after `after`, up to and including `until`, in
+    /// order: the first [`MAX_TICKS_BETWEEN`] of them. For inspection; the
+    /// scheduler itself uses [`Schedule::latest_ticks`].
     pub fn ticks_between(&self, after: DateTime<Utc>, until: DateTime<Utc>) -> Vec<DateTime<Utc>> {
-        self.cron
-            .after(&after.with_timezone(&self.tz))
-            .map(|t| t.with_timezone(&Utc))
-            .take_while(|t| *t <= until)
-            .take(MAX_SCAN)
-            .collect()
+        let mut out = Vec::new();
+        let mut at = after;
+        while out.len() < MAX_TICKS_BETWEEN {
+            match self.next_after(at) {
+                Some(t) if t <= until => {
+                    out.push(t);
+                    at = t;
+                }
+                _ => break,
+            }
+        }
+        out
     }
 
-    /// The first tick strictly after `after`.
+    /// The first tick strictly after `after`. In the hour a time zone sets
+    /// its clocks back, this is the next tick in time, not in wall-clock
+    /// order.
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        self.cron
-            .after(&after.with_timezone(&self.tz))
-            .next()
-            .map(|t| t.with_timezone(&Utc))
+        ticks::next_after(&self.cron, self.tz, after)
+    }
+
+    /// The latest `n` ticks strictly after `after` and at or before
+    /// `until`, oldest first. Found by walking back from `until`: the cost
+    /// grows with `n`, not with how long ago `after` was.
+    pub fn latest_ticks(
+        &self,
+        after: DateTime<Utc>,
+        until: DateTime<Utc>,
+        n: usize,
+    ) -> Vec<DateTime<Utc>> {
+        ticks::latest(&self.cron, self.tz, after, until, n)
     }
 
     /// The job for `tick`: the task's options, no arguments, and an id
@@ -130,7 +157,8 @@ pub fn validate_schedules(registry: &Registry) -> Result<()> {
 pub struct ScheduleState {
     /// The schedule id (the task name).
     pub id: String,
-    /// The cron expression.
+    /// The cron expression, as written in the task's
+    /// `#[periodic(cron = "…")]`.
     pub cron: String,
     /// The time zone.
     pub tz: String,
@@ -209,19 +237,18 @@ impl Scheduler {
                     .unwrap_or(self.started),
                 None => self.started,
             };
-            let due = s.ticks_between(after, now);
+            // Only the newest ticks can run, so only they are looked for:
+            // never a walk from the stored tick, which may be months old.
             let chosen: Vec<DateTime<Utc>> = match s.missed {
-                Missed::Latest => due.last().copied().into_iter().collect(),
-                Missed::Skip => due
-                    .last()
-                    .copied()
-                    .filter(|t| (now - *t).to_std().unwrap_or_default() <= SKIP_GRACE)
+                Missed::Latest => s.latest_ticks(after, now, 1),
+                // The latest tick runs if it is on time; a stale one is
+                // not run, and the next tick, once due, is on time.
+                Missed::Skip => s
+                    .latest_ticks(after, now, 1)
                     .into_iter()
+                    .filter(|t| (now - *t).to_std().unwrap_or_default() <= SKIP_GRACE)
                     .collect(),
-                Missed::All(max) => {
-                    let skip = due.len().saturating_sub(max as usize);
-                    due[skip..].to_vec()
-                }
+                Missed::All(max) => s.latest_ticks(after, now, max.max(1) as usize),
             };
             for tick in chosen {
                 let job = s.job_for(tick);
@@ -266,7 +293,7 @@ impl Scheduler {
                 ScheduleInfo {
                     id: s.id().to_owned(),
                     route: s.route.to_string(),
-                    cron: def.cron.to_owned(),
+                    cron: def.written.to_owned(),
                     tz: def.tz.to_owned(),
                     next_run: s.next_after(now).map(|t| t.timestamp_millis() as u64),
                     seen_at: now.timestamp_millis() as u64,
