@@ -1,7 +1,8 @@
-//! Lookups by a bare job id: the id → route index finds a job's route with
-//! one script call whatever the number of routes, and a lookup whose index
-//! entry is missing or wrong still finds the job by asking every route.
-//! On a private `redis-server`, so its command counts are this test's own.
+//! Lookups by a bare job id: the id → route index (or, for the default
+//! route, the absence of an entry) finds a job's route with one script call
+//! whatever the number of routes, and a lookup whose index entry is missing
+//! or wrong still finds the job by asking every route. On a private
+//! `redis-server`, so its command counts are this test's own.
 
 mod common;
 
@@ -121,6 +122,14 @@ async fn a_bare_id_finds_its_route_with_one_script_call() {
     );
     assert_eq!(fcalls(&server) - before, 1, "one cancel call");
 
+    // A job on the default route has no entry: it is asked first.
+    let d = job_on("default", Priority::High, 7);
+    b.enqueue(vec![d.clone()]).await.unwrap();
+    let before = fcalls(&server);
+    let rec = other.job(&d.id, None).await.unwrap().expect("found by id");
+    assert_eq!(fcalls(&server) - before, 1, "one job_info call");
+    assert_eq!(rec.route.as_str(), "default");
+
     // An id no route knows: every route is asked, and it is not found.
     let unknown = bananas_core::JobId::from("never-enqueued");
     assert!(other.job(&unknown, None).await.unwrap().is_none());
@@ -134,7 +143,6 @@ async fn a_bare_id_finds_its_route_with_one_script_call() {
 async fn a_missing_or_wrong_index_entry_falls_back_to_every_route() {
     let server = RedisServer::start();
     let (b, cleanup, j) = many_routes(&server, "fallback").await;
-    let id = j.id.as_str().to_owned();
     let buckets = || {
         server
             .cli(&[
@@ -148,12 +156,24 @@ async fn a_missing_or_wrong_index_entry_falls_back_to_every_route() {
     };
     let index = buckets();
     assert_eq!(index.len(), 1, "today's bucket: {index:?}");
-    assert_eq!(server.cli(&["hget", &index[0], &id]).trim(), "job-route");
+    // One entry per job on the 21 routes but `default`: the job's says its
+    // route.
+    let mut raw = Raw::connect(&server.url()).await;
+    let fields: Vec<(Vec<u8>, String)> = raw.query(redis::cmd("HGETALL").arg(&index[0])).await;
+    assert_eq!(fields.len(), OTHER_ROUTES + 1);
+    assert_eq!(
+        fields.iter().filter(|(_, r)| r == "job-route").count(),
+        1,
+        "{fields:?}"
+    );
     let expiry: i64 = server.cli(&["pttl", &index[0]]).trim().parse().unwrap();
     assert!(expiry > 0, "the bucket expires");
 
     // A wrong entry (another route): the lookup asks the others too.
-    server.cli(&["hset", &index[0], &id, "other-3"]);
+    let (field, _) = fields.iter().find(|(_, r)| r == "job-route").unwrap();
+    let _: i64 = raw
+        .query(redis::cmd("HSET").arg(&index[0]).arg(field).arg("other-3"))
+        .await;
     let rec = b.job(&j.id, None).await.unwrap().expect("found anyway");
     assert_eq!(rec.route.as_str(), "job-route");
 
@@ -165,8 +185,8 @@ async fn a_missing_or_wrong_index_entry_falls_back_to_every_route() {
     assert_eq!(rec.route.as_str(), "job-route");
     assert_eq!(
         fcalls(&server) - before,
-        OTHER_ROUTES as u64 + 1,
-        "every route asked"
+        1 + OTHER_ROUTES as u64 + 1,
+        "the default route first, then every known route"
     );
     let got = fetch_n(&b, &["job-route"], 1).await;
     b.ack(&[ack(
@@ -188,7 +208,8 @@ async fn a_missing_or_wrong_index_entry_falls_back_to_every_route() {
     );
     // The requeue wrote the entry again.
     let index = buckets();
-    assert_eq!(server.cli(&["hget", &index[0], &id]).trim(), "job-route");
+    let routes: Vec<String> = raw.query(redis::cmd("HVALS").arg(&index[0])).await;
+    assert_eq!(routes, ["job-route"]);
 
     // A broker without the index finds jobs the same way.
     let (plain, _cleanup) = broker_on(&server.url(), "no-index", |c| c.id_index(false)).await;

@@ -90,10 +90,8 @@ impl RedisBroker {
 impl Cancel for RedisBroker {
     async fn cancel(&self, id: &JobId, route: Option<&Route>) -> Result<CancelOutcome> {
         let located = self.locate(id, route).await?;
-        if let Some((_, keys)) = &located.first {
-            if let Some(outcome) = self.cancel_on(id, keys).await? {
-                return Ok(outcome);
-            }
+        if let Some(outcome) = self.cancel_on(id, &located.first.1).await? {
+            return Ok(outcome);
         }
         for (_, keys) in self.fallback(&located).await? {
             if let Some(outcome) = self.cancel_on(id, &keys).await? {

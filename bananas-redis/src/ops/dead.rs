@@ -217,10 +217,9 @@ impl DeadLetter for RedisBroker {
     async fn requeue_dead(&self, id: &JobId) -> Result<bool> {
         let located = self.locate(id, None).await?;
         let mut found = None;
-        if let Some((route, keys)) = &located.first {
-            if self.requeue_on(id, keys).await? {
-                found = Some(route.clone());
-            }
+        let (route, keys) = &located.first;
+        if self.requeue_on(id, keys).await? {
+            found = Some(route.clone());
         }
         if found.is_none() {
             for (route, keys) in self.fallback(&located).await? {

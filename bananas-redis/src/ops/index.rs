@@ -2,6 +2,11 @@
 //! lookup by a bare id (`GET /jobs/{id}`, `bananas jobs show ID`,
 //! `requeue_dead(id)`) asks one route instead of every route.
 //!
+//! Jobs on the default route get no entry: a lookup that finds none asks
+//! the default route first, which is as cheap as asking the route an entry
+//! names, so most applications, whose jobs run on the default route, pay
+//! nothing for the index.
+//!
 //! The index is a hint. A job's keys live in its route's slot (`{P:R}`);
 //! the index is global (`{P}`), so on a Redis Cluster it is in another slot
 //! and no route script can write it. It is written beside the enqueue, in
@@ -9,9 +14,11 @@
 //! (and, once a minute per process, a `PEXPIREAT`). A lookup whose hint is missing or wrong asks
 //! every route, as without the index, so correctness never depends on it.
 //!
-//! Memory stays bounded without any cleanup on the drain path: entries go
-//! into time buckets, hashes `{P}:ids:<day>` (`day` = days since the Unix
-//! epoch at which the bucket starts), each expiring as a whole
+//! An entry is a field of a hash: [`id_field`] of the id (8 bytes; a
+//! collision only makes a hint wrong) → the route's name. Memory stays
+//! bounded without any cleanup on the drain path: entries go into time
+//! buckets, hashes `{P}:ids:<day>` (`day` = days since the Unix epoch at
+//! which the bucket starts), each expiring as a whole
 //! `retain` after the bucket ends, where `retain` is the longer of the
 //! result and failure TTLs plus a day for the time a job may wait in its
 //! queue. So an entry stays findable at least `retain` after its job was
@@ -44,6 +51,19 @@ const SLACK_MS: u64 = 5 * 60_000;
 /// How often a process sets the current bucket's expiry again (in case the
 /// key was evicted or deleted and written again without one).
 const TTL_EVERY_MS: u64 = 60_000;
+
+/// An id's field in the index: the FNV-1a 64-bit hash of its UTF-8 bytes,
+/// big-endian. Stable across versions and processes (every writer and
+/// reader must agree); two ids with the same field make one's hint wrong,
+/// which a lookup survives by asking every route.
+pub(crate) fn id_field(id: &str) -> [u8; 8] {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in id.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h.to_be_bytes()
+}
 
 /// The index's buckets, from the broker's TTLs.
 #[derive(Debug)]
@@ -132,7 +152,7 @@ pub(super) struct IndexWrite {
 
 impl RedisBroker {
     /// The commands recording that `ids` were enqueued on `route` (none
-    /// when the index is off).
+    /// when the index is off, or for the default route).
     pub(super) fn index_write<'a>(
         &self,
         route: &Route,
@@ -141,7 +161,7 @@ impl RedisBroker {
         let index = &self.inner.index;
         let now = now_millis();
         let bucket = index.bucket(now);
-        if !index.enabled {
+        if !index.enabled || route.as_str() == Route::DEFAULT {
             return IndexWrite {
                 cmds: Vec::new(),
                 bucket,
@@ -150,7 +170,7 @@ impl RedisBroker {
         let mut hset = redis::cmd("HSET");
         hset.arg(self.inner.global.id_index(index.day(bucket)));
         for id in ids {
-            hset.arg(id).arg(route.as_str());
+            hset.arg(&id_field(id)[..]).arg(route.as_str());
         }
         let mut cmds = vec![hset];
         for back in index.ttl_due(bucket, now) {
@@ -197,10 +217,11 @@ impl RedisBroker {
             return None;
         }
         let mut pipe = redis::pipe();
+        let field = id_field(id.as_str());
         for b in index.buckets(now_millis()) {
             pipe.cmd("HGET")
                 .arg(self.inner.global.id_index(index.day(b)))
-                .arg(id.as_str());
+                .arg(&field[..]);
         }
         let mut conn = self.inner.conn.clone();
         match pipe.query_async::<Vec<Option<String>>>(&mut conn).await {
@@ -225,6 +246,14 @@ mod tests {
                 .result_ttl(result_ttl)
                 .failure_ttl(failure_ttl),
         )
+    }
+
+    #[test]
+    fn id_fields_are_fnv1a_64() {
+        // The published FNV-1a 64 test vectors.
+        assert_eq!(id_field(""), 0xcbf2_9ce4_8422_2325u64.to_be_bytes());
+        assert_eq!(id_field("a"), 0xaf63_dc4c_8601_ec8cu64.to_be_bytes());
+        assert_eq!(id_field("foobar"), 0x8594_4171_f739_67e8u64.to_be_bytes());
     }
 
     #[test]

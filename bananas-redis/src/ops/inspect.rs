@@ -217,10 +217,9 @@ impl RedisBroker {
 impl Inspect for RedisBroker {
     async fn job(&self, id: &JobId, route: Option<&Route>) -> Result<Option<JobRecord>> {
         let located = self.locate(id, route).await?;
-        if let Some((route, keys)) = &located.first {
-            if let Some(rec) = self.job_on(id, route, keys).await? {
-                return Ok(Some(rec));
-            }
+        let (route, keys) = &located.first;
+        if let Some(rec) = self.job_on(id, route, keys).await? {
+            return Ok(Some(rec));
         }
         let rest = self.fallback(&located).await?;
         let found = self
@@ -239,12 +238,11 @@ impl Inspect for RedisBroker {
     ) -> Result<Option<JobRecord>> {
         let located = self.locate(id, route).await?;
         let mut waiting: Option<(Route, Arc<RouteKeys>)> = None;
-        if let Some((route, keys)) = &located.first {
-            match self.wait_check(id, route, keys).await? {
-                Checked::Finished(rec) => return Ok(Some(*rec)),
-                Checked::Waiting => waiting = Some((route.clone(), keys.clone())),
-                Checked::Unknown => {}
-            }
+        let (route, keys) = &located.first;
+        match self.wait_check(id, route, keys).await? {
+            Checked::Finished(rec) => return Ok(Some(*rec)),
+            Checked::Waiting => waiting = Some((route.clone(), keys.clone())),
+            Checked::Unknown => {}
         }
         if waiting.is_none() {
             let rest = self.fallback(&located).await?;
