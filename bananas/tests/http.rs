@@ -583,6 +583,28 @@ async fn auth_requires_the_bearer_token_except_on_health() {
 }
 
 #[tokio::test]
+async fn the_bearer_scheme_is_case_insensitive() {
+    // RFC 7235 §2.1: auth schemes are case-insensitive tokens.
+    let client = Client::new(Arc::new(MemoryBroker::new()));
+    let server = start(ApiState::new(client).token(Some("s3cret".to_owned()))).await;
+    for header in [
+        "Bearer s3cret",
+        "bearer s3cret",
+        "BEARER s3cret",
+        "bEaReR s3cret",
+    ] {
+        let r = server
+            .send("GET", "/queues", &[("authorization", header)], None)
+            .await;
+        assert_eq!(r.status, 200, "{header}: {}", r.text());
+    }
+    let r = server
+        .send("GET", "/queues", &[("authorization", "BEARER wrong")], None)
+        .await;
+    assert_eq!(r.status, 401);
+}
+
+#[tokio::test]
 async fn the_openapi_document_matches_the_routes() {
     let (_client, server) = standalone().await;
     let r = server.get("/openapi.json").await;
