@@ -1,6 +1,6 @@
 //! What each command does.
 
-use std::sync::Arc;
+use std::{collections::BTreeMap, sync::Arc};
 
 use bananas::{
     broker::{AnyBroker, CancelOutcome, QueueStats, WorkerInfo},
@@ -8,7 +8,7 @@ use bananas::{
     job::JobId,
     Client,
 };
-use serde_json::{json, Map, Value};
+use serde_json::{json, value::RawValue, Value};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -60,6 +60,11 @@ pub(crate) async fn run(cli: Cli) -> Result<(), String> {
 
 fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
+}
+
+/// `v` as a JSON text.
+fn raw(v: &impl serde::Serialize) -> Result<Box<RawValue>, String> {
+    serde_json::value::to_raw_value(v).map_err(err)
 }
 
 fn print(json: bool, value: Value, human: impl FnOnce() -> String) {
@@ -337,28 +342,31 @@ async fn dead_requeue(
 }
 
 async fn enqueue(client: &Client, args: EnqueueArgs, json: bool) -> Result<(), String> {
-    let payload: Value = serde_json::from_str(&args.payload)
+    // The payload goes on as written (no trip through a `Value`, which
+    // would round big numbers to an f64).
+    let payload = RawValue::from_string(args.payload)
         .map_err(|e| format!("--payload is not valid JSON: {e}"))?;
-    let mut body = Map::new();
-    body.insert("name".into(), Value::String(args.name));
-    body.insert("payload".into(), payload);
+    let mut body: BTreeMap<&str, Box<RawValue>> = BTreeMap::new();
+    body.insert("name", raw(&args.name)?);
+    body.insert("payload", payload);
     if let Some(p) = args.priority {
-        body.insert("priority".into(), Value::String(p));
+        body.insert("priority", raw(&p)?);
     }
     if let Some(r) = args.route {
-        body.insert("route".into(), Value::String(r));
+        body.insert("route", raw(&r)?);
     }
     if let Some(c) = args.countdown {
-        body.insert("countdown".into(), json!(c));
+        body.insert("countdown", raw(&c)?);
     }
     if let Some(e) = args.eta {
         let v = e.parse::<u64>().map_or(Value::String(e), |ms| json!(ms));
-        body.insert("eta".into(), v);
+        body.insert("eta", raw(&v)?);
     }
     if let Some(r) = args.retries {
-        body.insert("retries".into(), json!(r));
+        body.insert("retries", raw(&r)?);
     }
-    let req = EnqueueRequest::from_json(Value::Object(body)).map_err(|e| {
+    let body = serde_json::to_vec(&body).map_err(err)?;
+    let req = EnqueueRequest::from_slice(&body).map_err(|e| {
         // Name the flag rather than the JSON field.
         e.replacen("field `", "--", 1).replacen('`', "", 1)
     })?;

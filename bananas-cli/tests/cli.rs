@@ -237,6 +237,22 @@ fn enqueue_stats_and_show() {
     assert!(e.contains("`no-such-job` not found"), "{e}");
 }
 
+#[tokio::test]
+async fn enqueue_keeps_every_digit_of_the_payload() {
+    let s = Space::new("digits");
+    let payload =
+        r#"{"n": 123456789012345678901234567890, "f": 0.1000000000000000055511151231257827}"#;
+    let id = s
+        .ok(&["enqueue", "big", "--payload", payload])
+        .trim()
+        .to_owned();
+    let rec = bananas::broker::Inspect::job(&s.broker().await, &id.as_str().into(), None)
+        .await
+        .unwrap()
+        .expect("the job is stored");
+    assert_eq!(rec.args.get(), payload);
+}
+
 #[test]
 fn enqueue_errors_are_one_line() {
     let s = Space::new("enqueue-errors");

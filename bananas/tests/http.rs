@@ -258,6 +258,36 @@ async fn bad_requests_get_400_naming_the_problem() {
 }
 
 #[tokio::test]
+async fn payload_numbers_pass_through_with_every_digit() {
+    // Beyond u64 and beyond an f64's 17 significant digits: a trip through
+    // `serde_json::Value` would store 1.2345678901234568e29.
+    const BIG: &str = "123456789012345678901234567890";
+    const PRECISE: &str = "0.1000000000000000055511151231257827";
+    let payload = format!(r#"{{"n": {BIG}, "x": [{PRECISE}, -{BIG}]}}"#);
+    let (client, server) = standalone().await;
+    let r = server
+        .post_json(
+            "/jobs",
+            &format!(r#"{{"name": "big", "payload": {payload}}}"#),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    let rec = client
+        .job(&JobId::from(id.as_str()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rec.args.get(), payload, "stored args changed");
+    // And back out through GET /jobs/{id}, as text.
+    let text = server.get(&format!("/jobs/{id}")).await.text();
+    assert!(
+        text.contains(&format!(r#""n": {BIG}"#)) && text.contains(PRECISE),
+        "{text}"
+    );
+}
+
+#[tokio::test]
 async fn unknown_tasks_and_bad_arguments_get_422_with_an_app() {
     let (app, server, worker) = app_and_api(None).await;
     let r = server

@@ -1,19 +1,18 @@
 //! Extractors whose rejections are JSON [`ApiError`]s, so axum's plain-text
 //! rejections never reach a client.
 
+use super::error::ApiError;
 use axum::{
     body::Bytes,
     extract::{rejection::BytesRejection, FromRequest, FromRequestParts, Path, Request},
     http::{header, request::Parts, StatusCode},
 };
-use serde_json::Value;
 
-use super::error::ApiError;
-
-/// A JSON request body, parsed into a [`Value`]. The caller checks its shape
-/// field by field so each error names the field.
+/// A JSON request body, unparsed: the caller parses it, so it can keep
+/// parts of it as the client wrote them (a job's payload) and check the
+/// rest field by field, each error naming the field.
 #[derive(Debug)]
-pub(crate) struct JsonBody(pub(crate) Value);
+pub(crate) struct JsonBody(pub(crate) Bytes);
 
 impl<S: Send + Sync> FromRequest<S> for JsonBody {
     type Rejection = ApiError;
@@ -46,9 +45,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
                 "the request body is empty: expected a JSON object",
             ));
         }
-        let value: Value = serde_json::from_slice(&bytes)
-            .map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))?;
-        Ok(JsonBody(value))
+        Ok(JsonBody(bytes))
     }
 }
 

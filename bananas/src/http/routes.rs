@@ -74,7 +74,7 @@ async fn enqueue(
     State(state): State<Shared>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let req = EnqueueRequest::from_json(body).map_err(ApiError::bad_request)?;
+    let req = EnqueueRequest::from_slice(&body).map_err(ApiError::bad_request)?;
     let job = req.into_job(state.registry.as_ref())?;
     let id = job.id.clone();
     let delayed = job.eta.is_some_and(|eta| eta > crate::job::now_millis());
