@@ -540,3 +540,40 @@ async fn serve_is_the_http_api_without_task_code() {
         "{out:?}"
     );
 }
+
+#[tokio::test]
+async fn serve_warns_loudly_on_a_public_address_without_a_token() {
+    let s = Space::new("serve-public");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_bananas"))
+        .args(["serve", "--addr", "0.0.0.0:0"])
+        .env("BANANAS_URL", redis_url())
+        .env("BANANAS_PREFIX", &s.prefix)
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .env_remove("BANANAS_API_TOKEN")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    let warning = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.contains("serving the HTTP API") {
+                break;
+            }
+            seen.push(line);
+        }
+        seen.iter().find(|l| l.contains("NO TOKEN")).cloned()
+    })
+    .await
+    .expect("serve did not start in time");
+    let warning = warning.unwrap_or_else(|| panic!("no warning before serving: {seen:?}"));
+    assert!(
+        warning.contains("WARN") && warning.contains("0.0.0.0:") && warning.contains("--token"),
+        "{warning}"
+    );
+    child.start_kill().unwrap();
+    let _ = child.wait().await;
+}

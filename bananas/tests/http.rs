@@ -326,9 +326,7 @@ async fn unknown_ids_paths_and_methods_get_json_404_and_405() {
     assert_eq!(r.status, 404);
     assert!(r.error().contains("`does-not-exist`"));
 
-    let r = server
-        .send("POST", "/dead/does-not-exist/requeue", &[], None)
-        .await;
+    let r = server.post("/dead/does-not-exist/requeue").await;
     assert_eq!(r.status, 404);
     assert!(r.error().contains("`does-not-exist`"));
 
@@ -373,9 +371,7 @@ async fn dead_letter_list_requeue_and_purge() {
     assert_eq!(q["totals"]["dead"], 3, "{q}");
 
     // Requeue one: it runs again and dies again.
-    let r = server
-        .send("POST", &format!("/dead/{}/requeue", ids[0]), &[], None)
-        .await;
+    let r = server.post(&format!("/dead/{}/requeue", ids[0])).await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json(), json!({"id": ids[0], "requeued": true}));
     server
@@ -613,6 +609,108 @@ async fn auth_requires_the_bearer_token_except_on_health() {
 }
 
 #[tokio::test]
+async fn cross_site_requests_cannot_change_anything() {
+    let (app, server, worker) = app_and_api(None).await;
+    let r = server
+        .post_json(
+            "/jobs",
+            r#"{"name": "doomed", "payload": {"reason": "x"}, "route": "default"}"#,
+        )
+        .await;
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    assert_eq!(wait_final(app.client(), &id).await.state, JobState::Dead);
+    let own = format!("http://{}", server.addr);
+    let host = server.addr.to_string();
+    let requeue = format!("/dead/{id}/requeue");
+
+    // What a page on another site can make a browser send without a
+    // preflight: a "simple" POST (text/plain, a form, or no type at all).
+    // The review's request, as sent through DNS rebinding (Host and Origin
+    // agree): refused for its content type.
+    let r = server
+        .send(
+            "POST",
+            &requeue,
+            &[
+                ("content-type", "text/plain"),
+                ("origin", "http://evil.example"),
+                ("host", "evil.example"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 415, "{}", r.text());
+    assert!(r.error().contains("application/json"), "{}", r.text());
+    for ct in [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+    ] {
+        let r = server
+            .send("POST", &requeue, &[("content-type", ct)], None)
+            .await;
+        assert_eq!(r.status, 415, "{ct}: {}", r.text());
+        let r = server
+            .send(
+                "POST",
+                "/jobs",
+                &[("content-type", ct)],
+                Some(br#"{"name": "add", "payload": {"a": 1, "b": 2}}"#.to_vec()),
+            )
+            .await;
+        assert_eq!(r.status, 415, "{ct}: {}", r.text());
+    }
+    let r = server.send("POST", &requeue, &[], None).await;
+    assert_eq!(r.status, 415, "no content type: {}", r.text());
+
+    // Any state-changing request from another origin, or from `null`.
+    let other_port = format!("http://127.0.0.1:{}", server.addr.port() ^ 1);
+    for origin in ["http://evil.example", "null", &other_port] {
+        let json = [
+            ("content-type", "application/json"),
+            ("origin", origin),
+            ("host", host.as_str()),
+        ];
+        let r = server.send("POST", &requeue, &json, None).await;
+        assert_eq!(r.status, 403, "{origin}: {}", r.text());
+        assert!(r.error().contains("cross-origin"), "{}", r.text());
+        let body = br#"{"name": "add", "payload": {"a": 1, "b": 2}}"#.to_vec();
+        let r = server.send("POST", "/jobs", &json, Some(body)).await;
+        assert_eq!(r.status, 403, "{origin}: {}", r.text());
+        let r = server.send("DELETE", "/dead", &json, None).await;
+        assert_eq!(r.status, 403, "{origin}: {}", r.text());
+        let r = server
+            .send("DELETE", &format!("/jobs/{id}"), &json, None)
+            .await;
+        assert_eq!(r.status, 403, "{origin}: {}", r.text());
+        // Reading is not refused (a browser keeps the answer from the page).
+        let r = server.send("GET", "/queues", &json, None).await;
+        assert_eq!(r.status, 200, "{origin}: {}", r.text());
+    }
+    // Nothing changed: the job is still dead, nothing was enqueued.
+    let q = server.get("/queues").await.json();
+    assert_eq!(
+        (q["totals"]["dead"].as_u64(), q["totals"]["normal"].as_u64()),
+        (Some(1), Some(0)),
+        "{q}"
+    );
+
+    // The API's own origin (a page it served, or a proxy in front of it
+    // that keeps the Host) is fine.
+    let r = server
+        .send(
+            "POST",
+            &requeue,
+            &[("content-type", "application/json"), ("origin", &own)],
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    app.shutdown();
+    worker.await.unwrap().unwrap();
+}
+
+#[tokio::test]
 async fn the_bearer_scheme_is_case_insensitive() {
     // RFC 7235 §2.1: auth schemes are case-insensitive tokens.
     let client = Client::new(Arc::new(MemoryBroker::new()));
@@ -717,6 +815,49 @@ async fn serve_binds_and_stops() {
         .unwrap()
         .unwrap()
         .unwrap();
+}
+
+#[tokio::test]
+async fn a_public_address_without_a_token_is_warned_about() {
+    const WARNING: &str = "THE HTTP API HAS NO TOKEN";
+    let (logs, _guard) = http_util::capture_logs();
+    let client = Client::new(Arc::new(MemoryBroker::new()));
+    let serve = |state: ApiState, addr: &str| {
+        let stop = tokio_util::sync::CancellationToken::new();
+        let listener = std::net::TcpListener::bind(addr).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+        let local = listener.local_addr().unwrap();
+        tokio::spawn(bananas::http::serve_listener(state, listener, stop.clone()));
+        (local, stop.drop_guard())
+    };
+    // Loopback without a token, and any address with one: no warning. The
+    // warning would come before the "serving" line.
+    let (a, _a) = serve(ApiState::new(client.clone()), "127.0.0.1:0");
+    let (b, _b) = serve(
+        ApiState::new(client.clone()).token(Some("t".into())),
+        "0.0.0.0:0",
+    );
+    for addr in [a, b] {
+        let text = logs
+            .wait_for(&format!("serving the HTTP API addr={addr}"))
+            .await;
+        assert!(!text.contains(WARNING), "{text}");
+    }
+    // Every interface, no token: a loud warning naming the address.
+    let (c, _c) = serve(ApiState::new(client), "0.0.0.0:0");
+    let text = logs
+        .wait_for(&format!("serving the HTTP API addr={c}"))
+        .await;
+    let warning = text
+        .lines()
+        .find(|l| l.contains(WARNING))
+        .unwrap_or_else(|| panic!("no warning in:\n{text}"));
+    assert!(
+        warning.contains(" WARN ") && warning.contains(&c.to_string()),
+        "{warning}"
+    );
+    assert!(warning.contains("BANANAS_API_TOKEN"), "{warning}");
 }
 
 #[tokio::test]

@@ -1,11 +1,15 @@
 //! Extractors whose rejections are JSON [`ApiError`]s, so axum's plain-text
 //! rejections never reach a client.
 
-use super::error::ApiError;
 use axum::{
     body::Bytes,
     extract::{rejection::BytesRejection, FromRequest, FromRequestParts, Path, Request},
-    http::{header, request::Parts, StatusCode},
+    http::{request::Parts, StatusCode},
+};
+
+use super::{
+    cross_site::{is_json, not_json},
+    error::ApiError,
 };
 
 /// A JSON request body, unparsed: the caller parses it, so it can keep
@@ -18,24 +22,8 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let content_type = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.to_owned());
-        let json = content_type.as_deref().is_some_and(|ct| {
-            let mime = ct.split(';').next().unwrap_or("").trim();
-            mime.eq_ignore_ascii_case("application/json")
-                || (mime.starts_with("application/") && mime.ends_with("+json"))
-        });
-        if !json {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                format!(
-                    "expected `Content-Type: application/json`, got {}",
-                    content_type.map_or("none".to_owned(), |c| format!("`{c}`"))
-                ),
-            ));
+        if !is_json(req.headers()) {
+            return Err(not_json(req.headers()));
         }
         let bytes = Bytes::from_request(req, state)
             .await
