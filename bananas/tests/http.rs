@@ -861,6 +861,41 @@ async fn a_public_address_without_a_token_is_warned_about() {
 }
 
 #[tokio::test]
+async fn untrusted_strings_cannot_forge_log_lines() {
+    let (logs, _guard) = http_util::capture_logs();
+    let (client, server) = standalone().await;
+    // A task name that, written out as is, would end the log line and start
+    // one of the attacker's choosing.
+    let forged = "2030-01-01T00:00:00.000000Z  INFO bananas::http: FORGED admin logged in";
+    let body = json!({"name": format!("x\n{forged}\r\n{forged}"), "countdown": 600});
+    let r = server.post_json("/jobs", &body.to_string()).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    let rec = client
+        .job(&JobId::from(id.as_str()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(rec.task.contains('\n'), "the name is stored as sent");
+    let r = server.delete(&format!("/jobs/{id}")).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+
+    let text = logs.wait_for("job cancelled over HTTP").await;
+    assert!(text.contains("job submitted over HTTP"), "{text}");
+    for line in text.lines() {
+        assert!(
+            !line.contains("FORGED") || line.contains("job submitted over HTTP"),
+            "a forged log line:\n{text}"
+        );
+    }
+    // The name is there, escaped, on the submission's own line.
+    assert!(
+        text.contains(r#"task="x\n2030-01-01T00:00:00.000000Z  INFO bananas::http: FORGED"#),
+        "{text}"
+    );
+}
+
+#[tokio::test]
 async fn delete_cancels_a_job_that_has_not_started() {
     let (client, server) = standalone().await;
     let r = server

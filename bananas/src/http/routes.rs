@@ -78,7 +78,9 @@ async fn enqueue(
     let job = req.into_job(state.registry.as_ref())?;
     let id = job.id.clone();
     let delayed = job.eta.is_some_and(|eta| eta > crate::job::now_millis());
-    tracing::info!(job_id = %id, task = %job.task, route = %job.route, "job submitted over HTTP");
+    // `?`: the name is the client's, and Debug escapes line breaks and
+    // control characters, so it cannot forge a log line.
+    tracing::info!(job_id = ?id.as_str(), task = ?job.task, route = ?job.route.as_str(), "job submitted over HTTP");
     state.client.enqueue(vec![job]).await?;
     let body = json!({
         "id": id.as_str(),
@@ -104,7 +106,7 @@ async fn job(State(state): State<Shared>, IdPath(id): IdPath) -> Result<Json<Job
 async fn cancel(State(state): State<Shared>, IdPath(id): IdPath) -> Result<Json<Value>, ApiError> {
     match state.client.cancel(&JobId::from(id.as_str())).await? {
         CancelOutcome::Cancelled => {
-            tracing::info!(job_id = %id, "job cancelled over HTTP");
+            tracing::info!(job_id = ?id, "job cancelled over HTTP");
             Ok(Json(json!({ "id": id, "cancelled": true })))
         }
         CancelOutcome::Running => Err(ApiError::new(
@@ -187,7 +189,7 @@ async fn dead_requeue(
         .requeue_dead(&JobId::from(id.as_str()))
         .await?
     {
-        tracing::info!(job_id = %id, "dead job requeued over HTTP");
+        tracing::info!(job_id = ?id, "dead job requeued over HTTP");
         Ok(Json(json!({ "id": id, "requeued": true })))
     } else {
         Err(ApiError::not_found(format!(
@@ -275,7 +277,9 @@ async fn metrics(State(state): State<Shared>) -> Result<Response, ApiError> {
     .await
     {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::warn!(error = %e, "cannot read queue depths for /metrics"),
+        Ok(Err(e)) => {
+            tracing::warn!(error = ?e.to_string(), "cannot read queue depths for /metrics")
+        }
         Err(_) => tracing::warn!("reading queue depths for /metrics timed out"),
     }
     Ok((

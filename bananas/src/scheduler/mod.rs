@@ -228,7 +228,7 @@ impl Scheduler {
                     .claim_tick(s.id(), tick.timestamp_millis() as u64, job)
                     .await?
                 {
-                    tracing::info!(schedule = s.id(), tick = %tick, job_id = %id, "tick enqueued");
+                    tracing::info!(schedule = s.id(), tick = %tick, job_id = ?id.as_str(), "tick enqueued");
                     enqueued.push(id);
                 }
             }
@@ -301,7 +301,7 @@ impl Scheduler {
                 Err(e) => {
                     failures += 1;
                     let backoff = Duration::from_millis(100 * (1u64 << failures.min(6)));
-                    tracing::warn!(error = %e, retry_in = ?backoff, "scheduler pass failed");
+                    tracing::warn!(error = ?e.to_string(), retry_in = ?backoff, "scheduler pass failed");
                     Some(self.clock.now() + chrono::Duration::from_std(backoff).unwrap_or_default())
                 }
             };
