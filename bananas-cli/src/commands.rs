@@ -395,13 +395,21 @@ async fn schedules_from_broker(client: &Client, json: bool) -> Result<(), String
     let states = bananas::scheduler::published_states(client.broker())
         .await
         .map_err(err)?;
-    let views: Vec<http::ScheduleView> = states.into_iter().map(Into::into).collect();
-    print_schedules(json, json!({ "schedules": views }));
+    print_schedules(json, http::schedules_json(states));
     Ok(())
 }
 
 fn print_schedules(json: bool, value: Value) {
     let list = value["schedules"].as_array().cloned().unwrap_or_default();
+    // Schedules whose state could not be read: the others are still shown,
+    // and these are named on stderr (and in the JSON).
+    for s in value["skipped"].as_array().into_iter().flatten() {
+        eprintln!(
+            "bananas: warning: schedule {:?} skipped: {}",
+            s["id"].as_str().unwrap_or("?"),
+            s["error"].as_str().unwrap_or("its state cannot be read")
+        );
+    }
     print(json, value, || {
         if list.is_empty() {
             return "no schedules (none announced by a running scheduler)\n".to_owned();

@@ -377,6 +377,43 @@ async fn schedules_announced_in_the_broker() {
     assert!(human.contains("Europe/Berlin"), "{human}");
 }
 
+#[tokio::test]
+async fn a_bad_schedule_announcement_does_not_hide_the_others() {
+    let s = Space::new("bad-schedule");
+    let broker = s.broker().await;
+    let info = |id: &str, route: &str| bananas::broker::ScheduleInfo {
+        id: id.to_owned(),
+        route: route.to_owned(),
+        cron: "0 0 2 * * *".to_owned(),
+        tz: "UTC".to_owned(),
+        next_run: Some(90_000_000),
+        seen_at: 500,
+    };
+    publish_schedules(
+        &broker,
+        &[info("nightly", "default"), info("broken", "not a route!")],
+    )
+    .await
+    .unwrap();
+
+    let v = s.json(&["schedules"]);
+    assert_eq!(v["schedules"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["schedules"][0]["id"], "nightly");
+    assert_eq!(v["skipped"][0]["id"], "broken", "{v}");
+    let out = s.run(&["schedules"]);
+    assert!(out.status.success(), "{out:?}");
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        table.contains("nightly") && !table.contains("broken"),
+        "{table}"
+    );
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("warning") && err.contains("\"broken\"") && err.contains("invalid route"),
+        "{err}"
+    );
+}
+
 #[test]
 fn bad_broker_urls_fail_with_one_line() {
     let s = Space::new("urls");

@@ -447,6 +447,53 @@ async fn schedules_without_a_scheduler_is_an_empty_list() {
 }
 
 #[tokio::test]
+async fn a_bad_schedule_announcement_is_skipped_not_fatal() {
+    let (logs, _guard) = http_util::capture_logs();
+    let (client, server) = standalone().await;
+    let info = |id: &str, route: &str| bananas::broker::ScheduleInfo {
+        id: id.to_owned(),
+        route: route.to_owned(),
+        cron: "0 0 2 * * *".to_owned(),
+        tz: "UTC".to_owned(),
+        next_run: Some(90_000_000),
+        seen_at: 500,
+    };
+    bananas::broker::publish_schedules(
+        client.broker().schedules().unwrap(),
+        &[
+            info("nightly", "default"),
+            info("broken", "not a route!"),
+            info("weekly", "default"),
+        ],
+    )
+    .await
+    .unwrap();
+    let r = server.get("/schedules").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    let ids: Vec<&str> = v["schedules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["nightly", "weekly"], "{v}");
+    let skipped = v["skipped"].as_array().expect("a skipped list");
+    assert_eq!(skipped.len(), 1, "{v}");
+    assert_eq!(skipped[0]["id"], "broken");
+    assert!(
+        skipped[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("invalid route"),
+        "{v}"
+    );
+    // And logged, with its id.
+    let text = logs.wait_for("schedule skipped").await;
+    assert!(text.contains(r#"schedule="broken""#), "{text}");
+}
+
+#[tokio::test]
 async fn health_is_200_when_the_broker_answers_and_503_when_not() {
     let (_client, server) = standalone().await;
     let r = server.get("/health").await;

@@ -288,7 +288,7 @@ async fn tick_jobs_are_normal_jobs() {
         .unwrap();
     let running = tokio::spawn(app.clone().run());
     let scheduler = app.scheduler();
-    let before = scheduler.states().await.unwrap();
+    let before = scheduler.states().await.unwrap().states;
     assert_eq!(before[0].next_run, Some(t("2026-01-01T10:00:00Z")));
     assert_eq!(before[0].last_run, None);
 
@@ -316,12 +316,13 @@ async fn tick_jobs_are_normal_jobs() {
     // without the task code see the same state.
     let published = bananas::scheduler::published_states(&tb.broker)
         .await
-        .unwrap();
+        .unwrap()
+        .states;
     assert_eq!(published.len(), 1);
     assert_eq!(published[0].id, "hourly_report");
     assert_eq!(published[0].last_outcome, Some(JobState::Succeeded));
 
-    let after = scheduler.states().await.unwrap();
+    let after = scheduler.states().await.unwrap().states;
     assert_eq!(after[0].last_run, Some(t("2026-01-01T10:00:00Z")));
     assert_eq!(after[0].last_job_id.as_ref(), Some(&id));
     assert_eq!(after[0].last_outcome, Some(JobState::Succeeded));

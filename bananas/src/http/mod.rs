@@ -51,7 +51,7 @@ pub use jobs::{
     MAX_RETRIES,
 };
 pub use openapi::OPENAPI_JSON;
-pub use routes::{totals, ScheduleView};
+pub use routes::{schedules_json, totals, ScheduleView};
 
 use crate::{app::Client, scheduler::Scheduler, task::Registry, Error, Result};
 

@@ -23,7 +23,7 @@ use super::{
 use crate::{
     broker::{CancelOutcome, QueueStats, WorkerInfo},
     job::JobId,
-    scheduler::ScheduleState,
+    scheduler::{ScheduleState, ScheduleStates},
 };
 
 type Shared = Arc<ApiState>;
@@ -237,16 +237,24 @@ impl From<ScheduleState> for ScheduleView {
     }
 }
 
+/// The answer of `GET /schedules` (and `bananas schedules --json`):
+/// `{"schedules": [...]}`, plus `"skipped": [{"id", "error"}]` when some
+/// schedule's state could not be read.
+pub fn schedules_json(states: ScheduleStates) -> Value {
+    let schedules: Vec<ScheduleView> = states.states.into_iter().map(Into::into).collect();
+    let mut v = json!({ "schedules": schedules });
+    if !states.skipped.is_empty() {
+        v["skipped"] = json!(states.skipped);
+    }
+    v
+}
+
 async fn schedules(State(state): State<Shared>) -> Result<Json<Value>, ApiError> {
-    let schedules: Vec<ScheduleView> = match &state.scheduler {
-        Some(s) => s.states().await?.into_iter().map(Into::into).collect(),
-        None => crate::scheduler::published_states(state.client.broker())
-            .await?
-            .into_iter()
-            .map(Into::into)
-            .collect(),
+    let states = match &state.scheduler {
+        Some(s) => s.states().await?,
+        None => crate::scheduler::published_states(state.client.broker()).await?,
     };
-    Ok(Json(json!({ "schedules": schedules })))
+    Ok(Json(schedules_json(states)))
 }
 
 async fn health(State(state): State<Shared>) -> Response {
