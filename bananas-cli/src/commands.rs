@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     api,
     cli::{Cli, Command, DeadCommand, EnqueueArgs, JobsCommand, ServeArgs},
-    output::{fields, short, Table},
+    output::{self, fields, short, Table},
 };
 
 /// How many dead jobs `dead requeue --all` reads per round.
@@ -49,7 +49,7 @@ pub(crate) async fn run(cli: Cli) -> Result<(), String> {
                 .map_err(err)?;
             print(json, json!({ "purged": n }), || {
                 format!("purged {n} dead jobs\n")
-            });
+            })?;
             Ok(())
         }
         Command::Enqueue(args) => enqueue(&client, args, json).await,
@@ -67,11 +67,12 @@ fn raw(v: &impl serde::Serialize) -> Result<Box<RawValue>, String> {
     serde_json::value::to_raw_value(v).map_err(err)
 }
 
-fn print(json: bool, value: Value, human: impl FnOnce() -> String) {
+/// Prints `value` as pretty JSON with `--json`, else what `human` renders.
+fn print(json: bool, value: Value, human: impl FnOnce() -> String) -> Result<(), String> {
     if json {
-        println!("{value:#}");
+        output::stdout(&format!("{value:#}\n"))
     } else {
-        print!("{}", human());
+        output::stdout(&human())
     }
 }
 
@@ -178,7 +179,7 @@ async fn stats(client: &Client, json: bool) -> Result<(), String> {
             }
             out
         },
-    );
+    )?;
     Ok(())
 }
 
@@ -224,7 +225,7 @@ async fn show_job(client: &Client, id: &str, json: bool) -> Result<(), String> {
             ("started", ts(&view.started_at)),
             ("finished", ts(&view.finished_at)),
         ])
-    });
+    })?;
     Ok(())
 }
 
@@ -258,7 +259,7 @@ async fn dead_list(client: &Client, limit: usize, json: bool) -> Result<(), Stri
             ]);
         }
         t.render()
-    });
+    })?;
     Ok(())
 }
 
@@ -267,7 +268,7 @@ async fn cancel_job(client: &Client, id: &str, json: bool) -> Result<(), String>
         CancelOutcome::Cancelled => {
             print(json, json!({ "id": id, "cancelled": true }), || {
                 format!("cancelled {id}\n")
-            });
+            })?;
             Ok(())
         }
         CancelOutcome::Running => Err(format!(
@@ -337,7 +338,7 @@ async fn dead_requeue(
             (false, Some(id)) => format!("requeued {id}\n"),
             _ => format!("requeued {n} dead jobs\n"),
         }
-    });
+    })?;
     Ok(())
 }
 
@@ -380,14 +381,13 @@ async fn enqueue(client: &Client, args: EnqueueArgs, json: bool) -> Result<(), S
     client.enqueue(vec![job]).await.map_err(err)?;
     print(json, json!({ "id": id, "state": state }), || {
         format!("{id}\n")
-    });
+    })?;
     Ok(())
 }
 
 async fn schedules_from_api(base: &str, token: Option<&str>, json: bool) -> Result<(), String> {
     let value = api::get_json(base, "/schedules", token).await?;
-    print_schedules(json, value);
-    Ok(())
+    print_schedules(json, value)
 }
 
 /// The schedules that running schedulers announced in the broker.
@@ -395,20 +395,19 @@ async fn schedules_from_broker(client: &Client, json: bool) -> Result<(), String
     let states = bananas::scheduler::published_states(client.broker())
         .await
         .map_err(err)?;
-    print_schedules(json, http::schedules_json(states));
-    Ok(())
+    print_schedules(json, http::schedules_json(states))
 }
 
-fn print_schedules(json: bool, value: Value) {
+fn print_schedules(json: bool, value: Value) -> Result<(), String> {
     let list = value["schedules"].as_array().cloned().unwrap_or_default();
     // Schedules whose state could not be read: the others are still shown,
     // and these are named on stderr (and in the JSON).
     for s in value["skipped"].as_array().into_iter().flatten() {
-        eprintln!(
+        output::stderr_line(&format!(
             "bananas: warning: schedule {:?} skipped: {}",
             s["id"].as_str().unwrap_or("?"),
             s["error"].as_str().unwrap_or("its state cannot be read")
-        );
+        ));
     }
     print(json, value, || {
         if list.is_empty() {
@@ -436,7 +435,7 @@ fn print_schedules(json: bool, value: Value) {
             ]);
         }
         t.render()
-    });
+    })
 }
 
 async fn serve(client: Client, args: ServeArgs) -> Result<(), String> {
@@ -452,8 +451,9 @@ async fn serve(client: Client, args: ServeArgs) -> Result<(), String> {
         Ok(h) => state = state.metrics(h),
         Err(e) => tracing::warn!(error = %e, "no Prometheus metrics"),
     }
-    // Tools (and the tests) read the address from this line.
-    println!("bananas: serving the HTTP API on http://{addr}");
+    // Tools (and the tests) read the address from this line. A server goes
+    // on serving if no one reads it (stdout closed).
+    let _ = output::stdout(&format!("bananas: serving the HTTP API on http://{addr}\n"));
     let stop = CancellationToken::new();
     let signal = {
         let stop = stop.clone();

@@ -42,6 +42,6 @@ fn main() -> ExitCode {
 /// Prints `message` as one line on stderr and returns a failure status.
 fn fail(message: &str) -> ExitCode {
     let one_line = message.split_whitespace().collect::<Vec<_>>().join(" ");
-    eprintln!("bananas: error: {one_line}");
+    output::stderr_line(&format!("bananas: error: {one_line}"));
     ExitCode::FAILURE
 }

@@ -253,6 +253,52 @@ async fn enqueue_keeps_every_digit_of_the_payload() {
     assert_eq!(rec.args.get(), payload);
 }
 
+/// The write end of a pipe whose read end is already closed, as `head`
+/// leaves it once it has read its lines: writing to it fails with EPIPE.
+/// (The read end belonged to a `true` process that has exited; every other
+/// copy is close-on-exec, so nothing can read it any more.)
+fn closed_pipe() -> Stdio {
+    let mut reader = Command::new("true")
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("run true");
+    let write_end = reader.stdin.take().unwrap();
+    assert!(reader.wait().unwrap().success());
+    Stdio::from(write_end)
+}
+
+#[test]
+fn a_closed_stdout_ends_the_command_quietly() {
+    let s = Space::new("epipe");
+    let id = s
+        .ok(&["enqueue", "add", "--payload", r#"{"a": 1, "b": 2}"#])
+        .trim()
+        .to_owned();
+    // `bananas --json jobs show ID | head -3`, and friends.
+    for args in [
+        vec!["--json", "jobs", "show", id.as_str()],
+        vec!["jobs", "show", id.as_str()],
+        vec!["stats"],
+        vec!["--json", "dead", "list"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_bananas"))
+            .args(&args)
+            .env("BANANAS_URL", redis_url())
+            .env("BANANAS_PREFIX", &s.prefix)
+            .env("RUST_BACKTRACE", "1")
+            .stdout(closed_pipe())
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && err.is_empty(),
+            "bananas {args:?}: {:?}, stderr: {err}",
+            out.status
+        );
+    }
+}
+
 #[test]
 fn enqueue_errors_are_one_line() {
     let s = Space::new("enqueue-errors");
