@@ -1,6 +1,6 @@
 //! What each command does.
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::collections::BTreeMap;
 
 use bananas::{
     broker::{AnyBroker, CancelOutcome, QueueStats, WorkerInfo},
@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     api,
     cli::{Cli, Command, DeadCommand, EnqueueArgs, JobsCommand, ServeArgs},
+    connect,
     output::{self, fields, short, Table},
 };
 
@@ -28,7 +29,7 @@ pub(crate) async fn run(cli: Cli) -> Result<(), String> {
             return schedules_from_api(base, args.token.as_deref(), json).await;
         }
     }
-    let client = connect(&cli.url, cli.prefix.as_deref()).await?;
+    let client = connect::connect(&cli.url, cli.prefix.as_deref(), cli.connect_timeout).await?;
     match cli.command {
         Command::Stats => stats(&client, json).await,
         Command::Jobs(JobsCommand::Show { id }) => show_job(&client, &id, json).await,
@@ -74,34 +75,6 @@ fn print(json: bool, value: Value, human: impl FnOnce() -> String) -> Result<(),
     } else {
         output::stdout(&human())
     }
-}
-
-/// Connects to `url`; with a Redis URL and `prefix`, under that key prefix.
-async fn connect(url: &str, prefix: Option<&str>) -> Result<Client, String> {
-    let redacted = bananas::app::redact(url);
-    let with = |e: bananas::Error| format!("cannot connect to the broker at `{redacted}`: {e}");
-    let with_b = |e: bananas::error::BrokerError| with(e.into());
-    #[cfg(feature = "redis")]
-    if let Some(prefix) = prefix {
-        if url.starts_with("redis") {
-            let broker = bananas_redis::RedisBroker::builder(url)
-                .prefix(prefix)
-                .connect()
-                .await
-                .map_err(with_b)?;
-            let client = Client::new(AnyBroker::full(Arc::new(broker)));
-            client.broker().ping().await.map_err(with_b)?;
-            return Ok(client);
-        }
-    }
-    if prefix.is_some() && !url.starts_with("redis") {
-        return Err(format!(
-            "--prefix (BANANAS_PREFIX) only applies to Redis URLs, not `{redacted}`"
-        ));
-    }
-    let client = Client::connect(url).await.map_err(with)?;
-    client.broker().ping().await.map_err(with_b)?;
-    Ok(client)
 }
 
 fn time(ms: Option<u64>) -> String {

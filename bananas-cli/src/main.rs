@@ -17,6 +17,7 @@
 mod api;
 mod cli;
 mod commands;
+mod connect;
 mod output;
 
 use std::process::ExitCode;

@@ -484,6 +484,129 @@ fn bad_broker_urls_fail_with_one_line() {
     drop(s);
 }
 
+/// A free port on 127.0.0.1, closed again (nothing listens on it).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A private `redis-server` on a free loopback port, with `args`; killed
+/// when dropped.
+struct PrivateRedis {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl PrivateRedis {
+    fn start(args: &[&str]) -> Self {
+        let port = free_port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .args(args)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server did not listen"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        PrivateRedis { child, port }
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `bananas --url URL stats` and returns (success, stderr, seconds).
+fn stats_at(url: &str) -> (bool, String, f64) {
+    let started = std::time::Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_bananas"))
+        .args(["--url", url, "stats"])
+        .env_remove("BANANAS_PREFIX")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8(out.stderr).unwrap(),
+        started.elapsed().as_secs_f64(),
+    )
+}
+
+#[test]
+fn a_redis_that_needs_a_password_says_so() {
+    let redis = PrivateRedis::start(&["--requirepass", "s3cret"]);
+    let at = format!("127.0.0.1:{}", redis.port);
+    // No password: not "broken pipe", but what to do.
+    let (ok, err, _) = stats_at(&format!("redis://{at}"));
+    assert!(!ok);
+    assert!(
+        err.contains("requires authentication") && err.contains(&at),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    // A wrong password, or user.
+    for url in [
+        format!("redis://:wrong@{at}"),
+        format!("redis://bob:s3cret@{at}"),
+    ] {
+        let (ok, err, _) = stats_at(&url);
+        assert!(!ok);
+        assert!(err.contains("authentication failed"), "{url}: {err}");
+        assert!(err.contains(&at) && !err.contains("s3cret"), "{err}");
+    }
+    // The right one.
+    let (ok, err, _) = stats_at(&format!("redis://:s3cret@{at}"));
+    assert!(ok, "{err}");
+}
+
+#[test]
+fn an_unreachable_redis_fails_soon_naming_the_address() {
+    // Nothing listens: refused. Not a timing test: the bound only shows
+    // that it does not hang for the broker's whole retry schedule.
+    let at = format!("127.0.0.1:{}", free_port());
+    let (ok, err, took) = stats_at(&format!("redis://{at}"));
+    assert!(!ok);
+    assert!(err.contains(&at) && err.contains("refused"), "{err}");
+    assert!(took < 10.0, "took {took} s: {err}");
+
+    // A listener that accepts connections and never answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let at = listener.local_addr().unwrap().to_string();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let holder = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for conn in listener.incoming() {
+                if stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                held.extend(conn.ok());
+            }
+        })
+    };
+    let (ok, err, took) = stats_at(&format!("redis://{at}"));
+    assert!(!ok);
+    assert!(err.contains(&at) && err.contains("did not answer"), "{err}");
+    assert!(took < 10.0, "took {took} s: {err}");
+    // Wake the holder so it stops.
+    stop.store(true, Ordering::SeqCst);
+    let _ = std::net::TcpStream::connect(&at);
+    holder.join().unwrap();
+}
+
 /// A `bananas serve` process; killed when dropped.
 struct Served {
     child: tokio::process::Child,
