@@ -1,6 +1,6 @@
 //! The command line, as clap reads it.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
 
@@ -25,6 +25,17 @@ pub(crate) struct Cli {
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     pub(crate) json: bool,
+
+    /// Seconds to wait for the broker to connect and answer before giving
+    /// up (then the server is asked once more, briefly, to say why).
+    #[arg(
+        long,
+        global = true,
+        value_name = "SECS",
+        default_value = "2",
+        value_parser = crate::connect::parse_timeout
+    )]
+    pub(crate) connect_timeout: Duration,
 
     #[command(subcommand)]
     pub(crate) command: Command,

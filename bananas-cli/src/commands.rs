@@ -1,6 +1,6 @@
 //! What each command does.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
 
 use bananas::{
     broker::{AnyBroker, CancelOutcome, QueueStats, WorkerInfo},
@@ -8,13 +8,14 @@ use bananas::{
     job::JobId,
     Client,
 };
-use serde_json::{json, Map, Value};
+use serde_json::{json, value::RawValue, Value};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
     api,
     cli::{Cli, Command, DeadCommand, EnqueueArgs, JobsCommand, ServeArgs},
-    output::{fields, short, Table},
+    connect,
+    output::{self, fields, short, Table},
 };
 
 /// How many dead jobs `dead requeue --all` reads per round.
@@ -28,7 +29,7 @@ pub(crate) async fn run(cli: Cli) -> Result<(), String> {
             return schedules_from_api(base, args.token.as_deref(), json).await;
         }
     }
-    let client = connect(&cli.url, cli.prefix.as_deref()).await?;
+    let client = connect::connect(&cli.url, cli.prefix.as_deref(), cli.connect_timeout).await?;
     match cli.command {
         Command::Stats => stats(&client, json).await,
         Command::Jobs(JobsCommand::Show { id }) => show_job(&client, &id, json).await,
@@ -49,7 +50,7 @@ pub(crate) async fn run(cli: Cli) -> Result<(), String> {
                 .map_err(err)?;
             print(json, json!({ "purged": n }), || {
                 format!("purged {n} dead jobs\n")
-            });
+            })?;
             Ok(())
         }
         Command::Enqueue(args) => enqueue(&client, args, json).await,
@@ -62,40 +63,18 @@ fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
-fn print(json: bool, value: Value, human: impl FnOnce() -> String) {
-    if json {
-        println!("{value:#}");
-    } else {
-        print!("{}", human());
-    }
+/// `v` as a JSON text.
+fn raw(v: &impl serde::Serialize) -> Result<Box<RawValue>, String> {
+    serde_json::value::to_raw_value(v).map_err(err)
 }
 
-/// Connects to `url`; with a Redis URL and `prefix`, under that key prefix.
-async fn connect(url: &str, prefix: Option<&str>) -> Result<Client, String> {
-    let redacted = bananas::connect::redact(url);
-    let with = |e: bananas::Error| format!("cannot connect to the broker at `{redacted}`: {e}");
-    let with_b = |e: bananas::error::BrokerError| with(e.into());
-    #[cfg(feature = "redis")]
-    if let Some(prefix) = prefix {
-        if url.starts_with("redis") {
-            let broker = bananas_redis::RedisBroker::builder(url)
-                .prefix(prefix)
-                .connect()
-                .await
-                .map_err(with_b)?;
-            let client = Client::new(AnyBroker::full(Arc::new(broker)));
-            client.broker().ping().await.map_err(with_b)?;
-            return Ok(client);
-        }
+/// Prints `value` as pretty JSON with `--json`, else what `human` renders.
+fn print(json: bool, value: Value, human: impl FnOnce() -> String) -> Result<(), String> {
+    if json {
+        output::stdout(&format!("{value:#}\n"))
+    } else {
+        output::stdout(&human())
     }
-    if prefix.is_some() && !url.starts_with("redis") {
-        return Err(format!(
-            "--prefix (BANANAS_PREFIX) only applies to Redis URLs, not `{redacted}`"
-        ));
-    }
-    let client = Client::connect(url).await.map_err(with)?;
-    client.broker().ping().await.map_err(with_b)?;
-    Ok(client)
 }
 
 fn time(ms: Option<u64>) -> String {
@@ -173,7 +152,7 @@ async fn stats(client: &Client, json: bool) -> Result<(), String> {
             }
             out
         },
-    );
+    )?;
     Ok(())
 }
 
@@ -219,7 +198,7 @@ async fn show_job(client: &Client, id: &str, json: bool) -> Result<(), String> {
             ("started", ts(&view.started_at)),
             ("finished", ts(&view.finished_at)),
         ])
-    });
+    })?;
     Ok(())
 }
 
@@ -253,7 +232,7 @@ async fn dead_list(client: &Client, limit: usize, json: bool) -> Result<(), Stri
             ]);
         }
         t.render()
-    });
+    })?;
     Ok(())
 }
 
@@ -262,7 +241,7 @@ async fn cancel_job(client: &Client, id: &str, json: bool) -> Result<(), String>
         CancelOutcome::Cancelled => {
             print(json, json!({ "id": id, "cancelled": true }), || {
                 format!("cancelled {id}\n")
-            });
+            })?;
             Ok(())
         }
         CancelOutcome::Running => Err(format!(
@@ -332,33 +311,36 @@ async fn dead_requeue(
             (false, Some(id)) => format!("requeued {id}\n"),
             _ => format!("requeued {n} dead jobs\n"),
         }
-    });
+    })?;
     Ok(())
 }
 
 async fn enqueue(client: &Client, args: EnqueueArgs, json: bool) -> Result<(), String> {
-    let payload: Value = serde_json::from_str(&args.payload)
+    // The payload goes on as written (no trip through a `Value`, which
+    // would round big numbers to an f64).
+    let payload = RawValue::from_string(args.payload)
         .map_err(|e| format!("--payload is not valid JSON: {e}"))?;
-    let mut body = Map::new();
-    body.insert("name".into(), Value::String(args.name));
-    body.insert("payload".into(), payload);
+    let mut body: BTreeMap<&str, Box<RawValue>> = BTreeMap::new();
+    body.insert("name", raw(&args.name)?);
+    body.insert("payload", payload);
     if let Some(p) = args.priority {
-        body.insert("priority".into(), Value::String(p));
+        body.insert("priority", raw(&p)?);
     }
     if let Some(r) = args.route {
-        body.insert("route".into(), Value::String(r));
+        body.insert("route", raw(&r)?);
     }
     if let Some(c) = args.countdown {
-        body.insert("countdown".into(), json!(c));
+        body.insert("countdown", raw(&c)?);
     }
     if let Some(e) = args.eta {
         let v = e.parse::<u64>().map_or(Value::String(e), |ms| json!(ms));
-        body.insert("eta".into(), v);
+        body.insert("eta", raw(&v)?);
     }
     if let Some(r) = args.retries {
-        body.insert("retries".into(), json!(r));
+        body.insert("retries", raw(&r)?);
     }
-    let req = EnqueueRequest::from_json(Value::Object(body)).map_err(|e| {
+    let body = serde_json::to_vec(&body).map_err(err)?;
+    let req = EnqueueRequest::from_slice(&body).map_err(|e| {
         // Name the flag rather than the JSON field.
         e.replacen("field `", "--", 1).replacen('`', "", 1)
     })?;
@@ -372,14 +354,13 @@ async fn enqueue(client: &Client, args: EnqueueArgs, json: bool) -> Result<(), S
     client.enqueue(vec![job]).await.map_err(err)?;
     print(json, json!({ "id": id, "state": state }), || {
         format!("{id}\n")
-    });
+    })?;
     Ok(())
 }
 
 async fn schedules_from_api(base: &str, token: Option<&str>, json: bool) -> Result<(), String> {
     let value = api::get_json(base, "/schedules", token).await?;
-    print_schedules(json, value);
-    Ok(())
+    print_schedules(json, value)
 }
 
 /// The schedules that running schedulers announced in the broker.
@@ -387,13 +368,20 @@ async fn schedules_from_broker(client: &Client, json: bool) -> Result<(), String
     let states = bananas::scheduler::published_states(client.broker())
         .await
         .map_err(err)?;
-    let views: Vec<http::ScheduleView> = states.into_iter().map(Into::into).collect();
-    print_schedules(json, json!({ "schedules": views }));
-    Ok(())
+    print_schedules(json, http::schedules_json(states))
 }
 
-fn print_schedules(json: bool, value: Value) {
+fn print_schedules(json: bool, value: Value) -> Result<(), String> {
     let list = value["schedules"].as_array().cloned().unwrap_or_default();
+    // Schedules whose state could not be read: the others are still shown,
+    // and these are named on stderr (and in the JSON).
+    for s in value["skipped"].as_array().into_iter().flatten() {
+        output::stderr_line(&format!(
+            "bananas: warning: schedule {:?} skipped: {}",
+            s["id"].as_str().unwrap_or("?"),
+            s["error"].as_str().unwrap_or("its state cannot be read")
+        ));
+    }
     print(json, value, || {
         if list.is_empty() {
             return "no schedules (none announced by a running scheduler)\n".to_owned();
@@ -420,7 +408,7 @@ fn print_schedules(json: bool, value: Value) {
             ]);
         }
         t.render()
-    });
+    })
 }
 
 async fn serve(client: Client, args: ServeArgs) -> Result<(), String> {
@@ -436,8 +424,9 @@ async fn serve(client: Client, args: ServeArgs) -> Result<(), String> {
         Ok(h) => state = state.metrics(h),
         Err(e) => tracing::warn!(error = %e, "no Prometheus metrics"),
     }
-    // Tools (and the tests) read the address from this line.
-    println!("bananas: serving the HTTP API on http://{addr}");
+    // Tools (and the tests) read the address from this line. A server goes
+    // on serving if no one reads it (stdout closed).
+    let _ = output::stdout(&format!("bananas: serving the HTTP API on http://{addr}\n"));
     let stop = CancellationToken::new();
     let signal = {
         let stop = stop.clone();

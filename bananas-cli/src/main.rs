@@ -17,6 +17,7 @@
 mod api;
 mod cli;
 mod commands;
+mod connect;
 mod output;
 
 use std::process::ExitCode;
@@ -42,6 +43,6 @@ fn main() -> ExitCode {
 /// Prints `message` as one line on stderr and returns a failure status.
 fn fail(message: &str) -> ExitCode {
     let one_line = message.split_whitespace().collect::<Vec<_>>().join(" ");
-    eprintln!("bananas: error: {one_line}");
+    output::stderr_line(&format!("bananas: error: {one_line}"));
     ExitCode::FAILURE
 }

@@ -1,4 +1,25 @@
-//! Human-readable output: aligned tables and key-value blocks.
+//! Output: writing to stdout and stderr without panicking, and the
+//! human-readable forms (aligned tables and key-value blocks).
+
+use std::io::{ErrorKind, Write};
+
+/// Writes `text` to stdout and flushes it. A closed pipe (`bananas … |
+/// head -3`: the reader has what it wanted) ends the process quietly with
+/// status 0, as it would end `cat`; any other write error is returned.
+/// (`print!` would panic with a backtrace.)
+pub(crate) fn stdout(text: &str) -> Result<(), String> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => Err(format!("cannot write to stdout: {e}")),
+    }
+}
+
+/// Writes one line to stderr; if even that fails there is no one to tell.
+pub(crate) fn stderr_line(line: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
 
 /// An aligned text table. Numeric-looking cells are right-aligned.
 #[derive(Debug, Default)]

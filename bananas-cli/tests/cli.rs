@@ -3,6 +3,7 @@
 
 use std::{
     process::{Command, Output, Stdio},
+    sync::atomic::Ordering,
     time::Duration,
 };
 
@@ -208,6 +209,68 @@ fn enqueue_stats_and_show() {
     assert!(e.contains("`no-such-job` not found"), "{e}");
 }
 
+#[tokio::test]
+async fn enqueue_keeps_every_digit_of_the_payload() {
+    let s = Space::new("digits");
+    let payload =
+        r#"{"n": 123456789012345678901234567890, "f": 0.1000000000000000055511151231257827}"#;
+    let id = s
+        .ok(&["enqueue", "big", "--payload", payload])
+        .trim()
+        .to_owned();
+    let rec = bananas::broker::Inspect::job(&s.broker().await, &id.as_str().into(), None)
+        .await
+        .unwrap()
+        .expect("the job is stored");
+    assert_eq!(rec.args.get(), payload);
+}
+
+/// The write end of a pipe whose read end is already closed, as `head`
+/// leaves it once it has read its lines: writing to it fails with EPIPE.
+/// (The read end belonged to a `true` process that has exited; every other
+/// copy is close-on-exec, so nothing can read it any more.)
+fn closed_pipe() -> Stdio {
+    let mut reader = Command::new("true")
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("run true");
+    let write_end = reader.stdin.take().unwrap();
+    assert!(reader.wait().unwrap().success());
+    Stdio::from(write_end)
+}
+
+#[test]
+fn a_closed_stdout_ends_the_command_quietly() {
+    let s = Space::new("epipe");
+    let id = s
+        .ok(&["enqueue", "add", "--payload", r#"{"a": 1, "b": 2}"#])
+        .trim()
+        .to_owned();
+    // `bananas --json jobs show ID | head -3`, and friends.
+    for args in [
+        vec!["--json", "jobs", "show", id.as_str()],
+        vec!["jobs", "show", id.as_str()],
+        vec!["stats"],
+        vec!["--json", "dead", "list"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_bananas"))
+            .args(&args)
+            .env("BANANAS_URL", redis_url())
+            .env("BANANAS_PREFIX", s.prefix())
+            .env("RUST_BACKTRACE", "1")
+            .stdout(closed_pipe())
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && err.is_empty(),
+            "bananas {args:?}: {:?}, stderr: {err}",
+            out.status
+        );
+    }
+}
+
 #[test]
 fn enqueue_errors_are_one_line() {
     let s = Space::new("enqueue-errors");
@@ -332,6 +395,43 @@ async fn schedules_announced_in_the_broker() {
     assert!(human.contains("Europe/Berlin"), "{human}");
 }
 
+#[tokio::test]
+async fn a_bad_schedule_announcement_does_not_hide_the_others() {
+    let s = Space::new("bad-schedule");
+    let broker = s.broker().await;
+    let info = |id: &str, route: &str| bananas::broker::ScheduleInfo {
+        id: id.to_owned(),
+        route: route.to_owned(),
+        cron: "0 0 2 * * *".to_owned(),
+        tz: "UTC".to_owned(),
+        next_run: Some(90_000_000),
+        seen_at: 500,
+    };
+    publish_schedules(
+        &broker,
+        &[info("nightly", "default"), info("broken", "not a route!")],
+    )
+    .await
+    .unwrap();
+
+    let v = s.json(&["schedules"]);
+    assert_eq!(v["schedules"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["schedules"][0]["id"], "nightly");
+    assert_eq!(v["skipped"][0]["id"], "broken", "{v}");
+    let out = s.run(&["schedules"]);
+    assert!(out.status.success(), "{out:?}");
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        table.contains("nightly") && !table.contains("broken"),
+        "{table}"
+    );
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("warning") && err.contains("\"broken\"") && err.contains("invalid route"),
+        "{err}"
+    );
+}
+
 #[test]
 fn bad_broker_urls_fail_with_one_line() {
     let s = Space::new("urls");
@@ -354,6 +454,129 @@ fn bad_broker_urls_fail_with_one_line() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unsupported broker URL"));
     drop(s);
+}
+
+/// A free port on 127.0.0.1, closed again (nothing listens on it).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A private `redis-server` on a free loopback port, with `args`; killed
+/// when dropped.
+struct PrivateRedis {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl PrivateRedis {
+    fn start(args: &[&str]) -> Self {
+        let port = free_port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .args(args)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server did not listen"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        PrivateRedis { child, port }
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `bananas --url URL stats` and returns (success, stderr, seconds).
+fn stats_at(url: &str) -> (bool, String, f64) {
+    let started = std::time::Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_bananas"))
+        .args(["--url", url, "stats"])
+        .env_remove("BANANAS_PREFIX")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8(out.stderr).unwrap(),
+        started.elapsed().as_secs_f64(),
+    )
+}
+
+#[test]
+fn a_redis_that_needs_a_password_says_so() {
+    let redis = PrivateRedis::start(&["--requirepass", "s3cret"]);
+    let at = format!("127.0.0.1:{}", redis.port);
+    // No password: not "broken pipe", but what to do.
+    let (ok, err, _) = stats_at(&format!("redis://{at}"));
+    assert!(!ok);
+    assert!(
+        err.contains("requires authentication") && err.contains(&at),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    // A wrong password, or user.
+    for url in [
+        format!("redis://:wrong@{at}"),
+        format!("redis://bob:s3cret@{at}"),
+    ] {
+        let (ok, err, _) = stats_at(&url);
+        assert!(!ok);
+        assert!(err.contains("authentication failed"), "{url}: {err}");
+        assert!(err.contains(&at) && !err.contains("s3cret"), "{err}");
+    }
+    // The right one.
+    let (ok, err, _) = stats_at(&format!("redis://:s3cret@{at}"));
+    assert!(ok, "{err}");
+}
+
+#[test]
+fn an_unreachable_redis_fails_soon_naming_the_address() {
+    // Nothing listens: refused. Not a timing test: the bound only shows
+    // that it does not hang for the broker's whole retry schedule.
+    let at = format!("127.0.0.1:{}", free_port());
+    let (ok, err, took) = stats_at(&format!("redis://{at}"));
+    assert!(!ok);
+    assert!(err.contains(&at) && err.contains("refused"), "{err}");
+    assert!(took < 10.0, "took {took} s: {err}");
+
+    // A listener that accepts connections and never answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let at = listener.local_addr().unwrap().to_string();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let holder = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for conn in listener.incoming() {
+                if stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                held.extend(conn.ok());
+            }
+        })
+    };
+    let (ok, err, took) = stats_at(&format!("redis://{at}"));
+    assert!(!ok);
+    assert!(err.contains(&at) && err.contains("did not answer"), "{err}");
+    assert!(took < 10.0, "took {took} s: {err}");
+    // Wake the holder so it stops.
+    stop.store(true, Ordering::SeqCst);
+    let _ = std::net::TcpStream::connect(&at);
+    holder.join().unwrap();
 }
 
 /// A `bananas serve` process; killed when dropped.
@@ -494,4 +717,41 @@ async fn serve_is_the_http_api_without_task_code() {
         String::from_utf8_lossy(&out.stderr).contains("401"),
         "{out:?}"
     );
+}
+
+#[tokio::test]
+async fn serve_warns_loudly_on_a_public_address_without_a_token() {
+    let s = Space::new("serve-public");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_bananas"))
+        .args(["serve", "--addr", "0.0.0.0:0"])
+        .env("BANANAS_URL", redis_url())
+        .env("BANANAS_PREFIX", s.prefix())
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .env_remove("BANANAS_API_TOKEN")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    let warning = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.contains("serving the HTTP API") {
+                break;
+            }
+            seen.push(line);
+        }
+        seen.iter().find(|l| l.contains("NO TOKEN")).cloned()
+    })
+    .await
+    .expect("serve did not start in time");
+    let warning = warning.unwrap_or_else(|| panic!("no warning before serving: {seen:?}"));
+    assert!(
+        warning.contains("WARN") && warning.contains("0.0.0.0:") && warning.contains("--token"),
+        "{warning}"
+    );
+    child.start_kill().unwrap();
+    let _ = child.wait().await;
 }

@@ -13,7 +13,7 @@ use bananas_core::{
     Broker, JobState, Outcome, Priority,
 };
 use bananas_redis::RedisBroker;
-use bananas_test_support::{eventually, KeySpace, RedisServer};
+use bananas_test_support::{eventually, KeySpace, Raw, RedisServer};
 use common::*;
 
 /// Routes the broker knows besides the job's.

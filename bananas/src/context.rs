@@ -119,7 +119,7 @@ impl Context {
     /// [`JobRecord::progress`]: crate::job::JobRecord::progress
     pub async fn progress(&self, progress: impl Serialize) -> Result<()> {
         let value = serde_json::value::to_raw_value(&progress)?;
-        tracing::debug!(job_id = %self.job_id, task = %self.task, progress = %value, "progress");
+        tracing::debug!(job_id = ?self.job_id.as_str(), task = ?self.task, progress = %value, "progress");
         let Some(broker) = &self.broker else {
             return Ok(());
         };
@@ -137,7 +137,7 @@ impl Context {
                 attempt: self.attempt,
             }),
             Err(e) => {
-                tracing::warn!(job_id = %self.job_id, task = %self.task, error = %e, "progress not stored");
+                tracing::warn!(job_id = ?self.job_id.as_str(), task = ?self.task, error = ?e.to_string(), "progress not stored");
                 Ok(())
             }
         }

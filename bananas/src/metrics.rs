@@ -141,7 +141,7 @@ pub async fn track_queue_depth(broker: AnyBroker, interval: Duration, stop: Canc
             _ = tick.tick() => {}
         }
         if let Err(e) = refresh_queue_depth(&broker).await {
-            tracing::warn!(error = %e, "cannot read queue depths for metrics");
+            tracing::warn!(error = ?e.to_string(), "cannot read queue depths for metrics");
         }
     }
 }

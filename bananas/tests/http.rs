@@ -258,6 +258,36 @@ async fn bad_requests_get_400_naming_the_problem() {
 }
 
 #[tokio::test]
+async fn payload_numbers_pass_through_with_every_digit() {
+    // Beyond u64 and beyond an f64's 17 significant digits: a trip through
+    // `serde_json::Value` would store 1.2345678901234568e29.
+    const BIG: &str = "123456789012345678901234567890";
+    const PRECISE: &str = "0.1000000000000000055511151231257827";
+    let payload = format!(r#"{{"n": {BIG}, "x": [{PRECISE}, -{BIG}]}}"#);
+    let (client, server) = standalone().await;
+    let r = server
+        .post_json(
+            "/jobs",
+            &format!(r#"{{"name": "big", "payload": {payload}}}"#),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    let rec = client
+        .job(&JobId::from(id.as_str()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rec.args.get(), payload, "stored args changed");
+    // And back out through GET /jobs/{id}, as text.
+    let text = server.get(&format!("/jobs/{id}")).await.text();
+    assert!(
+        text.contains(&format!(r#""n": {BIG}"#)) && text.contains(PRECISE),
+        "{text}"
+    );
+}
+
+#[tokio::test]
 async fn unknown_tasks_and_bad_arguments_get_422_with_an_app() {
     let (app, server, worker) = app_and_api(None).await;
     let r = server
@@ -296,9 +326,7 @@ async fn unknown_ids_paths_and_methods_get_json_404_and_405() {
     assert_eq!(r.status, 404);
     assert!(r.error().contains("`does-not-exist`"));
 
-    let r = server
-        .send("POST", "/dead/does-not-exist/requeue", &[], None)
-        .await;
+    let r = server.post("/dead/does-not-exist/requeue").await;
     assert_eq!(r.status, 404);
     assert!(r.error().contains("`does-not-exist`"));
 
@@ -343,9 +371,7 @@ async fn dead_letter_list_requeue_and_purge() {
     assert_eq!(q["totals"]["dead"], 3, "{q}");
 
     // Requeue one: it runs again and dies again.
-    let r = server
-        .send("POST", &format!("/dead/{}/requeue", ids[0]), &[], None)
-        .await;
+    let r = server.post(&format!("/dead/{}/requeue", ids[0])).await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json(), json!({"id": ids[0], "requeued": true}));
     server
@@ -418,6 +444,53 @@ async fn schedules_without_a_scheduler_is_an_empty_list() {
     let r = server.get("/schedules").await;
     assert_eq!(r.status, 200);
     assert_eq!(r.json(), json!({"schedules": []}));
+}
+
+#[tokio::test]
+async fn a_bad_schedule_announcement_is_skipped_not_fatal() {
+    let (logs, _guard) = http_util::capture_logs();
+    let (client, server) = standalone().await;
+    let info = |id: &str, route: &str| bananas::broker::ScheduleInfo {
+        id: id.to_owned(),
+        route: route.to_owned(),
+        cron: "0 0 2 * * *".to_owned(),
+        tz: "UTC".to_owned(),
+        next_run: Some(90_000_000),
+        seen_at: 500,
+    };
+    bananas::broker::publish_schedules(
+        client.broker().schedules().unwrap(),
+        &[
+            info("nightly", "default"),
+            info("broken", "not a route!"),
+            info("weekly", "default"),
+        ],
+    )
+    .await
+    .unwrap();
+    let r = server.get("/schedules").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    let ids: Vec<&str> = v["schedules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["nightly", "weekly"], "{v}");
+    let skipped = v["skipped"].as_array().expect("a skipped list");
+    assert_eq!(skipped.len(), 1, "{v}");
+    assert_eq!(skipped[0]["id"], "broken");
+    assert!(
+        skipped[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("invalid route"),
+        "{v}"
+    );
+    // And logged, with its id.
+    let text = logs.wait_for("schedule skipped").await;
+    assert!(text.contains(r#"schedule="broken""#), "{text}");
 }
 
 #[tokio::test]
@@ -558,6 +631,130 @@ async fn auth_requires_the_bearer_token_except_on_health() {
 }
 
 #[tokio::test]
+async fn cross_site_requests_cannot_change_anything() {
+    let (app, server, worker) = app_and_api(None).await;
+    let r = server
+        .post_json(
+            "/jobs",
+            r#"{"name": "doomed", "payload": {"reason": "x"}, "route": "default"}"#,
+        )
+        .await;
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    assert_eq!(wait_final(app.client(), &id).await.state, JobState::Dead);
+    let own = format!("http://{}", server.addr);
+    let host = server.addr.to_string();
+    let requeue = format!("/dead/{id}/requeue");
+
+    // What a page on another site can make a browser send without a
+    // preflight: a "simple" POST (text/plain, a form, or no type at all).
+    // The review's request, as sent through DNS rebinding (Host and Origin
+    // agree): refused for its content type.
+    let r = server
+        .send(
+            "POST",
+            &requeue,
+            &[
+                ("content-type", "text/plain"),
+                ("origin", "http://evil.example"),
+                ("host", "evil.example"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 415, "{}", r.text());
+    assert!(r.error().contains("application/json"), "{}", r.text());
+    for ct in [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+    ] {
+        let r = server
+            .send("POST", &requeue, &[("content-type", ct)], None)
+            .await;
+        assert_eq!(r.status, 415, "{ct}: {}", r.text());
+        let r = server
+            .send(
+                "POST",
+                "/jobs",
+                &[("content-type", ct)],
+                Some(br#"{"name": "add", "payload": {"a": 1, "b": 2}}"#.to_vec()),
+            )
+            .await;
+        assert_eq!(r.status, 415, "{ct}: {}", r.text());
+    }
+    let r = server.send("POST", &requeue, &[], None).await;
+    assert_eq!(r.status, 415, "no content type: {}", r.text());
+
+    // Any state-changing request from another origin, or from `null`.
+    let other_port = format!("http://127.0.0.1:{}", server.addr.port() ^ 1);
+    for origin in ["http://evil.example", "null", &other_port] {
+        let json = [
+            ("content-type", "application/json"),
+            ("origin", origin),
+            ("host", host.as_str()),
+        ];
+        let r = server.send("POST", &requeue, &json, None).await;
+        assert_eq!(r.status, 403, "{origin}: {}", r.text());
+        assert!(r.error().contains("cross-origin"), "{}", r.text());
+        let body = br#"{"name": "add", "payload": {"a": 1, "b": 2}}"#.to_vec();
+        let r = server.send("POST", "/jobs", &json, Some(body)).await;
+        assert_eq!(r.status, 403, "{origin}: {}", r.text());
+        let r = server.send("DELETE", "/dead", &json, None).await;
+        assert_eq!(r.status, 403, "{origin}: {}", r.text());
+        let r = server
+            .send("DELETE", &format!("/jobs/{id}"), &json, None)
+            .await;
+        assert_eq!(r.status, 403, "{origin}: {}", r.text());
+        // Reading is not refused (a browser keeps the answer from the page).
+        let r = server.send("GET", "/queues", &json, None).await;
+        assert_eq!(r.status, 200, "{origin}: {}", r.text());
+    }
+    // Nothing changed: the job is still dead, nothing was enqueued.
+    let q = server.get("/queues").await.json();
+    assert_eq!(
+        (q["totals"]["dead"].as_u64(), q["totals"]["normal"].as_u64()),
+        (Some(1), Some(0)),
+        "{q}"
+    );
+
+    // The API's own origin (a page it served, or a proxy in front of it
+    // that keeps the Host) is fine.
+    let r = server
+        .send(
+            "POST",
+            &requeue,
+            &[("content-type", "application/json"), ("origin", &own)],
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    app.shutdown();
+    worker.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn the_bearer_scheme_is_case_insensitive() {
+    // RFC 7235 §2.1: auth schemes are case-insensitive tokens.
+    let client = Client::new(Arc::new(MemoryBroker::new()));
+    let server = start(ApiState::new(client).token(Some("s3cret".to_owned()))).await;
+    for header in [
+        "Bearer s3cret",
+        "bearer s3cret",
+        "BEARER s3cret",
+        "bEaReR s3cret",
+    ] {
+        let r = server
+            .send("GET", "/queues", &[("authorization", header)], None)
+            .await;
+        assert_eq!(r.status, 200, "{header}: {}", r.text());
+    }
+    let r = server
+        .send("GET", "/queues", &[("authorization", "BEARER wrong")], None)
+        .await;
+    assert_eq!(r.status, 401);
+}
+
+#[tokio::test]
 async fn the_openapi_document_matches_the_routes() {
     let (_client, server) = standalone().await;
     let r = server.get("/openapi.json").await;
@@ -640,6 +837,84 @@ async fn serve_binds_and_stops() {
         .unwrap()
         .unwrap()
         .unwrap();
+}
+
+#[tokio::test]
+async fn a_public_address_without_a_token_is_warned_about() {
+    const WARNING: &str = "THE HTTP API HAS NO TOKEN";
+    let (logs, _guard) = http_util::capture_logs();
+    let client = Client::new(Arc::new(MemoryBroker::new()));
+    let serve = |state: ApiState, addr: &str| {
+        let stop = tokio_util::sync::CancellationToken::new();
+        let listener = std::net::TcpListener::bind(addr).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+        let local = listener.local_addr().unwrap();
+        tokio::spawn(bananas::http::serve_listener(state, listener, stop.clone()));
+        (local, stop.drop_guard())
+    };
+    // Loopback without a token, and any address with one: no warning. The
+    // warning would come before the "serving" line.
+    let (a, _a) = serve(ApiState::new(client.clone()), "127.0.0.1:0");
+    let (b, _b) = serve(
+        ApiState::new(client.clone()).token(Some("t".into())),
+        "0.0.0.0:0",
+    );
+    for addr in [a, b] {
+        let text = logs
+            .wait_for(&format!("serving the HTTP API addr={addr}"))
+            .await;
+        assert!(!text.contains(WARNING), "{text}");
+    }
+    // Every interface, no token: a loud warning naming the address.
+    let (c, _c) = serve(ApiState::new(client), "0.0.0.0:0");
+    let text = logs
+        .wait_for(&format!("serving the HTTP API addr={c}"))
+        .await;
+    let warning = text
+        .lines()
+        .find(|l| l.contains(WARNING))
+        .unwrap_or_else(|| panic!("no warning in:\n{text}"));
+    assert!(
+        warning.contains(" WARN ") && warning.contains(&c.to_string()),
+        "{warning}"
+    );
+    assert!(warning.contains("BANANAS_API_TOKEN"), "{warning}");
+}
+
+#[tokio::test]
+async fn untrusted_strings_cannot_forge_log_lines() {
+    let (logs, _guard) = http_util::capture_logs();
+    let (client, server) = standalone().await;
+    // A task name that, written out as is, would end the log line and start
+    // one of the attacker's choosing.
+    let forged = "2030-01-01T00:00:00.000000Z  INFO bananas::http: FORGED admin logged in";
+    let body = json!({"name": format!("x\n{forged}\r\n{forged}"), "countdown": 600});
+    let r = server.post_json("/jobs", &body.to_string()).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    let rec = client
+        .job(&JobId::from(id.as_str()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(rec.task.contains('\n'), "the name is stored as sent");
+    let r = server.delete(&format!("/jobs/{id}")).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+
+    let text = logs.wait_for("job cancelled over HTTP").await;
+    assert!(text.contains("job submitted over HTTP"), "{text}");
+    for line in text.lines() {
+        assert!(
+            !line.contains("FORGED") || line.contains("job submitted over HTTP"),
+            "a forged log line:\n{text}"
+        );
+    }
+    // The name is there, escaped, on the submission's own line.
+    assert!(
+        text.contains(r#"task="x\n2030-01-01T00:00:00.000000Z  INFO bananas::http: FORGED"#),
+        "{text}"
+    );
 }
 
 #[tokio::test]

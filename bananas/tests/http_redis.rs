@@ -84,9 +84,7 @@ async fn quickstart_over_http_on_redis() {
     let v = server.get("/dead").await.json();
     assert_eq!(v["jobs"][0]["id"], dead.as_str(), "{v}");
     assert_eq!(server.get("/queues").await.json()["totals"]["dead"], 1);
-    let r = server
-        .send("POST", &format!("/dead/{dead}/requeue"), &[], None)
-        .await;
+    let r = server.post(&format!("/dead/{dead}/requeue")).await;
     assert_eq!(r.status, 200, "{}", r.text());
     server
         .wait_for("/dead", |v| {

@@ -16,15 +16,19 @@ use super::{error::ApiError, ApiState};
 pub(crate) const PUBLIC_PATHS: &[&str] = &["/health"];
 
 /// Whether `header` is `Bearer <token>`, compared in constant time (only
-/// the length of the token can leak through timing).
+/// the length of the token can leak through timing). The scheme is
+/// case-insensitive (RFC 7235 §2.1: `bearer`, `BEARER` and `Bearer` are
+/// the same scheme), and any run of spaces may separate it from the token.
 pub(crate) fn bearer_matches(header: Option<&[u8]>, token: &str) -> bool {
     let Some(value) = header else { return false };
-    let Some(given) = value
-        .strip_prefix(b"Bearer ")
-        .or_else(|| value.strip_prefix(b"bearer "))
-    else {
+    const SCHEME: &[u8] = b"bearer";
+    let Some((scheme, rest)) = value.split_at_checked(SCHEME.len()) else {
         return false;
     };
+    if !scheme.eq_ignore_ascii_case(SCHEME) || rest.first() != Some(&b' ') {
+        return false;
+    }
+    let given = rest.trim_ascii_start();
     bool::from(given.ct_eq(token.as_bytes()))
 }
 
@@ -63,6 +67,12 @@ mod tests {
     #[test]
     fn bearer_compare() {
         assert!(bearer_matches(Some(b"Bearer s3cret"), "s3cret"));
+        // RFC 7235: the scheme is case-insensitive.
+        assert!(bearer_matches(Some(b"BEARER s3cret"), "s3cret"));
+        assert!(bearer_matches(Some(b"bEaReR s3cret"), "s3cret"));
+        assert!(bearer_matches(Some(b"bearer  s3cret"), "s3cret"));
+        assert!(!bearer_matches(Some(b"Bearers3cret"), "s3cret"));
+        assert!(!bearer_matches(Some(b"Bearer"), "s3cret"));
         assert!(!bearer_matches(Some(b"Bearer s3cre"), "s3cret"));
         assert!(!bearer_matches(Some(b"Basic s3cret"), "s3cret"));
         assert!(!bearer_matches(Some(b"s3cret"), "s3cret"));

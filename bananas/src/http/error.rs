@@ -89,7 +89,9 @@ impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
         let status = status_of(&e);
         if status.is_server_error() {
-            tracing::warn!(error = %e, "HTTP API request failed");
+            // `?` on the message: it can hold what a client sent (an id, a
+            // name) or what the broker stored; Debug escapes line breaks.
+            tracing::warn!(error = ?e.to_string(), "HTTP API request failed");
         }
         ApiError::new(status, e.to_string())
     }

@@ -4,39 +4,26 @@
 use axum::{
     body::Bytes,
     extract::{rejection::BytesRejection, FromRequest, FromRequestParts, Path, Request},
-    http::{header, request::Parts, StatusCode},
+    http::{request::Parts, StatusCode},
 };
-use serde_json::Value;
 
-use super::error::ApiError;
+use super::{
+    cross_site::{is_json, not_json},
+    error::ApiError,
+};
 
-/// A JSON request body, parsed into a [`Value`]. The caller checks its shape
-/// field by field so each error names the field.
+/// A JSON request body, unparsed: the caller parses it, so it can keep
+/// parts of it as the client wrote them (a job's payload) and check the
+/// rest field by field, each error naming the field.
 #[derive(Debug)]
-pub(crate) struct JsonBody(pub(crate) Value);
+pub(crate) struct JsonBody(pub(crate) Bytes);
 
 impl<S: Send + Sync> FromRequest<S> for JsonBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let content_type = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.to_owned());
-        let json = content_type.as_deref().is_some_and(|ct| {
-            let mime = ct.split(';').next().unwrap_or("").trim();
-            mime.eq_ignore_ascii_case("application/json")
-                || (mime.starts_with("application/") && mime.ends_with("+json"))
-        });
-        if !json {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                format!(
-                    "expected `Content-Type: application/json`, got {}",
-                    content_type.map_or("none".to_owned(), |c| format!("`{c}`"))
-                ),
-            ));
+        if !is_json(req.headers()) {
+            return Err(not_json(req.headers()));
         }
         let bytes = Bytes::from_request(req, state)
             .await
@@ -46,9 +33,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
                 "the request body is empty: expected a JSON object",
             ));
         }
-        let value: Value = serde_json::from_slice(&bytes)
-            .map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))?;
-        Ok(JsonBody(value))
+        Ok(JsonBody(bytes))
     }
 }
 

@@ -1,9 +1,11 @@
 //! The job documents of the API: what `POST /jobs` takes
 //! ([`EnqueueRequest`]) and what `GET /jobs/{id}` answers ([`JobView`]).
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, TimeZone, Utc};
 use serde::Serialize;
-use serde_json::{value::RawValue, Map, Value};
+use serde_json::{value::RawValue, Value};
 
 use crate::{
     job::{now_millis, Job, JobRecord, JobState, Millis, Priority, Route},
@@ -59,20 +61,65 @@ fn type_name(v: &Value) -> &'static str {
     }
 }
 
+/// What a JSON text starts with, for error messages: `a string`, `an
+/// object`, … (`raw` is valid JSON).
+fn raw_type_name(raw: &RawValue) -> &'static str {
+    match raw.get().trim_start().as_bytes().first() {
+        Some(b'{') => "an object",
+        Some(b'[') => "an array",
+        Some(b'"') => "a string",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'n') => "null",
+        _ => "a number",
+    }
+}
+
+/// The value of a field other than `payload`, whose number precision does
+/// not matter (they are checked and converted).
+fn field_value(name: &str, raw: &RawValue) -> Result<Value, String> {
+    serde_json::from_str(raw.get()).map_err(|e| format!("field `{name}`: {e}"))
+}
+
 impl EnqueueRequest {
-    /// Checks a request body field by field. The error names the field and
-    /// what was expected; it is a client error (400).
-    pub fn from_json(body: Value) -> Result<Self, String> {
-        let Value::Object(mut obj) = body else {
+    /// Parses and checks a request body. The `payload` is kept as the JSON
+    /// text the client sent, so the task gets exactly those arguments:
+    /// `123456789012345678901234567890` stays that number (a
+    /// [`serde_json::Value`] would turn it into `1.2345678901234568e29`).
+    /// The error names the field and what was expected, or says the JSON
+    /// is malformed; it is a client error (400).
+    pub fn from_slice(body: &[u8]) -> Result<Self, String> {
+        let raw: &RawValue =
+            serde_json::from_slice(body).map_err(|e| format!("malformed JSON: {e}"))?;
+        if !raw.get().trim_start().starts_with('{') {
             return Err(format!(
                 "the request body must be a JSON object with {FIELDS}, got {}",
-                type_name(&body)
+                raw_type_name(raw)
             ));
-        };
+        }
+        let fields: BTreeMap<String, Box<RawValue>> =
+            serde_json::from_str(raw.get()).map_err(|e| format!("malformed JSON: {e}"))?;
+        Self::from_fields(fields)
+    }
+
+    /// Checks a request body given as a [`Value`]. Numbers in the payload
+    /// are whatever `body` holds (a [`Value`] keeps at most an `f64`'s
+    /// precision for numbers outside `i64`/`u64`): a server should use
+    /// [`EnqueueRequest::from_slice`] on the bytes it received.
+    pub fn from_json(body: Value) -> Result<Self, String> {
+        let bytes = serde_json::to_vec(&body).map_err(|e| e.to_string())?;
+        Self::from_slice(&bytes)
+    }
+
+    fn from_fields(mut obj: BTreeMap<String, Box<RawValue>>) -> Result<Self, String> {
         if let Some(k) = obj.keys().find(|k| !FIELD_NAMES.contains(&k.as_str())) {
             return Err(format!("unknown field `{k}`: expected {FIELDS}"));
         }
-        let name = match obj.remove("name") {
+        let mut take = |name: &str| -> Result<Option<Value>, String> {
+            obj.remove(name)
+                .map(|raw| field_value(name, &raw))
+                .transpose()
+        };
+        let name = match take("name")? {
             None | Some(Value::Null) => {
                 return Err("missing field `name`: the task name".to_owned())
             }
@@ -87,18 +134,7 @@ impl EnqueueRequest {
                 ))
             }
         };
-        let payload = match obj.remove("payload") {
-            None | Some(Value::Null) => Value::Object(Map::new()),
-            Some(v @ Value::Object(_)) => v,
-            Some(v) => {
-                return Err(format!(
-                    "field `payload` must be an object keyed by the task's parameter names, got {}",
-                    type_name(&v)
-                ))
-            }
-        };
-        let payload = serde_json::value::to_raw_value(&payload).map_err(|e| e.to_string())?;
-        let priority = match obj.remove("priority") {
+        let priority = match take("priority")? {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => {
                 Some(Priority::from_name(&s).map_err(|e| format!("field `priority`: {e}"))?)
@@ -110,7 +146,7 @@ impl EnqueueRequest {
                 ))
             }
         };
-        let route = match obj.remove("route") {
+        let route = match take("route")? {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => {
                 Some(Route::new(s).map_err(|e| format!("field `route`: {e}"))?)
@@ -122,7 +158,7 @@ impl EnqueueRequest {
                 ))
             }
         };
-        let retries = match obj.remove("retries") {
+        let retries = match take("retries")? {
             None | Some(Value::Null) => None,
             Some(v) => Some(
                 v.as_u64()
@@ -134,8 +170,8 @@ impl EnqueueRequest {
                     })?,
             ),
         };
-        let countdown = obj.remove("countdown").filter(|v| !v.is_null());
-        let eta = obj.remove("eta").filter(|v| !v.is_null());
+        let countdown = take("countdown")?.filter(|v| !v.is_null());
+        let eta = take("eta")?.filter(|v| !v.is_null());
         let eta = match (countdown, eta) {
             (Some(_), Some(_)) => {
                 return Err("give either `countdown` or `eta`, not both".to_owned())
@@ -143,6 +179,18 @@ impl EnqueueRequest {
             (Some(c), None) => Some(parse_countdown(&c)?),
             (None, Some(e)) => Some(parse_eta(&e)?),
             (None, None) => None,
+        };
+        // The payload is passed on as sent, never through a `Value`.
+        let payload = match obj.remove("payload") {
+            None => empty_object(),
+            Some(raw) if raw.get().starts_with('{') => raw,
+            Some(raw) if raw.get() == "null" => empty_object(),
+            Some(raw) => {
+                return Err(format!(
+                    "field `payload` must be an object keyed by the task's parameter names, got {}",
+                    raw_type_name(&raw)
+                ))
+            }
         };
         Ok(EnqueueRequest {
             name,
@@ -179,6 +227,10 @@ impl EnqueueRequest {
         job.eta = self.eta;
         Ok(job)
     }
+}
+
+fn empty_object() -> Box<RawValue> {
+    RawValue::from_string("{}".to_owned()).expect("`{}` is valid JSON")
 }
 
 /// Seconds from now, as a number, to an eta in milliseconds.

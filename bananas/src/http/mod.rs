@@ -20,12 +20,18 @@
 //! ```
 //!
 //! Errors are JSON, `{"error": "…"}`: 400 for an invalid request, 401 for a
-//! missing or wrong token, 404 for an unknown job or path, 413 for a body
-//! over the limit, 415 for a body that is not `application/json`, 422 for a
+//! missing or wrong token, 403 for a state-changing request from a browser
+//! on another origin, 404 for an unknown job or path, 413 for a body over
+//! the limit, 415 for a `POST` that is not `application/json`, 422 for a
 //! task the app does not know or arguments that do not match it, and 503
 //! when the broker does not answer. User input never produces a 500.
+//!
+//! Cross-site requests cannot change anything, with or without a token:
+//! see "Cross-site requests" in `docs/HTTP.md`. Serving on a non-loopback
+//! address without a token logs a warning.
 
 mod auth;
+mod cross_site;
 mod error;
 mod extract;
 mod jobs;
@@ -45,7 +51,7 @@ pub use jobs::{
     MAX_RETRIES,
 };
 pub use openapi::OPENAPI_JSON;
-pub use routes::{totals, ScheduleView};
+pub use routes::{schedules_json, totals, ScheduleView};
 
 use crate::{client::Client, scheduler::Scheduler, task::Registry, Error, Result};
 
@@ -157,6 +163,9 @@ pub fn router(state: ApiState) -> Router {
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
+        // Runs after the token check: a caller without the token learns
+        // nothing from a 403 or 415.
+        .layer(axum::middleware::from_fn(cross_site::refuse_cross_site))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,
@@ -188,6 +197,14 @@ pub async fn serve_listener(
         addr: ([0, 0, 0, 0], 0).into(),
         source,
     })?;
+    if state.token.is_none() && !addr.ip().to_canonical().is_loopback() {
+        tracing::warn!(
+            %addr,
+            "THE HTTP API HAS NO TOKEN and listens on a non-loopback address: anyone who can \
+             reach {addr} can submit, cancel, requeue and purge jobs. Set BANANAS_API_TOKEN \
+             (`bananas serve --token`), or bind 127.0.0.1"
+        );
+    }
     tracing::info!(%addr, auth = state.token.is_some(), "serving the HTTP API");
     axum::serve(listener, router(state))
         .with_graceful_shutdown(stop.cancelled_owned())

@@ -23,7 +23,7 @@ use super::{
 use crate::{
     broker::{CancelOutcome, QueueStats, WorkerInfo},
     job::JobId,
-    scheduler::ScheduleState,
+    scheduler::{ScheduleState, ScheduleStates},
 };
 
 type Shared = Arc<ApiState>;
@@ -74,11 +74,13 @@ async fn enqueue(
     State(state): State<Shared>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let req = EnqueueRequest::from_json(body).map_err(ApiError::bad_request)?;
+    let req = EnqueueRequest::from_slice(&body).map_err(ApiError::bad_request)?;
     let job = req.into_job(state.registry.as_ref())?;
     let id = job.id.clone();
     let delayed = job.eta.is_some_and(|eta| eta > crate::job::now_millis());
-    tracing::info!(job_id = %id, task = %job.task, route = %job.route, "job submitted over HTTP");
+    // `?`: the name is the client's, and Debug escapes line breaks and
+    // control characters, so it cannot forge a log line.
+    tracing::info!(job_id = ?id.as_str(), task = ?job.task, route = ?job.route.as_str(), "job submitted over HTTP");
     state.client.enqueue(vec![job]).await?;
     let body = json!({
         "id": id.as_str(),
@@ -104,7 +106,7 @@ async fn job(State(state): State<Shared>, IdPath(id): IdPath) -> Result<Json<Job
 async fn cancel(State(state): State<Shared>, IdPath(id): IdPath) -> Result<Json<Value>, ApiError> {
     match state.client.cancel(&JobId::from(id.as_str())).await? {
         CancelOutcome::Cancelled => {
-            tracing::info!(job_id = %id, "job cancelled over HTTP");
+            tracing::info!(job_id = ?id, "job cancelled over HTTP");
             Ok(Json(json!({ "id": id, "cancelled": true })))
         }
         CancelOutcome::Running => Err(ApiError::new(
@@ -187,7 +189,7 @@ async fn dead_requeue(
         .requeue_dead(&JobId::from(id.as_str()))
         .await?
     {
-        tracing::info!(job_id = %id, "dead job requeued over HTTP");
+        tracing::info!(job_id = ?id, "dead job requeued over HTTP");
         Ok(Json(json!({ "id": id, "requeued": true })))
     } else {
         Err(ApiError::not_found(format!(
@@ -235,16 +237,24 @@ impl From<ScheduleState> for ScheduleView {
     }
 }
 
+/// The answer of `GET /schedules` (and `bananas schedules --json`):
+/// `{"schedules": [...]}`, plus `"skipped": [{"id", "error"}]` when some
+/// schedule's state could not be read.
+pub fn schedules_json(states: ScheduleStates) -> Value {
+    let schedules: Vec<ScheduleView> = states.states.into_iter().map(Into::into).collect();
+    let mut v = json!({ "schedules": schedules });
+    if !states.skipped.is_empty() {
+        v["skipped"] = json!(states.skipped);
+    }
+    v
+}
+
 async fn schedules(State(state): State<Shared>) -> Result<Json<Value>, ApiError> {
-    let schedules: Vec<ScheduleView> = match &state.scheduler {
-        Some(s) => s.states().await?.into_iter().map(Into::into).collect(),
-        None => crate::scheduler::published_states(state.client.broker())
-            .await?
-            .into_iter()
-            .map(Into::into)
-            .collect(),
+    let states = match &state.scheduler {
+        Some(s) => s.states().await?,
+        None => crate::scheduler::published_states(state.client.broker()).await?,
     };
-    Ok(Json(json!({ "schedules": schedules })))
+    Ok(Json(schedules_json(states)))
 }
 
 async fn health(State(state): State<Shared>) -> Response {
@@ -275,7 +285,9 @@ async fn metrics(State(state): State<Shared>) -> Result<Response, ApiError> {
     .await
     {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::warn!(error = %e, "cannot read queue depths for /metrics"),
+        Ok(Err(e)) => {
+            tracing::warn!(error = ?e.to_string(), "cannot read queue depths for /metrics")
+        }
         Err(_) => tracing::warn!("reading queue depths for /metrics timed out"),
     }
     Ok((

@@ -257,7 +257,7 @@ impl Scheduler {
                     .claim_tick(s.id(), tick.timestamp_millis() as u64, job)
                     .await?
                 {
-                    tracing::info!(schedule = s.id(), tick = %tick, job_id = %id, "tick enqueued");
+                    tracing::info!(schedule = s.id(), tick = %tick, job_id = ?id.as_str(), "tick enqueued");
                     enqueued.push(id);
                 }
             }
@@ -274,13 +274,12 @@ impl Scheduler {
             .min()
     }
 
-    /// Every schedule's next run, last run and last outcome.
-    pub async fn states(&self) -> Result<Vec<ScheduleState>> {
-        let mut out = Vec::with_capacity(self.schedules.len());
-        for info in self.infos() {
-            out.push(state_of(&self.broker, info).await?);
-        }
-        Ok(out)
+    /// Every schedule's next run, last run and last outcome. A schedule
+    /// whose state cannot be read (its last tick's record is corrupt) is
+    /// listed in [`ScheduleStates::skipped`] instead; only an unreachable
+    /// broker fails the whole list.
+    pub async fn states(&self) -> Result<ScheduleStates> {
+        states_of(&self.broker, self.infos()).await
     }
 
     /// What this scheduler announces about its schedules.
@@ -330,7 +329,7 @@ impl Scheduler {
                 Err(e) => {
                     failures += 1;
                     let backoff = Duration::from_millis(100 * (1u64 << failures.min(6)));
-                    tracing::warn!(error = %e, retry_in = ?backoff, "scheduler pass failed");
+                    tracing::warn!(error = ?e.to_string(), retry_in = ?backoff, "scheduler pass failed");
                     Some(self.clock.now() + chrono::Duration::from_std(backoff).unwrap_or_default())
                 }
             };
@@ -343,18 +342,70 @@ impl Scheduler {
     }
 }
 
+/// Schedule states, and the schedules whose state could not be read.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ScheduleStates {
+    /// The schedules (announcements sorted by id, a scheduler's own in
+    /// its order).
+    pub states: Vec<ScheduleState>,
+    /// The schedules left out, with why: one bad announcement (an invalid
+    /// route, a corrupt record of its last job) does not hide the others.
+    pub skipped: Vec<SkippedSchedule>,
+}
+
+/// A schedule [`ScheduleStates`] leaves out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SkippedSchedule {
+    /// The schedule id, as announced.
+    pub id: String,
+    /// Why its state could not be read.
+    pub error: String,
+}
+
 /// Every schedule announced in the broker, with its last run and outcome:
-/// what the CLI and a standalone HTTP API show without the task code.
-pub async fn published_states(broker: &AnyBroker) -> Result<Vec<ScheduleState>> {
-    let mut out = Vec::new();
-    for info in live_schedules(broker.schedules()?).await? {
-        out.push(state_of(broker, info).await?);
+/// what the CLI and a standalone HTTP API show without the task code. An
+/// announcement whose state cannot be read is skipped, logged with its id
+/// and listed in [`ScheduleStates::skipped`]; only an unreachable broker
+/// fails the whole list.
+pub async fn published_states(broker: &AnyBroker) -> Result<ScheduleStates> {
+    let infos = live_schedules(broker.schedules()?).await?;
+    states_of(broker, infos).await
+}
+
+async fn states_of(broker: &AnyBroker, infos: Vec<ScheduleInfo>) -> Result<ScheduleStates> {
+    let mut out = ScheduleStates::default();
+    for info in infos {
+        let id = info.id.clone();
+        match state_of(broker, info).await {
+            Ok(state) => out.states.push(state),
+            Err(e) if fails_every_schedule(&e) => return Err(e),
+            Err(e) => {
+                tracing::warn!(schedule = ?id, error = ?e.to_string(), "schedule skipped: its state cannot be read");
+                out.skipped.push(SkippedSchedule {
+                    id,
+                    error: e.to_string(),
+                });
+            }
+        }
     }
     Ok(out)
 }
 
+/// Whether `e` is about the broker rather than one schedule: it cannot be
+/// reached, or lacks a capability. Everything else (an invalid route in an
+/// announcement, a corrupt record, an error reply about one key) concerns
+/// the schedule at hand only.
+fn fails_every_schedule(e: &Error) -> bool {
+    match e {
+        Error::Broker(b) => b.is_unavailable(),
+        Error::Unsupported(_) | Error::Timeout(_) => true,
+        _ => false,
+    }
+}
+
 async fn state_of(broker: &AnyBroker, info: ScheduleInfo) -> Result<ScheduleState> {
-    let route = Route::new(info.route.as_str())?;
+    let route = Route::new(info.route.as_str())
+        .map_err(|e| Error::Invalid(format!("announced with an invalid route: {e}")))?;
     let mark = broker.schedules()?.last_tick(&info.id, &route).await?;
     let record = match &mark {
         Some(m) => broker.inspect()?.job(&m.job_id, Some(&route)).await?,

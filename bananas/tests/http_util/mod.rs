@@ -2,7 +2,11 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-use std::{net::SocketAddr, time::Duration};
+use std::{
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use bananas::http::ApiState;
 use http_body_util::{BodyExt, Full};
@@ -10,6 +14,59 @@ use hyper::body::Bytes;
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
+
+/// Log output captured by [`capture_logs`].
+#[derive(Clone, Default)]
+pub struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl Logs {
+    /// Everything logged so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+
+    /// Waits until the log contains `needle`, or fails after 10 s.
+    pub async fn wait_for(&self, needle: &str) -> String {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = self.text();
+            if text.contains(needle) {
+                return text;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{needle:?} never logged; log:\n{text}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Captures what this thread logs at INFO and above, formatted as
+/// `bananas serve` prints it (without colours), until the guard drops.
+/// With `#[tokio::test]`'s single-threaded runtime that includes the
+/// spawned server.
+pub fn capture_logs() -> (Logs, tracing::subscriber::DefaultGuard) {
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    (logs, tracing::subscriber::set_default(subscriber))
+}
 
 /// A running API server on loopback. Stops when dropped.
 pub struct Server {
@@ -125,6 +182,13 @@ impl Server {
 
     pub async fn delete(&self, path: &str) -> Resp {
         self.send("DELETE", path, &[], None).await
+    }
+
+    /// POSTs with no body, as `application/json` (what the API asks of
+    /// every POST, so a browser cannot send it cross-site unasked).
+    pub async fn post(&self, path: &str) -> Resp {
+        self.send("POST", path, &[("content-type", "application/json")], None)
+            .await
     }
 
     /// POSTs `body` as `application/json`.
