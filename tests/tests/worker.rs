@@ -52,6 +52,16 @@ async fn slow(ms: u64) -> u64 {
     ms
 }
 
+/// Ids of `slow_marked` jobs whose body has started (not merely leased).
+static BODY_STARTED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+#[bananas::task]
+async fn slow_marked(ctx: bananas::Context, ms: u64) -> u64 {
+    BODY_STARTED.lock().unwrap().push(ctx.job_id().to_string());
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    ms
+}
+
 #[bananas::task(route = "gpu")]
 async fn on_gpu() -> String {
     "ran on gpu".to_owned()
@@ -552,13 +562,12 @@ async fn graceful_shutdown_finishes_in_flight(kind: Kind) {
     let tb = TestBroker::new(kind, "graceful").await;
     let w = start(&tb, |b| b).await;
     let client = w.app.client().clone();
-    let h = slow::submit(300).on(&client).send().await.unwrap();
-    eventually(WAIT, "job started", || {
-        let h = h.clone();
-        async move {
-            let rec = h.status().await.unwrap()?;
-            (rec.state == JobState::Active).then_some(())
-        }
+    let h = slow_marked::submit(300).on(&client).send().await.unwrap();
+    // Started means its body runs: "active" also covers a job leased and
+    // still waiting for an executor, which shutdown hands back instead.
+    eventually(WAIT, "job body started", || {
+        let id = h.id().to_string();
+        async move { BODY_STARTED.lock().unwrap().contains(&id).then_some(()) }
     })
     .await;
     w.stop().await;
