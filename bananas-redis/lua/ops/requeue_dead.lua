@@ -13,8 +13,8 @@
 -- ARGV[2]  the record the caller read ('' if there was none)
 -- ARGV[3]  the spec to requeue ('' when the record is unreadable: the
 --          dead-letter entry is dropped and the record kept)
--- Returns 'requeued', 'not_dead' (no dead job by that id on this route, or
--- nothing to requeue) or 'changed' (the record is not the one the caller
+-- Returns 'requeued', 'not_dead' (no dead job by that id on this route,
+-- nothing to requeue, or the id's record is a later run's success) or 'changed' (the record is not the one the caller
 -- read: read it again).
 --- @include "include/wake.lua"
 local K_DEAD, K_JOBS, K_META, K_QUEUE, K_WAKE, K_RESULT = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
@@ -23,7 +23,10 @@ if not redis.call('ZSCORE', K_DEAD, id) then return 'not_dead' end
 local rec = redis.call('GET', K_RESULT)
 if (rec or '') ~= ARGV[2] then return 'changed' end
 redis.call('ZREM', K_DEAD, id)
-if not rec or ARGV[3] == '' then return 'not_dead' end
+-- A record that is not a dead one ('d', include/record.lua) belongs to a
+-- later run of the id: the entry outlived its own record (trim_dead runs
+-- only when another job dies), so it goes and the record stays.
+if not rec or ARGV[3] == '' or string.sub(rec, 1, 1) ~= 'd' then return 'not_dead' end
 redis.call('DEL', K_RESULT)
 redis.call('HDEL', K_META, id)
 redis.call('HSET', K_JOBS, id, ARGV[3])

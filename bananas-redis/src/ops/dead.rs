@@ -4,7 +4,9 @@
 //! runs, so each script can declare the records it touches.
 
 use async_trait::async_trait;
-use bananas_core::{broker::DeadLetter, Error, JobId, JobRecord, Priority, Result, Route};
+use bananas_core::{
+    broker::DeadLetter, Error, JobId, JobRecord, JobState, Priority, Result, Route,
+};
 use redis::{Cmd, Value};
 
 use crate::{
@@ -157,6 +159,9 @@ impl RedisBroker {
             .into_iter()
             .zip(records)
             .filter_map(|((id, died), rec)| Some((died, codec::decode_record(&id, route, &rec?))))
+            // An entry whose record expired is left until `trim_dead` runs;
+            // meanwhile the id may have run again and succeeded.
+            .filter(|(_, rec)| rec.state == JobState::Dead)
             .collect())
     }
 

@@ -107,6 +107,7 @@ struct WaitCheck<'a> {
     route: &'a Route,
     id: &'a JobId,
     result: String,
+    notify: String,
 }
 
 /// What `wait_check.lua` answered.
@@ -124,7 +125,12 @@ impl Call for WaitCheck<'_> {
     type Reply = Checked;
 
     fn keys(&self) -> Vec<&str> {
-        vec![&self.keys.jobs, &self.keys.waiters, &self.result]
+        vec![
+            &self.keys.jobs,
+            &self.keys.waiters,
+            &self.result,
+            &self.notify,
+        ]
     }
 
     fn args(&self, c: &mut Cmd) {
@@ -208,6 +214,7 @@ impl RedisBroker {
             route,
             id,
             result: keys.result(id.as_str()),
+            notify: keys.notify(id.as_str()),
         })
         .await
     }

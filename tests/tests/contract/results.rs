@@ -187,8 +187,92 @@ async fn results_expire_with_their_ttls(kind: Kind) {
     tb.cleanup().await;
 }
 
+/// A waiter of a job's second run (the same custom id, enqueued again once
+/// the first run finished without keeping a result) is not handed the
+/// first run's record, which a waiter that gave up left behind.
+async fn a_waiter_sees_its_own_run(kind: Kind) {
+    let tb = TestBroker::new(kind, "rerun").await;
+    let b = &tb.broker;
+    let inspect = b.inspect().unwrap();
+    let mut j = job_on("rerun", Priority::Normal, 1);
+    j.id = JobId::from("again");
+    b.enqueue(vec![j.clone()]).await.unwrap();
+    // A waiter gives up before the first run ends.
+    assert!(inspect
+        .wait(&j.id, None, Duration::from_millis(50))
+        .await
+        .unwrap()
+        .is_none());
+    let got = fetch_n(b, &["rerun"], 1).await;
+    b.ack(&[none(&got[0])]).await.unwrap();
+    // The first run kept no result, so the id can run again at once.
+    let mut second = job_on("rerun", Priority::Normal, 2);
+    second.id = j.id.clone();
+    b.enqueue(vec![second]).await.unwrap();
+    let waited = inspect
+        .wait(&j.id, None, Duration::from_millis(300))
+        .await
+        .unwrap();
+    assert!(
+        waited.is_none(),
+        "the second run is still queued, yet the waiter got {waited:?}"
+    );
+    assert_eq!(
+        inspect.job(&j.id, None).await.unwrap().unwrap().state,
+        JobState::Queued
+    );
+    tb.cleanup().await;
+}
+
+/// A dead-letter entry left behind when its record expired does not make a
+/// later run of the same id, which succeeded, look dead: it is not listed,
+/// not requeued (its result kept) and not purged.
+async fn a_reused_id_that_succeeded_is_not_dead(kind: Kind) {
+    let tb = TestBroker::with_ttls(
+        kind,
+        "reuse",
+        Duration::from_secs(60),
+        Duration::from_millis(200),
+    )
+    .await;
+    let b = &tb.broker;
+    let (inspect, dl) = (b.inspect().unwrap(), b.dead_letter().unwrap());
+    let mut j = job_on("reuse", Priority::Normal, 1);
+    j.id = JobId::from("reused");
+    b.enqueue(vec![j.clone()]).await.unwrap();
+    let got = fetch_n(b, &["reuse"], 1).await;
+    b.ack(&[ack(&got[0], Outcome::Dead { reason: "x".into() })])
+        .await
+        .unwrap();
+    let id = j.id.clone();
+    eventually(Duration::from_secs(20), "the dead record expired", || {
+        let (b, id) = (b.clone(), id.clone());
+        async move {
+            let rec = b.inspect().unwrap().job(&id, None).await.unwrap();
+            rec.is_none().then_some(())
+        }
+    })
+    .await;
+    b.enqueue(vec![j.clone()]).await.unwrap();
+    let got = fetch_n(b, &["reuse"], 1).await;
+    b.ack(&[ok(&got[0], "\"kept\"")]).await.unwrap();
+
+    let listed = dl.dead_jobs(10).await.unwrap();
+    assert!(listed.is_empty(), "a success listed as dead: {listed:?}");
+    assert!(!dl.requeue_dead(&j.id).await.unwrap());
+    dl.purge_dead().await.unwrap();
+    let rec = inspect.job(&j.id, None).await.unwrap().unwrap();
+    assert_eq!(
+        (rec.state, rec.result.unwrap().get()),
+        (JobState::Succeeded, "\"kept\"")
+    );
+    tb.cleanup().await;
+}
+
 broker_suite!(
     wait_sees_results_before_and_after,
     dead_letter_lists_requeues_and_purges,
     results_expire_with_their_ttls,
+    a_waiter_sees_its_own_run,
+    a_reused_id_that_succeeded_is_not_dead,
 );
