@@ -64,20 +64,23 @@ impl RedisConfig {
         self
     }
 
-    /// How long the result of a succeeded job is kept (default 24 hours).
+    /// How long the result of a succeeded job is kept (default 24 hours;
+    /// from 1 ms to 10 years, [`bananas_core::rules::MAX_TTL`]: `connect`
+    /// refuses others).
     pub fn result_ttl(mut self, ttl: Duration) -> Self {
         self.result_ttl = ttl;
         self
     }
 
-    /// How long a dead job is kept in the dead letter (default 7 days).
+    /// How long a dead job is kept in the dead letter (default 7 days;
+    /// from 1 ms to 10 years).
     pub fn failure_ttl(mut self, ttl: Duration) -> Self {
         self.failure_ttl = ttl;
         self
     }
 
     /// How long a non-blocking command may take before it fails
-    /// (default 10 s).
+    /// (default 10 s; from 1 ms to a day).
     pub fn response_timeout(mut self, timeout: Duration) -> Self {
         self.response_timeout = timeout;
         self
@@ -150,10 +153,14 @@ impl RedisConfig {
                 )));
             }
         }
-        if self.result_ttl.as_millis() == 0 || self.failure_ttl.as_millis() == 0 {
-            return Err(Error::Config(
-                "Redis result and failure TTLs must be at least 1 ms".into(),
-            ));
+        use bananas_core::rules::{check_duration, MAX_TTL, MAX_WAIT, MIN_TTL};
+        for (name, d, max) in [
+            ("result_ttl", self.result_ttl, MAX_TTL),
+            ("failure_ttl", self.failure_ttl, MAX_TTL),
+            ("response_timeout", self.response_timeout, MAX_WAIT),
+        ] {
+            check_duration(d, MIN_TTL, max)
+                .map_err(|e| Error::Config(format!("Redis `{name}` ({d:?}): {e}")))?;
         }
         Ok(())
     }

@@ -71,6 +71,33 @@ async fn bad_settings_are_config_errors() {
         .await
         .unwrap_err();
     assert!(matches!(err, bananas_core::Error::Config(_)), "{err}");
+    // A TTL Redis could not use (issue 12: `.result_ttl(Duration::MAX)`
+    // made every acknowledgement that stores a result fail half-way).
+    for (name, config) in [
+        (
+            "result_ttl",
+            bananas_redis::RedisBroker::builder("redis://127.0.0.1:1").result_ttl(Duration::MAX),
+        ),
+        (
+            "failure_ttl",
+            bananas_redis::RedisBroker::builder("redis://127.0.0.1:1")
+                .failure_ttl(Duration::from_secs(u64::MAX / 4)),
+        ),
+        (
+            "response_timeout",
+            bananas_redis::RedisBroker::builder("redis://127.0.0.1:1")
+                .response_timeout(Duration::ZERO),
+        ),
+    ] {
+        let err = config.connect().await.unwrap_err();
+        let text = err.to_string();
+        assert!(
+            matches!(err, bananas_core::Error::Config(_))
+                && text.contains(name)
+                && text.contains("out of range"),
+            "{text}"
+        );
+    }
 }
 
 /// Redis memory per queued no-op job, on a private server so nothing else
@@ -346,4 +373,92 @@ async fn an_idle_fetch_survives_a_lost_function_library() {
     let jobs = b.fetch(&req(&["default"], 10)).await.unwrap();
     assert_eq!(jobs.len(), 1);
     assert_eq!(jobs[0].id, j.id);
+}
+
+/// `ack.lua` checks a whole batch before it writes anything: a TTL Redis
+/// would refuse is an error with nothing settled, not a dead job buried and
+/// the result after it refused (Lua does not roll back). Driven by `FCALL`,
+/// since the broker itself refuses such TTLs at `connect`.
+#[tokio::test]
+async fn ack_checks_the_whole_batch_before_writing() {
+    // A private server: the shared one may hold other builds' libraries.
+    let server = RedisServer::start();
+    let (b, space) = broker_on(&server.url(), "ackcheck", |c| c).await;
+    let (dead, kept) = (
+        job_on("v", Priority::Normal, 1),
+        job_on("v", Priority::Normal, 2),
+    );
+    b.enqueue(vec![dead.clone(), kept.clone()]).await.unwrap();
+    assert_eq!(fetch_n(&b, &["v"], 2).await.len(), 2);
+
+    let mut conn = redis::Client::open(server.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let libraries: redis::Value = redis::cmd("FUNCTION")
+        .arg("LIST")
+        .arg("LIBRARYNAME")
+        .arg("bananas_*")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let library = format!("{libraries:?}");
+    let name = library
+        .split('"')
+        .find(|s| s.starts_with("bananas_") && s.ends_with("_ack"))
+        .unwrap_or_else(|| panic!("no ack function in {library}"))
+        .to_owned();
+    let k = |s: &str| format!("{{{}:v}}:{s}", space.prefix());
+    let mut fcall = redis::cmd("FCALL");
+    fcall.arg(&name).arg(11);
+    for key in [
+        "jobs", "meta", "sched", "lease", "dead", "wake", "waiters", "progress", "epoch",
+    ] {
+        fcall.arg(k(key));
+    }
+    fcall
+        .arg(k(&format!("r:{}", dead.id)))
+        .arg(k(&format!("r:{}", kept.id)));
+    let now = bananas_core::job::now_millis();
+    fcall
+        .arg(now)
+        .arg("1e30")
+        .arg(60_000)
+        .arg(0)
+        .arg("")
+        .arg("")
+        .arg("")
+        .arg("");
+    fcall
+        .arg("dead")
+        .arg(dead.id.as_str())
+        .arg(1)
+        .arg(now)
+        .arg("bad")
+        .arg("");
+    fcall
+        .arg("result")
+        .arg(kept.id.as_str())
+        .arg(1)
+        .arg(now)
+        .arg("1")
+        .arg("");
+    let err = fcall
+        .query_async::<redis::Value>(&mut conn)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("TTLs"), "{err}");
+    let record: Option<String> = redis::cmd("GET")
+        .arg(k(&format!("r:{}", dead.id)))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(record, None, "the first ack was settled before the error");
+    let leased: usize = redis::cmd("ZCARD")
+        .arg(k("lease"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(leased, 2);
 }

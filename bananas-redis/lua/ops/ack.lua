@@ -61,6 +61,28 @@ local with_lists = ARGV[8] == '1'
 local full_from = 9 + compact
 local W = 6
 
+-- Everything is checked before the first write: Lua does not roll back, so
+-- an error half-way (a TTL `SET … PX` refuses) would leave part of the
+-- batch settled and the rest to be sent again.
+local function bad(what) return redis.error_reply('ERR bananas ack: ' .. what) end
+local function ms(v) local n = tonumber(v) return n and n >= 1 and n <= 315360000000 and n % 1 == 0 end
+if not ms(ok_ttl) or not ms(dead_ttl) then
+  return bad('result and failure TTLs must be whole milliseconds from 1 to 10 years, got '
+    .. tostring(ok_ttl) .. ' and ' .. tostring(ARGV[3]))
+end
+if not compact or compact < 0 or (#ARGV - full_from + 1) % W ~= 0 then
+  return bad('malformed batch')
+end
+for i = full_from, #ARGV, W do
+  local kind = ARGV[i]
+  if kind ~= 'result' and kind ~= 'done' and kind ~= 'retry' and kind ~= 'dead' then
+    return bad('unknown kind of ack ' .. kind)
+  end
+  if not tonumber(ARGV[i + 2]) or (kind == 'retry' and not tonumber(ARGV[i + 4])) then
+    return bad('the ack of ' .. ARGV[i + 1] .. ' has a malformed attempt or eta')
+  end
+end
+
 -- The ids of the batch are src[off + 1 .. off + nids]: ARGV itself when
 -- every ack is compact (the hot path), else a table of all of them.
 local src, off, nids = ARGV, 8, compact
