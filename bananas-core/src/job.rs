@@ -234,6 +234,13 @@ pub struct Job {
     pub attempt: u32,
     /// Retries allowed after the first attempt.
     pub max_retries: u32,
+    /// How many of its attempts ended with their worker lost (the lease
+    /// expired and the job was taken back). They are counted in
+    /// [`attempt`](Self::attempt) but do not spend
+    /// [`max_retries`](Self::max_retries): see
+    /// [`rules::lost_too_often`].
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub lost: u32,
     /// When it was submitted.
     pub created_at: Millis,
     /// When it may run; `None` means now.
@@ -257,6 +264,7 @@ impl Job {
             route: Route::default(),
             attempt: 0,
             max_retries: rules::DEFAULT_RETRIES,
+            lost: 0,
             created_at: now_millis(),
             eta: None,
             lease_token: 0,
@@ -269,10 +277,15 @@ impl Job {
     }
 
     /// Whether another attempt is allowed after the current one fails
-    /// (see [`rules::can_retry`]).
+    /// (see [`rules::can_retry`]; attempts whose worker was lost do not
+    /// count).
     pub fn can_retry(&self) -> bool {
-        rules::can_retry(self.attempt, self.max_retries)
+        rules::can_retry(self.attempt.saturating_sub(self.lost), self.max_retries)
     }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// How a finished attempt ended, as handed back to the broker.
@@ -310,6 +323,8 @@ pub struct JobRef {
     pub priority: Priority,
     /// Retries allowed after the first attempt.
     pub max_retries: u32,
+    /// Attempts that ended with their worker lost ([`Job::lost`]).
+    pub lost: u32,
     /// What the broker put in [`Job::lease_token`] when it leased this
     /// attempt, or 0. A broker may use it to settle the attempt more
     /// cheaply (the Redis broker skips its lease check when nothing was
@@ -322,9 +337,9 @@ pub struct JobRef {
 
 impl JobRef {
     /// Whether another attempt is allowed after the current one fails
-    /// (see [`rules::can_retry`]).
+    /// (see [`Job::can_retry`]).
     pub fn can_retry(&self) -> bool {
-        rules::can_retry(self.attempt, self.max_retries)
+        rules::can_retry(self.attempt.saturating_sub(self.lost), self.max_retries)
     }
 }
 
@@ -337,6 +352,7 @@ impl From<&Job> for JobRef {
             attempt: job.attempt,
             priority: job.priority,
             max_retries: job.max_retries,
+            lost: job.lost,
             lease_token: job.lease_token,
         }
     }
@@ -354,6 +370,7 @@ impl Job {
                 attempt: self.attempt,
                 priority: self.priority,
                 max_retries: self.max_retries,
+                lost: self.lost,
                 lease_token: self.lease_token,
             },
             self.args,
@@ -449,6 +466,7 @@ impl JobRecord {
             route: self.route.clone(),
             attempt: 0,
             max_retries: self.max_retries,
+            lost: 0,
             created_at: self.created_at,
             eta: None,
             lease_token: 0,

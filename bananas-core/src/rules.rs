@@ -110,11 +110,25 @@ pub fn retries_in_range(n: u64) -> Option<u32> {
 /// Attempts are counted from 1 when a worker leases the job, and
 /// `max_retries` counts the runs allowed after the first, so a job runs at
 /// most `max_retries + 1` times: another attempt is allowed while
-/// `attempt <= max_retries`. The same rule decides a failed attempt (the
-/// worker), a lost one (lease recovery, in every broker) and what
-/// `Context::will_retry_on_failure` tells a task.
+/// `attempt <= max_retries`. `attempt` here leaves out the attempts whose
+/// worker was lost ([`Job::lost`](crate::Job::lost)): those have their own
+/// budget, [`lost_too_often`]. The same rule decides a failed attempt (the
+/// worker) and what `Context::will_retry_on_failure` tells a task.
 pub fn can_retry(attempt: u32, max_retries: u32) -> bool {
     attempt <= max_retries
+}
+
+/// How often a job may be taken back from a lost worker (one whose lease
+/// expired: killed, frozen, cut off) unless its task or worker says
+/// otherwise: 3, as Sidekiq Pro's super_fetch. Losing a worker does not
+/// spend the job's retries.
+pub const DEFAULT_MAX_LOST: u32 = 3;
+
+/// Whether a job whose workers were lost `lost` times has used up its
+/// budget of `max_lost`: then it goes to the dead letter instead of running
+/// again (a job that keeps killing its workers ends there).
+pub fn lost_too_often(lost: u32, max_lost: u32) -> bool {
+    lost > max_lost
 }
 
 /// The delay before the first retry unless told otherwise, in

@@ -25,6 +25,7 @@ mod kw {
     syn::custom_keyword!(route);
     syn::custom_keyword!(priority);
     syn::custom_keyword!(retries);
+    syn::custom_keyword!(max_lost);
     syn::custom_keyword!(backoff);
     syn::custom_keyword!(base);
     syn::custom_keyword!(cap);
@@ -54,11 +55,12 @@ impl Kind {
     fn valid_keys(self) -> &'static str {
         match self {
             Kind::Task => {
-                "`name`, `route`, `priority`, `retries`, `backoff`, `timeout`, `result`, `crate`"
+                "`name`, `route`, `priority`, `retries`, `max_lost`, `backoff`, `timeout`, `result`, \
+                 `crate`"
             }
             Kind::Periodic => {
                 "`cron`, `tz`, `missed`, `max_missed`, `name`, `route`, `priority`, `retries`, \
-                 `backoff`, `timeout`, `result`, `crate`"
+                 `max_lost`, `backoff`, `timeout`, `result`, `crate`"
             }
         }
     }
@@ -114,6 +116,7 @@ pub(crate) enum Arg {
     Route(Ident, LitStr),
     Priority(Ident, Ident),
     Retries(Ident, SignedInt),
+    MaxLost(Ident, SignedInt),
     Backoff(Ident, Backoff),
     Timeout(Ident, LitStr),
     Result(Ident, LitBool),
@@ -174,6 +177,7 @@ impl Arg {
             | Arg::Route(k, _)
             | Arg::Priority(k, _)
             | Arg::Retries(k, _)
+            | Arg::MaxLost(k, _)
             | Arg::Backoff(k, _)
             | Arg::Timeout(k, _)
             | Arg::Result(k, _)
@@ -225,6 +229,8 @@ impl Arg {
             Arg::Priority(k, input.call(Ident::parse_any)?)
         } else if lookahead.peek(kw::retries) {
             Arg::Retries(key::<kw::retries>(input, "retries")?, eq_then(input)?)
+        } else if lookahead.peek(kw::max_lost) {
+            Arg::MaxLost(key::<kw::max_lost>(input, "max_lost")?, eq_then(input)?)
         } else if lookahead.peek(kw::backoff) {
             let k = key::<kw::backoff>(input, "backoff")?;
             if input.peek(Token![=]) {
@@ -323,6 +329,8 @@ pub(crate) struct Options {
     pub(crate) route: String,
     pub(crate) priority: Priority,
     pub(crate) retries: u32,
+    /// `None`: the worker's setting.
+    pub(crate) max_lost: Option<u32>,
     /// `(base_ms, cap_ms)`; `None` means `Backoff::DEFAULT`.
     pub(crate) backoff: Option<(u64, u64)>,
     pub(crate) timeout_ms: Option<u64>,
@@ -379,6 +387,7 @@ impl Args {
             route: rules::DEFAULT_ROUTE.to_owned(),
             priority: Priority::default(),
             retries: rules::DEFAULT_RETRIES,
+            max_lost: None,
             backoff: None,
             timeout_ms: None,
             store_result: true,
@@ -425,6 +434,15 @@ impl Args {
                     "retries after the first attempt",
                 ) {
                     Ok(n) => o.retries = n as u32,
+                    Err(e) => err(e),
+                },
+                Arg::MaxLost(_, v) => match v.in_range(
+                    "max_lost",
+                    0,
+                    rules::MAX_RETRIES.into(),
+                    "how often a job may be taken back from a lost worker",
+                ) {
+                    Ok(n) => o.max_lost = Some(n as u32),
                     Err(e) => err(e),
                 },
                 Arg::Backoff(k, b) => {

@@ -54,6 +54,7 @@ mod task;
 /// | `route = "gpu"` | the default route, `[A-Za-z0-9_-]{1,64}` | `"default"` |
 /// | `priority = high` | `high`, `normal` or `low` (a bare name) | `normal` |
 /// | `retries = 5` | retries after the first attempt, `0` to `1000` | `3` |
+/// | `max_lost = 1` | how often a job may be taken back from a lost worker (killed, frozen, cut off) before the next worker dead-letters it unrun; lost attempts do not spend `retries`; `0` to `1000` | the worker's `WORKER_MAX_LOST`, default `3` |
 /// | `backoff(base = "2s", cap = "10m")` | exponential backoff between retries; either part may be left out | `base = "2s", cap = "10m"` |
 /// | `timeout = "30s"` | per-attempt timeout | none |
 /// | `result = false` | don't store the result (like Celery's `ignore_result`) | `true` |
@@ -107,6 +108,7 @@ mod task;
 ///         retries: 3,
 ///         backoff: ::bananas::__private::Backoff::DEFAULT,
 ///         timeout: None,
+///         max_lost: None,
 ///         store_result: true,
 ///         params: &["path", "width"],
 ///         handler: Self::__handler,

@@ -325,6 +325,10 @@ pub(crate) fn expand(o: &Options, f: &TaskFn) -> TokenStream {
         None => quote!(::core::option::Option::None),
         Some(ms) => quote!(::core::option::Option::Some(#p::Duration::from_millis(#ms))),
     };
+    let max_lost = match o.max_lost {
+        None => quote!(::core::option::Option::None),
+        Some(n) => quote!(::core::option::Option::Some(#n)),
+    };
     let route = &o.route;
     let schedule = match &o.schedule {
         None => quote!(::core::option::Option::None),
@@ -381,6 +385,7 @@ pub(crate) fn expand(o: &Options, f: &TaskFn) -> TokenStream {
                 retries: #retries,
                 backoff: #backoff,
                 timeout: #timeout,
+                max_lost: #max_lost,
                 store_result: #store,
                 params: &[#(#keys),*],
                 handler: Self::__handler,

@@ -13,8 +13,9 @@
 //! A finished job's *record* is
 //! `state SEP attempts SEP started_at SEP finished_at SEP error SEP result SEP spec`
 //! with `state` `s` (succeeded) or `d` (dead).
-//! A live job's *meta* is `attempts SEP started_at SEP last_error`, stored
-//! only where it cannot be derived (see `lua/include/meta.lua`).
+//! A live job's *meta* is `attempts SEP started_at SEP last_error`, and
+//! `SEP lost` once a worker holding it was lost, stored only where it
+//! cannot be derived (see `lua/include/meta.lua`).
 //! A progress report is `attempt SEP json`; a schedule's tick mark is
 //! `tick SEP job id`.
 
@@ -188,7 +189,7 @@ fn null() -> Box<RawValue> {
 pub(crate) fn job_from_spec(
     id: String,
     route: &Route,
-    attempt: u32,
+    (attempt, lost): (u32, u32),
     spec: Spec,
     lease_token: u64,
 ) -> Job {
@@ -200,6 +201,7 @@ pub(crate) fn job_from_spec(
         route: route.clone(),
         attempt,
         max_retries: spec.max_retries,
+        lost,
         created_at: spec.created_at,
         eta: spec.eta,
         lease_token,
@@ -276,7 +278,7 @@ pub(crate) struct Live<'a> {
 pub(crate) fn decode_live(id: &str, route: &Route, live: Live<'_>) -> JobRecord {
     let spec = decode_spec_lenient(&String::from_utf8_lossy(live.spec));
     let meta = String::from_utf8_lossy(live.meta);
-    let mut it = meta.splitn(3, SEP);
+    let mut it = meta.splitn(4, SEP);
     // A leased job without meta is on its first attempt.
     let attempts = match it.next().filter(|s| !s.is_empty()) {
         Some(s) => s.parse().unwrap_or(0),

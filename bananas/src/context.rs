@@ -19,6 +19,7 @@ pub struct Context {
     task: String,
     attempt: u32,
     max_retries: u32,
+    lost: u32,
     route: Route,
     /// Where [`Context::progress`] is stored; `None` outside a worker.
     broker: Option<AnyBroker>,
@@ -45,6 +46,7 @@ impl Context {
             task: job.task.clone(),
             attempt: job.attempt,
             max_retries: job.max_retries,
+            lost: job.lost,
             route: job.route.clone(),
             broker: None,
         }
@@ -67,6 +69,7 @@ impl Context {
             task: task.to_owned(),
             attempt: 1,
             max_retries: 0,
+            lost: 0,
             route: Route::default(),
             broker: None,
         }
@@ -83,14 +86,23 @@ impl Context {
     }
 
     /// The attempt number: 1 for the first run, 2 for the first retry, …
+    /// Attempts whose worker was lost count here too (see
+    /// [`Context::lost`]).
     pub fn attempt(&self) -> u32 {
         self.attempt
     }
 
+    /// How many earlier attempts ended with their worker lost (killed or
+    /// cut off before it finished): a job that keeps killing its workers
+    /// shows it here.
+    pub fn lost(&self) -> u32 {
+        self.lost
+    }
+
     /// Whether a failure of this attempt will be retried
-    /// (see [`rules::can_retry`]).
+    /// (see [`rules::can_retry`]; lost attempts do not count).
     pub fn will_retry_on_failure(&self) -> bool {
-        rules::can_retry(self.attempt, self.max_retries)
+        rules::can_retry(self.attempt.saturating_sub(self.lost), self.max_retries)
     }
 
     /// The route the job was fetched from.

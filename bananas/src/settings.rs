@@ -110,6 +110,21 @@ impl Settings {
             s.worker.recover_interval =
                 (lease / 2).clamp(Duration::from_millis(100), s.worker.recover_interval);
         }
+        if let Some(v) = env("WORKER_MAX_LOST") {
+            s.worker.max_lost = v
+                .parse::<u64>()
+                .ok()
+                .and_then(rules::retries_in_range)
+                .ok_or_else(|| {
+                    Error::setting(
+                        "WORKER_MAX_LOST",
+                        format!(
+                            "`{v}`: expected how often a job may be taken back from a lost worker, from 0 to {}",
+                            rules::MAX_RETRIES
+                        ),
+                    )
+                })?;
+        }
         if let Some(v) = env("BANANAS_SCHEDULER") {
             s.scheduler = !matches!(v.as_str(), "0" | "false" | "off" | "no");
         }

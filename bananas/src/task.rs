@@ -116,6 +116,9 @@ pub struct TaskDef {
     pub backoff: Backoff,
     /// Per-attempt timeout.
     pub timeout: Option<Duration>,
+    /// How often a job may be taken back from a lost worker before it is
+    /// dead-lettered (`None`: the worker's `max_lost`).
+    pub max_lost: Option<u32>,
     /// Whether the result is stored (`#[task(result = false)]` turns it off).
     pub store_result: bool,
     /// Parameter names, in order (excluding a `Context` parameter).

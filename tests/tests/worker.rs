@@ -5,7 +5,7 @@
 use std::{collections::HashMap, sync::Mutex, time::Duration};
 
 use bananas::{
-    broker::FetchRequest,
+    broker::{AnyBroker, FetchRequest},
     job::{Job, JobState, Priority, Route},
     App, Context, Error,
 };
@@ -637,23 +637,83 @@ async fn expired_leases_are_recovered(kind: Kind) {
     assert_eq!(h.wait(WAIT).await.unwrap(), 5);
     assert_eq!(h.status().await.unwrap().unwrap().attempts, 2);
     w.stop().await;
+    tb.cleanup().await;
+}
 
-    // A job that keeps killing workers ends in the dead letter.
-    let h = add::submit(1, 1)
-        .retries(0)
-        .on(&client)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(broker.fetch(&req).await.unwrap().len(), 1);
-    eventually(WAIT, "lease expired", || {
-        let b = broker.clone();
-        async move { (b.recover_expired(&[Route::default()]).await.unwrap() > 0).then_some(()) }
-    })
-    .await;
+#[bananas::task(retries = 0)]
+async fn counted(ctx: Context) -> (u32, u32) {
+    (ctx.attempt(), ctx.lost())
+}
+
+#[bananas::task(retries = 0, max_lost = 0)]
+async fn fragile() {}
+
+/// Leases the next job on the default route and lets the lease expire, as
+/// a worker that was killed would, `times` times.
+async fn lose(broker: &AnyBroker, times: u32) {
+    let req = FetchRequest {
+        routes: vec![Route::default()],
+        max: 1,
+        lease: Duration::from_millis(50),
+        cursor: 0,
+        block: Duration::from_millis(200),
+    };
+    for _ in 0..times {
+        let got = eventually(WAIT, "the job to lose", || {
+            let b = broker.clone();
+            let req = req.clone();
+            async move { Some(b.fetch(&req).await.unwrap()).filter(|g| !g.is_empty()) }
+        })
+        .await;
+        assert_eq!(got.len(), 1);
+        eventually(WAIT, "lease expired and job recovered", || {
+            let b = broker.clone();
+            async move { (b.recover_expired(&[Route::default()]).await.unwrap() > 0).then_some(()) }
+        })
+        .await;
+    }
+}
+
+/// Losing a worker does not spend the retry budget: a `retries = 0` job
+/// whose worker was lost runs again, and knows it was lost. It has a budget
+/// of its own (the worker's `max_lost`, 3 by default, or the task's): a job
+/// that keeps killing its workers ends in the dead letter, unrun, with a
+/// reason that says so.
+async fn lost_workers_have_their_own_budget(kind: Kind) {
+    let tb = TestBroker::new(kind, "lost").await;
+    let broker = tb.broker.clone();
+    let client = bananas::Client::new(broker.clone());
+
+    let h = counted::submit().on(&client).send().await.unwrap();
+    lose(&broker, 1).await;
+    let w = start(&tb, |b| b).await;
+    assert_eq!(h.wait(WAIT).await.unwrap(), (2, 1), "(attempt, lost)");
+    w.stop().await;
+
+    // Lost as often as allowed: it still runs.
+    let h = counted::submit().on(&client).send().await.unwrap();
+    lose(&broker, 2).await;
+    let w = start(&tb, |b| b.worker(|c| c.max_lost = 2)).await;
+    assert_eq!(h.wait(WAIT).await.unwrap(), (3, 2));
+    w.stop().await;
+
+    // Lost once more than allowed: dead, unrun.
+    let h = counted::submit().on(&client).send().await.unwrap();
+    lose(&broker, 3).await;
+    let w = start(&tb, |b| b.worker(|c| c.max_lost = 2)).await;
+    let err = h.wait(WAIT).await.unwrap_err().to_string();
+    assert!(err.contains("worker lost 3 times"), "{err}");
     let rec = h.status().await.unwrap().unwrap();
-    assert_eq!(rec.state, JobState::Dead);
-    assert!(rec.error.unwrap().contains("lease expired"));
+    assert_eq!((rec.state, rec.attempts), (JobState::Dead, 4));
+    w.stop().await;
+
+    // The task's own budget wins over the worker's.
+    let h = fragile::submit().on(&client).send().await.unwrap();
+    lose(&broker, 1).await;
+    let w = start(&tb, |b| b).await;
+    let err = h.wait(WAIT).await.unwrap_err().to_string();
+    assert!(err.contains("worker lost 1 time:"), "{err}");
+    w.stop().await;
     tb.cleanup().await;
 }
 
@@ -714,5 +774,6 @@ broker_suite!(
     graceful_shutdown_finishes_in_flight,
     shutdown_timeout_hands_jobs_back,
     expired_leases_are_recovered,
+    lost_workers_have_their_own_budget,
     no_result_tasks_leave_nothing,
 );

@@ -183,8 +183,11 @@ for n = 1, simple and 0 or nids do
     end
   end
   local meta = metas[n]
-  local attempts = 1
-  if meta then attempts = leased_attempts(meta) end
+  local attempts, lost = 1, 0
+  if meta then
+    local _
+    attempts, _, _, lost = leased_attempts(meta)
+  end
   local spec = specs[n]
   if not leased[n] or attempts ~= attempt or (need_spec and not spec) then
     stale = stale + 1
@@ -195,7 +198,7 @@ for n = 1, simple and 0 or nids do
       sched[#sched + 1] = a
       sched[#sched + 1] = id
       newmeta[#newmeta + 1] = id
-      newmeta[#newmeta + 1] = tostring(attempts) .. SEP .. started .. SEP .. b
+      newmeta[#newmeta + 1] = meta_of(attempts, started, b, lost)
     else
       if meta then dropmeta[#dropmeta + 1] = id end
       local rec

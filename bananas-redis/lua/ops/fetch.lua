@@ -17,8 +17,8 @@
 -- scheduled eta (ms), or '' when nothing is scheduled; else
 --   { 'leased', ids, specs, retried, epoch, broken }:
 -- ids and specs are the leased jobs, as two lists of the same length;
--- retried lists pairs (index into ids, attempt) for the jobs past their
--- first attempt: every other job is on attempt 1; epoch is the route's
+-- retried lists triples (index into ids, attempt, times lost) for the jobs
+-- past their first attempt: every other job is on attempt 1, never lost; epoch is the route's
 -- recovery epoch (include/epoch.lua), which the worker hands back with its
 -- acks so ack.lua can skip its lease check; broken lists pairs (id,
 -- reason) of popped jobs that cannot run (no spec, or an unreadable
@@ -100,10 +100,10 @@ local leases, nl, newmeta, retried = {}, 0, {}, {}
 local broken = nil
 for i = 1, #ids do
   local id, spec, meta = ids[i], specs[i], metas[i]
-  local attempts, err = 0, ''
+  local attempts, err, lost = 0, '', 0
   if meta then
     local _
-    attempts, _, err = parse_meta(meta)
+    attempts, _, err, lost = parse_meta(meta)
   end
   leases[nl + 1] = deadline
   leases[nl + 2] = id
@@ -118,9 +118,10 @@ for i = 1, #ids do
   elseif meta then
     attempts = attempts + 1
     newmeta[#newmeta + 1] = id
-    newmeta[#newmeta + 1] = tostring(attempts) .. SEP .. tostring(now) .. SEP .. err
+    newmeta[#newmeta + 1] = meta_of(attempts, tostring(now), err, lost)
     retried[#retried + 1] = i
     retried[#retried + 1] = attempts
+    retried[#retried + 1] = lost
   end
 end
 vcall('ZADD', K_LEASE, leases)
@@ -137,7 +138,7 @@ if broken then
       kept_ids[k], kept_specs[k], index[i] = ids[i], specs[i], k
     end
   end
-  for r = 1, #retried, 2 do retried[r] = index[retried[r]] end
+  for r = 1, #retried, 3 do retried[r] = index[retried[r]] end
   return { 'leased', kept_ids, kept_specs, retried, leased_at, bad }
 end
 return { 'leased', ids, specs, retried, leased_at, {} }

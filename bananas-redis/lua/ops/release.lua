@@ -20,14 +20,14 @@ local n = 0
 for i = #ARGV - 1, 1, -2 do
   local id, attempt = ARGV[i], tonumber(ARGV[i + 1])
   local meta = redis.call('HGET', K_META, id)
-  local attempts, started, err = leased_attempts(meta)
+  local attempts, started, err, lost = leased_attempts(meta)
   local spec = redis.call('HGET', K_JOBS, id)
   if spec and attempts == attempt and redis.call('ZREM', K_LEASE, id) == 1 then
     redis.call('HDEL', K_PROGRESS, id)
-    if attempts <= 1 and err == '' then
+    if attempts <= 1 and err == '' and lost == 0 then
       if meta then redis.call('HDEL', K_META, id) end
     else
-      redis.call('HSET', K_META, id, tostring(attempts - 1) .. SEP .. started .. SEP .. err)
+      redis.call('HSET', K_META, id, meta_of(attempts - 1, started, err, lost))
     end
     redis.call('LPUSH', queue_of(spec, K_QH, K_QN, K_QL), id)
     n = n + 1

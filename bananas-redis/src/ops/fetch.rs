@@ -85,8 +85,8 @@ struct Leased {
     /// Their specs, likewise.
     specs: Vec<Value>,
     /// The attempt of each job past its first: (index into `ids`,
-    /// attempt).
-    retried: Vec<(usize, u32)>,
+    /// attempt, times its worker was lost).
+    retried: Vec<(usize, u32, u32)>,
     /// The route's recovery epoch when they were leased.
     epoch: String,
     /// Leased jobs that cannot run, with the reason: for [`Bury`].
@@ -110,11 +110,11 @@ impl FetchReply {
                     .next()
                     .map(items)
                     .unwrap_or_default()
-                    .chunks_exact(2)
+                    .chunks_exact(3)
                     .filter_map(|p| {
                         let i = usize::try_from(int(&p[0]).ok()? - 1).ok()?;
-                        let a = int(&p[1]).ok()?.clamp(0, u32::MAX as i64) as u32;
-                        Some((i, a))
+                        let count = |v| int(v).ok().map(|n| n.clamp(0, u32::MAX as i64) as u32);
+                        Some((i, count(&p[1])?, count(&p[2])?))
                     })
                     .collect();
                 let epoch = r.next().map(|v| text(&v)).unwrap_or_default();
@@ -315,15 +315,16 @@ impl RedisBroker {
             next_eta: None,
             again: !leased.broken.is_empty(),
         };
-        // Every job is on attempt 1 but those listed in `retried`.
-        let mut attempts = vec![1u32; leased.ids.len()];
-        for (i, a) in leased.retried {
+        // Every job is on attempt 1, never lost, but those in `retried`.
+        let mut attempts = vec![(1u32, 0u32); leased.ids.len()];
+        for (i, a, lost) in leased.retried {
             if let Some(slot) = attempts.get_mut(i) {
-                *slot = a;
+                *slot = (a, lost);
             }
         }
         let mut corrupt: Vec<(String, u32, String)> = Vec::new();
-        for ((id, spec), attempt) in leased.ids.into_iter().zip(leased.specs).zip(attempts) {
+        for ((id, spec), (attempt, lost)) in leased.ids.into_iter().zip(leased.specs).zip(attempts)
+        {
             // Take the reply's buffers instead of copying them.
             let id = match id {
                 Value::BulkString(b) => String::from_utf8(b)
@@ -335,9 +336,13 @@ impl RedisBroker {
                 other => bytes(&other).unwrap_or_default().into_owned(),
             };
             match codec::decode_spec_owned(spec) {
-                Ok(spec) => fetched
-                    .jobs
-                    .push(codec::job_from_spec(id, route, attempt, spec, token)),
+                Ok(spec) => fetched.jobs.push(codec::job_from_spec(
+                    id,
+                    route,
+                    (attempt, lost),
+                    spec,
+                    token,
+                )),
                 Err(reason) => {
                     tracing::warn!(job_id = %id, %route, attempt, %reason, "moving a corrupt job to the dead letter");
                     corrupt.push((id, attempt, reason));

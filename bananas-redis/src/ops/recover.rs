@@ -1,14 +1,14 @@
-//! Recover: expired leases back to their queue, or to the dead letter once
-//! their retries are used up (`recover.lua`, in two steps: see its header).
+//! Recover: expired leases back to their queue (`recover.lua`), counting
+//! the job as lost once more; the worker that fetches it next dead-letters
+//! it if it was lost too often.
 
-use bananas_core::{job::now_millis, Error, Result, Route};
+use bananas_core::{job::now_millis, Result, Route};
 use redis::{Cmd, Value};
 
-use super::ms;
 use crate::{
     keys::RouteKeys,
     script::{Call, Memory, Script},
-    value::{int, items, text},
+    value::int,
     RedisBroker,
 };
 
@@ -24,84 +24,34 @@ struct Recover<'a> {
     now: u64,
     /// The most expired leases to look at.
     limit: usize,
-    dead_ttl: u64,
-    /// The second step: the jobs out of retries to dead-letter (empty in
-    /// the first step).
-    dying: &'a [String],
-    /// `{P:R}:r:<id>`, `{P:R}:w:<id>` of each of `dying`.
-    dying_keys: Vec<String>,
-}
-
-impl<'a> Recover<'a> {
-    fn new(broker: &RedisBroker, keys: &'a RouteKeys, dying: &'a [String]) -> Self {
-        Recover {
-            keys,
-            now: now_millis(),
-            limit: broker.inner.cfg.recover_batch,
-            dead_ttl: ms(broker.inner.cfg.failure_ttl),
-            dying,
-            dying_keys: dying
-                .iter()
-                .flat_map(|id| [keys.result(id), keys.notify(id)])
-                .collect(),
-        }
-    }
-}
-
-/// What `recover.lua` answered.
-struct Recovered {
-    /// Jobs requeued (first step), or dead-lettered (second step).
-    recovered: usize,
-    /// First step: jobs out of retries, left leased for the second step.
-    dying: Vec<String>,
 }
 
 impl Call for Recover<'_> {
     const SCRIPT: &'static Script = &SCRIPT;
-    type Reply = Recovered;
+    /// How many leases it took back.
+    type Reply = usize;
 
     fn keys(&self) -> Vec<&str> {
         let k = self.keys;
-        let mut keys = Vec::with_capacity(11 + self.dying_keys.len());
-        keys.extend([
-            k.jobs.as_str(),
+        vec![
+            &k.jobs,
             &k.meta,
             &k.q_high,
             &k.q_normal,
             &k.q_low,
             &k.lease,
-            &k.dead,
             &k.wake,
-            &k.waiters,
             &k.progress,
             &k.epoch,
-        ]);
-        keys.extend(self.dying_keys.iter().map(String::as_str));
-        keys
+        ]
     }
 
     fn args(&self, c: &mut Cmd) {
-        c.arg(self.now).arg(self.limit).arg(self.dead_ttl);
-        for id in self.dying {
-            c.arg(id);
-        }
+        c.arg(self.now).arg(self.limit);
     }
 
-    fn decode(&self, reply: Value) -> Result<Recovered> {
-        let mut r = items(reply).into_iter();
-        let recovered = r
-            .next()
-            .ok_or_else(|| Error::Corrupt("redis: script `recover` answered nothing".into()))?;
-        Ok(Recovered {
-            recovered: int(&recovered)?.max(0) as usize,
-            dying: r
-                .next()
-                .map(items)
-                .unwrap_or_default()
-                .iter()
-                .map(text)
-                .collect(),
-        })
+    fn decode(&self, reply: Value) -> Result<usize> {
+        Ok(int(&reply)?.max(0) as usize)
     }
 }
 
@@ -113,17 +63,15 @@ impl RedisBroker {
         for route in routes {
             let keys = self.route_keys(route).await?;
             loop {
-                let scan = self.call(&Recover::new(self, &keys, &[])).await?;
-                let mut buried = 0;
-                if !scan.dying.is_empty() {
-                    buried = self
-                        .call(&Recover::new(self, &keys, &scan.dying))
-                        .await?
-                        .recovered;
-                }
-                total += scan.recovered + buried;
-                let seen = scan.recovered + scan.dying.len();
-                if seen < batch || scan.recovered + buried == 0 {
+                let recovered = self
+                    .call(&Recover {
+                        keys: &keys,
+                        now: now_millis(),
+                        limit: batch,
+                    })
+                    .await?;
+                total += recovered;
+                if recovered < batch {
                     break;
                 }
             }

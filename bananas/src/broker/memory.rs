@@ -244,15 +244,11 @@ impl Broker for MemoryBroker {
                 st.leases.remove(&(at, id.clone()));
                 let e = st.jobs.get_mut(&id).expect("checked above");
                 e.record.progress = None;
-                if e.job.can_retry() {
-                    st.make_ready(&id, true);
-                } else {
-                    let reason = format!(
-                        "lease expired: the worker was lost during attempt {} and no retries are left",
-                        e.job.attempt
-                    );
-                    st.bury(&id, reason, now, self.ttls.failure);
-                }
+                // A lost worker does not spend a retry: the job runs again,
+                // and the worker that takes it dead-letters it instead once
+                // it has been lost too often (`rules::lost_too_often`).
+                e.job.lost += 1;
+                st.make_ready(&id, true);
                 n += 1;
             }
         }

@@ -9,6 +9,7 @@ use crate::{
     broker::AnyBroker,
     context::Context,
     job::{now_millis, Ack, Job, JobRef, Outcome},
+    rules,
     task::{Registry, TaskError},
 };
 
@@ -17,6 +18,9 @@ use crate::{
 /// - An unknown task, or arguments that do not decode into the task's
 ///   parameters, sends the job to the dead letter at once: retrying cannot
 ///   help.
+/// - So does a job whose workers were lost more often than its task allows
+///   (its `max_lost`, else `max_lost` here, the worker's): it is not run
+///   again (see [`rules::lost_too_often`]).
 /// - An error, a panic or a timeout is a failed attempt: the job is retried
 ///   after the task's backoff, or dead-lettered with that error when its
 ///   retries are used up.
@@ -24,7 +28,7 @@ use crate::{
 /// The arguments move into the handler (they are not copied); the [`Ack`]
 /// keeps only the job's [`JobRef`]. The task's [`Context`] stores progress
 /// reports in `broker`, which leased the job.
-pub async fn execute(registry: &Registry, broker: &AnyBroker, job: Job) -> Ack {
+pub async fn execute(registry: &Registry, broker: &AnyBroker, job: Job, max_lost: u32) -> Ack {
     let started_at = now_millis();
     let run = registry
         .get(&job.task)
@@ -38,6 +42,18 @@ pub async fn execute(registry: &Registry, broker: &AnyBroker, job: Job) -> Ack {
                 reason: format!(
                     "unknown task `{}`: no task with that name is registered in this worker",
                     job.task
+                ),
+            }
+        }
+        Some((def, _)) if rules::lost_too_often(job.lost, def.max_lost.unwrap_or(max_lost)) => {
+            let allowed = def.max_lost.unwrap_or(max_lost);
+            let times = if job.lost == 1 { "time" } else { "times" };
+            tracing::error!(job_id = %job.id, task = def.name, lost = job.lost, allowed, "the job's workers were lost too often; dead-lettering it unrun");
+            Outcome::Dead {
+                reason: format!(
+                    "worker lost {} {times}: its lease expired before it finished, more often than the {allowed} allowed \
+                     (`max_lost`); a job that keeps killing or stalling its worker is not run again",
+                    job.lost
                 ),
             }
         }

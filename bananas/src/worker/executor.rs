@@ -14,6 +14,7 @@ use super::{execute, fetcher::LocalQueue, leases::InFlight};
 /// handled by [`execute`]; a panic outside the handler is caught too, so
 /// the executor survives it.
 pub(super) async fn executor(
+    max_lost: u32,
     registry: Arc<Registry>,
     broker: AnyBroker,
     queue: Arc<LocalQueue>,
@@ -30,7 +31,7 @@ pub(super) async fn executor(
         let Some((slot, job)) = queue.jobs.lock().pop_front() else {
             continue;
         };
-        let ack = AssertUnwindSafe(execute(&registry, &broker, job))
+        let ack = AssertUnwindSafe(execute(&registry, &broker, job, max_lost))
             .catch_unwind()
             .await;
         // The in-flight entry names the job if the worker itself panicked.

@@ -84,6 +84,11 @@ pub struct WorkerConfig {
     pub idle_block: Duration,
     /// How often expired leases are recovered.
     pub recover_interval: Duration,
+    /// How often a job may be taken back from a lost worker before this
+    /// worker dead-letters it instead of running it, for tasks that do not
+    /// say (`WORKER_MAX_LOST`, default
+    /// [`rules::DEFAULT_MAX_LOST`](crate::rules::DEFAULT_MAX_LOST)).
+    pub max_lost: u32,
 }
 
 impl Default for WorkerConfig {
@@ -98,6 +103,7 @@ impl Default for WorkerConfig {
             ack_batch: 1024,
             idle_block: Duration::from_secs(1),
             recover_interval: Duration::from_secs(5),
+            max_lost: crate::rules::DEFAULT_MAX_LOST,
         }
     }
 }
@@ -187,6 +193,7 @@ impl Worker {
         let mut executors = JoinSet::new();
         for _ in 0..self.config.concurrency {
             executors.spawn(executor(
+                self.config.max_lost,
                 self.registry.clone(),
                 self.broker.clone(),
                 queue.clone(),
