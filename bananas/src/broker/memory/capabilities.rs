@@ -230,6 +230,11 @@ impl Workers for MemoryBroker {
         v.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(v)
     }
+
+    async fn deregister(&self, id: &str) -> Result<()> {
+        self.state.lock().workers.remove(id);
+        Ok(())
+    }
 }
 
 #[async_trait]
