@@ -111,6 +111,12 @@ impl Inspect for MemoryBroker {
         }
         Ok(out)
     }
+
+    async fn routes(&self) -> Result<Vec<Route>> {
+        let mut routes: Vec<Route> = self.state.lock().queues.keys().cloned().collect();
+        routes.sort();
+        Ok(routes)
+    }
 }
 
 #[async_trait]
