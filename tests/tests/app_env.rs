@@ -128,6 +128,15 @@ async fn unknown_broker_urls_are_rejected() {
     assert_eq!(opts.prefix.as_deref(), Some("app"));
     assert_eq!(opts.result_ttl, Some(Duration::from_secs(60)));
     assert_eq!(opts.failure_ttl, Some(Duration::from_millis(2500)));
+    assert_eq!(opts.require_noeviction, None);
+    let opts =
+        bananas::connect::UrlOptions::parse("redis://h:1/0?require_noeviction=true&db=2").unwrap();
+    assert_eq!(opts.url, "redis://h:1/0?db=2");
+    assert_eq!(opts.require_noeviction, Some(true));
+    let err = bananas::connect::UrlOptions::parse("redis://h:1?require_noeviction=sure")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("`require_noeviction=sure`"), "{err}");
 
     // A fragment stays on the URL, out of the last parameter's value.
     let opts =
