@@ -569,7 +569,14 @@ async fn new_routes_are_refused_unless_allowed() {
         error.contains("`nowhere`") && error.contains("BANANAS_HTTP_ALLOW_NEW_ROUTES"),
         "{error}"
     );
-    let routes = app.client().broker().inspect().unwrap().routes().await.unwrap();
+    let routes = app
+        .client()
+        .broker()
+        .inspect()
+        .unwrap()
+        .routes()
+        .await
+        .unwrap();
     assert!(
         routes.iter().all(|r| r.as_str() != "nowhere"),
         "a refused route was registered: {routes:?}"

@@ -65,7 +65,11 @@ fn settings_from_env() {
         ("WORKER_LEASE", "0", "out of range"),
         ("WORKER_SHUTDOWN_TIMEOUT", "1e30", "86400"),
         ("WORKER_SHUTDOWN_TIMEOUT", "inf", "86400"),
-        ("BANANAS_HTTP_ALLOW_NEW_ROUTES", "maybe", "expected `true` or `false`"),
+        (
+            "BANANAS_HTTP_ALLOW_NEW_ROUTES",
+            "maybe",
+            "expected `true` or `false`",
+        ),
     ] {
         clear();
         std::env::set_var(var, value);

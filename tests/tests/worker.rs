@@ -608,10 +608,7 @@ async fn a_stopped_worker_is_no_longer_listed(kind: Kind) {
     let workers = tb.broker.workers().unwrap();
     eventually(WAIT, "the worker is listed", || async {
         let listed = workers.workers().await.unwrap();
-        listed
-            .iter()
-            .any(|w| w.routes == ["gone"])
-            .then_some(())
+        listed.iter().any(|w| w.routes == ["gone"]).then_some(())
     })
     .await;
     w.stop().await;

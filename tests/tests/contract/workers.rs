@@ -75,4 +75,7 @@ async fn deregistered_workers_are_not_listed(kind: Kind) {
     tb.cleanup().await;
 }
 
-broker_suite!(heartbeats_list_live_workers, deregistered_workers_are_not_listed);
+broker_suite!(
+    heartbeats_list_live_workers,
+    deregistered_workers_are_not_listed
+);
