@@ -68,7 +68,7 @@ async fn deregistered_workers_are_not_listed(kind: Kind) {
         w.heartbeat(i, Duration::from_secs(60)).await.unwrap();
     }
     w.deregister(&goes.id).await.unwrap();
-    assert_eq!(w.workers().await.unwrap(), [stays.clone()]);
+    assert_eq!(w.workers().await.unwrap(), std::slice::from_ref(&stays));
     w.deregister(&goes.id).await.unwrap();
     w.deregister("never-seen").await.unwrap();
     assert_eq!(w.workers().await.unwrap(), [stays]);
