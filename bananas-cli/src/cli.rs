@@ -143,4 +143,8 @@ pub(crate) struct ServeArgs {
     /// The largest request body, in bytes.
     #[arg(long, env = "BANANAS_HTTP_BODY_LIMIT", default_value_t = bananas::http::DEFAULT_BODY_LIMIT)]
     pub(crate) body_limit: usize,
+    /// Accept jobs on routes no live worker serves and the broker never
+    /// saw (otherwise 422 naming the route).
+    #[arg(long, env = "BANANAS_HTTP_ALLOW_NEW_ROUTES")]
+    pub(crate) allow_new_routes: bool,
 }

@@ -419,7 +419,8 @@ async fn serve(client: Client, args: ServeArgs) -> Result<(), String> {
     let addr = listener.local_addr().map_err(err)?;
     let mut state = ApiState::new(client)
         .token(args.token)
-        .body_limit(args.body_limit);
+        .body_limit(args.body_limit)
+        .allow_new_routes(args.allow_new_routes);
     match bananas::metrics::install() {
         Ok(h) => state = state.metrics(h),
         Err(e) => tracing::warn!(error = %e, "no Prometheus metrics"),

@@ -34,6 +34,8 @@ pub struct RedisConfig {
     pub(crate) tls_ca: Option<Vec<u8>>,
     /// Whether enqueues write the id → route index.
     pub(crate) id_index: bool,
+    /// Whether a server that may evict keys is refused at connect time.
+    pub(crate) require_noeviction: bool,
 }
 
 impl RedisConfig {
@@ -54,6 +56,7 @@ impl RedisConfig {
             recover_batch: 1000,
             tls_ca: None,
             id_index: true,
+            require_noeviction: false,
         }
     }
 
@@ -112,6 +115,21 @@ impl RedisConfig {
     /// one script call per route.
     pub fn id_index(mut self, on: bool) -> Self {
         self.id_index = on;
+        self
+    }
+
+    /// Whether to refuse to connect to a Redis whose `maxmemory-policy` is
+    /// not `noeviction` (default off: the broker connects and logs a loud
+    /// warning naming the policy). Any other policy lets a Redis at
+    /// `maxmemory` delete Bananas' keys (results, dead-letter records,
+    /// waiter lists and, for `allkeys-*`, queues and lease sets), and jobs
+    /// get stuck or lost; see "Running Redis" in docs/REDIS.md. On, the
+    /// connect fails with [`Error::Config`] naming the policy. The policy
+    /// is read with `CONFIG GET`, or from `INFO memory` where `CONFIG` is
+    /// not allowed; if neither answers, the broker connects. In a
+    /// `BANANAS_URL`: `?require_noeviction=true`.
+    pub fn require_noeviction(mut self, on: bool) -> Self {
+        self.require_noeviction = on;
         self
     }
 

@@ -8,7 +8,8 @@
 //! ack each cost one round trip per batch. `docs/REDIS.md` lists every key.
 //!
 //! The crate, from the bottom up: `config` (settings, URLs), `conn`
-//! (connections, errors), `keys` (the key layout), `codec` (the stored
+//! (connections, errors), `eviction` (the server's `maxmemory-policy`,
+//! checked at connect), `keys` (the key layout), `codec` (the stored
 //! encodings, decoded only there), `value` (reading replies), `lua` (the
 //! include mechanism), `script` (typed script calls) and `ops` (one module
 //! per operation).
@@ -36,6 +37,7 @@
 mod codec;
 mod config;
 mod conn;
+mod eviction;
 mod keys;
 mod lua;
 mod ops;
@@ -114,6 +116,7 @@ impl RedisBroker {
         let (conn, blocking) =
             conn::open(&endpoint, cfg.response_timeout, cfg.tls_ca.as_deref()).await?;
         let global = GlobalKeys::new(&cfg.prefix);
+        eviction::check(&conn, &redact(&cfg.url), cfg.require_noeviction).await?;
         let scripts = Scripts::new(SCRIPTS);
         scripts.init(&conn).await;
         Ok(RedisBroker {

@@ -78,6 +78,14 @@ impl AppBuilder {
         self
     }
 
+    /// Whether the HTTP API accepts jobs on routes no task declares, no
+    /// worker serves and the broker never saw (default no: 422 naming the
+    /// route). `BANANAS_HTTP_ALLOW_NEW_ROUTES` in the environment.
+    pub fn allow_new_routes(mut self, allow: bool) -> Self {
+        self.settings.http_allow_new_routes = allow;
+        self
+    }
+
     /// Whether this app hosts the scheduler (default yes).
     pub fn scheduler(mut self, on: bool) -> Self {
         self.settings.scheduler = on;
@@ -270,7 +278,11 @@ impl App {
                 .registry(self.inner.registry.clone())
                 .scheduler(self.inner.scheduler.clone())
                 .token(settings.api_token.clone())
+                .allow_new_routes(settings.http_allow_new_routes)
                 .metrics(handle);
+            if settings.worker_enabled {
+                state = state.known_routes(settings.worker.routes.iter().cloned());
+            }
             if let Some(limit) = settings.http_body_limit {
                 state = state.body_limit(limit);
             }

@@ -5,7 +5,9 @@ use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use crate::{
     broker::{AnyBroker, MemoryBroker},
-    rules, Error, Result,
+    rules,
+    settings::parse_switch,
+    Error, Result,
 };
 
 pub use bananas_core::url::redact;
@@ -13,9 +15,11 @@ pub use bananas_core::url::redact;
 /// Connects to the broker named by `url`.
 ///
 /// Bananas' own query parameters are taken out of the URL before it reaches
-/// the broker: `prefix` (Redis key prefix, default `bananas`), and
+/// the broker: `prefix` (Redis key prefix, default `bananas`),
 /// `result_ttl` / `failure_ttl` (seconds results of succeeded and dead jobs
-/// are kept; defaults one day and seven days), as in
+/// are kept; defaults one day and seven days), `tls_ca` (a PEM file) and
+/// `require_noeviction` (`true` refuses a Redis whose `maxmemory-policy`
+/// may evict keys; the memory broker never evicts), as in
 /// `redis://host:6379/0?prefix=myapp&result_ttl=3600`.
 pub async fn connect_broker(url: &str) -> Result<AnyBroker> {
     let scheme = url.split_once("://").map(|(s, _)| s).unwrap_or("");
@@ -47,6 +51,9 @@ pub async fn connect_broker(url: &str) -> Result<AnyBroker> {
             }
             if let Some(t) = opts.failure_ttl {
                 config = config.failure_ttl(t);
+            }
+            if let Some(on) = opts.require_noeviction {
+                config = config.require_noeviction(on);
             }
             if let Some(path) = &opts.tls_ca {
                 let pem = std::fs::read(path).map_err(|e| {
@@ -93,6 +100,9 @@ pub struct UrlOptions {
     /// `tls_ca`: a PEM file of the CA(s) a `rediss://` server's certificate
     /// must chain to (feature `tls`).
     pub tls_ca: Option<PathBuf>,
+    /// `require_noeviction`: refuse a Redis whose `maxmemory-policy` is not
+    /// `noeviction`.
+    pub require_noeviction: Option<bool>,
 }
 
 impl UrlOptions {
@@ -105,6 +115,7 @@ impl UrlOptions {
             result_ttl: None,
             failure_ttl: None,
             tls_ca: None,
+            require_noeviction: None,
         };
         // A fragment (`#…`) follows the query; it stays on the URL.
         let (url_only, fragment) = match url.split_once('#') {
@@ -123,6 +134,11 @@ impl UrlOptions {
                 Some(("prefix", v)) => opts.prefix = Some(v.to_owned()),
                 Some(("tls_ca", "")) => return Err(bad("`tls_ca` must name a PEM file")),
                 Some(("tls_ca", v)) => opts.tls_ca = Some(PathBuf::from(v)),
+                Some(("require_noeviction", v)) => {
+                    let on = parse_switch(v)
+                        .map_err(|e| bad(&format!("`require_noeviction={v}`: {e}")))?;
+                    opts.require_noeviction = Some(on);
+                }
                 Some((k @ ("result_ttl" | "failure_ttl"), v)) => {
                     let ttl = rules::parse_secs_in(v, rules::MIN_TTL, rules::MAX_TTL)
                         .map_err(|e| bad(&format!("`{k}={v}`: {e}")))?;

@@ -39,6 +39,10 @@ pub struct Settings {
     /// `BANANAS_HTTP_BODY_LIMIT`: the largest request body the HTTP API
     /// takes, in bytes (default 1 MiB).
     pub http_body_limit: Option<usize>,
+    /// `BANANAS_HTTP_ALLOW_NEW_ROUTES`: whether `POST /jobs` may submit to
+    /// a route no task declares, no worker serves and the broker never saw
+    /// (default no: 422). See `docs/HTTP.md`.
+    pub http_allow_new_routes: bool,
 }
 
 impl fmt::Debug for Settings {
@@ -52,6 +56,7 @@ impl fmt::Debug for Settings {
             .field("api_token", &self.api_token.as_ref().map(|_| "<redacted>"))
             .field("metrics_addr", &self.metrics_addr)
             .field("http_body_limit", &self.http_body_limit)
+            .field("http_allow_new_routes", &self.http_allow_new_routes)
             .finish()
     }
 }
@@ -67,6 +72,7 @@ impl Default for Settings {
             api_token: None,
             metrics_addr: None,
             http_body_limit: None,
+            http_allow_new_routes: false,
         }
     }
 }
@@ -140,6 +146,11 @@ impl Settings {
             })?;
             s.http_body_limit = Some(n);
         }
+        if let Some(v) = env("BANANAS_HTTP_ALLOW_NEW_ROUTES") {
+            s.http_allow_new_routes = parse_switch(&v).map_err(|e| {
+                Error::setting("BANANAS_HTTP_ALLOW_NEW_ROUTES", format!("`{v}`: {e}"))
+            })?;
+        }
         Ok(s)
     }
 }
@@ -161,6 +172,17 @@ fn env_addr(name: &str) -> Result<Option<SocketAddr>> {
             )
         })?;
     Ok(Some(addr))
+}
+
+/// Parses an on/off value: `1`, `true`, `yes`, `on` or `0`, `false`, `no`,
+/// `off` (any case). Anything else is an error, so a typo does not silently
+/// pick one.
+pub fn parse_switch(v: &str) -> std::result::Result<bool, String> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err("expected `true` or `false` (or 1/0, yes/no, on/off)".to_owned()),
+    }
 }
 
 /// Parses a comma-separated list of routes, like `gpu,default`.

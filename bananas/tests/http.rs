@@ -55,11 +55,38 @@ async fn app_and_api(
 }
 
 /// The API over a memory broker with no worker and no task code, like
-/// `bananas serve`.
+/// `bananas serve --allow-new-routes` (the tests using it submit to routes
+/// nobody serves; `new_routes_are_refused_unless_allowed` tests the check).
 async fn standalone() -> (Client, Server) {
     let client = Client::new(Arc::new(MemoryBroker::new()));
-    let server = start(ApiState::new(client.clone()).body_limit(1024)).await;
+    let server = start(
+        ApiState::new(client.clone())
+            .body_limit(1024)
+            .allow_new_routes(true),
+    )
+    .await;
     (client, server)
+}
+
+/// A worker elsewhere that serves `routes`, as its heartbeat announces it.
+async fn worker_elsewhere(client: &Client, id: &str, routes: &[&str]) {
+    let info = WorkerInfo {
+        id: id.into(),
+        host: "h".into(),
+        pid: 1,
+        routes: routes.iter().map(|r| r.to_string()).collect(),
+        concurrency: 1,
+        in_flight: 0,
+        started_at: 1,
+        seen_at: 2,
+    };
+    client
+        .broker()
+        .workers()
+        .unwrap()
+        .heartbeat(&info, Duration::from_secs(60))
+        .await
+        .unwrap();
 }
 
 async fn wait_final(client: &Client, id: &str) -> JobRecord {
@@ -526,6 +553,71 @@ async fn health_is_200_when_the_broker_answers_and_503_when_not() {
     assert_eq!(r.status, 503);
 }
 
+/// Issue #12 (#4): a route no task declares, no live worker serves and the
+/// broker never saw is refused with 422 naming it (and is not registered),
+/// in an app and standalone, unless new routes are allowed.
+#[tokio::test]
+async fn new_routes_are_refused_unless_allowed() {
+    let (app, server, worker) = app_and_api(None).await;
+    let add_on = |route: &str| {
+        json!({"name": "add", "payload": {"a": 1, "b": 2}, "route": route}).to_string()
+    };
+    let r = server.post_json("/jobs", &add_on("nowhere")).await;
+    assert_eq!(r.status, 422, "{}", r.text());
+    let error = r.error();
+    assert!(
+        error.contains("`nowhere`") && error.contains("BANANAS_HTTP_ALLOW_NEW_ROUTES"),
+        "{error}"
+    );
+    let routes = app
+        .client()
+        .broker()
+        .inspect()
+        .unwrap()
+        .routes()
+        .await
+        .unwrap();
+    assert!(
+        routes.iter().all(|r| r.as_str() != "nowhere"),
+        "a refused route was registered: {routes:?}"
+    );
+
+    // Known: `default` (the app's worker serves it), `slow` (the task
+    // `doomed` declares it), a route a live worker elsewhere serves, and a
+    // route the broker has already seen.
+    worker_elsewhere(app.client(), "w-gpu", &["gpu"]).await;
+    let mut seen = bananas::job::Job::new(
+        "add",
+        serde_json::value::RawValue::from_string(r#"{"a":1,"b":2}"#.into()).unwrap(),
+    );
+    seen.route = bananas::job::Route::new("seen").unwrap();
+    app.client().enqueue(vec![seen]).await.unwrap();
+    for route in ["default", "slow", "gpu", "seen"] {
+        let r = server.post_json("/jobs", &add_on(route)).await;
+        assert_eq!(r.status, 201, "{route}: {}", r.text());
+    }
+    app.shutdown();
+    worker.await.unwrap().unwrap();
+
+    // Standalone (no task code), the same rule without the tasks' routes.
+    let client = Client::new(Arc::new(MemoryBroker::new()));
+    let server = start(ApiState::new(client.clone())).await;
+    let r = server
+        .post_json("/jobs", r#"{"name": "x", "route": "slow"}"#)
+        .await;
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert!(r.error().contains("`slow`"), "{}", r.text());
+    let r = server.post_json("/jobs", r#"{"name": "x"}"#).await;
+    assert_eq!(r.status, 201, "`default` is always known: {}", r.text());
+
+    // Allowed, any valid route goes.
+    let server = start(ApiState::new(client.clone()).allow_new_routes(true)).await;
+    let r = server
+        .post_json("/jobs", r#"{"name": "x", "route": "brand-new"}"#)
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+}
+
 #[tokio::test]
 async fn metrics_are_prometheus_text() {
     let (app, server, worker) = app_and_api(None).await;
@@ -533,12 +625,14 @@ async fn metrics_are_prometheus_text() {
         .post_json("/jobs", r#"{"name": "add", "payload": {"a": 1, "b": 2}}"#)
         .await;
     wait_final(app.client(), r.json()["id"].as_str().unwrap()).await;
-    server
+    worker_elsewhere(app.client(), "w-later", &["later"]).await;
+    let r = server
         .post_json(
             "/jobs",
             r#"{"name": "add", "payload": {"a": 1, "b": 2}, "route": "later", "countdown": 600}"#,
         )
         .await;
+    assert_eq!(r.status, 201, "{}", r.text());
     // The worker acknowledges in batches; wait until the counter shows up.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let text = loop {

@@ -18,6 +18,7 @@ fn settings_from_env() {
             "WORKER_PREFETCH",
             "WORKER_LEASE",
             "BANANAS_API_TOKEN",
+            "BANANAS_HTTP_ALLOW_NEW_ROUTES",
         ] {
             std::env::remove_var(v);
         }
@@ -29,6 +30,7 @@ fn settings_from_env() {
     assert_eq!(s.worker.routes.len(), 1);
     assert_eq!(s.worker.routes[0].as_str(), "default");
     assert!(s.scheduler);
+    assert!(!s.http_allow_new_routes);
 
     std::env::set_var("BANANAS_URL", "redis://127.0.0.1:6379");
     std::env::set_var("WORKER_CONCURRENCY", "20");
@@ -36,6 +38,7 @@ fn settings_from_env() {
     std::env::set_var("WORKER_SHUTDOWN_TIMEOUT", "2.5");
     std::env::set_var("BANANAS_SCHEDULER", "off");
     std::env::set_var("WORKER_PREFETCH", "0");
+    std::env::set_var("BANANAS_HTTP_ALLOW_NEW_ROUTES", "Yes");
     let s = Settings::from_env().unwrap();
     assert_eq!(s.url, "redis://127.0.0.1:6379");
     assert_eq!(s.worker.concurrency, 20);
@@ -44,6 +47,7 @@ fn settings_from_env() {
     assert_eq!(s.worker.shutdown_timeout, Duration::from_millis(2500));
     assert!(!s.scheduler);
     assert_eq!(s.worker.prefetch, Some(0));
+    assert!(s.http_allow_new_routes);
 
     // Each bad value is an error that names the variable and the value.
     for (var, value, says) in [
@@ -61,6 +65,11 @@ fn settings_from_env() {
         ("WORKER_LEASE", "0", "out of range"),
         ("WORKER_SHUTDOWN_TIMEOUT", "1e30", "86400"),
         ("WORKER_SHUTDOWN_TIMEOUT", "inf", "86400"),
+        (
+            "BANANAS_HTTP_ALLOW_NEW_ROUTES",
+            "maybe",
+            "expected `true` or `false`",
+        ),
     ] {
         clear();
         std::env::set_var(var, value);
@@ -123,6 +132,15 @@ async fn unknown_broker_urls_are_rejected() {
     assert_eq!(opts.prefix.as_deref(), Some("app"));
     assert_eq!(opts.result_ttl, Some(Duration::from_secs(60)));
     assert_eq!(opts.failure_ttl, Some(Duration::from_millis(2500)));
+    assert_eq!(opts.require_noeviction, None);
+    let opts =
+        bananas::connect::UrlOptions::parse("redis://h:1/0?require_noeviction=true&db=2").unwrap();
+    assert_eq!(opts.url, "redis://h:1/0?db=2");
+    assert_eq!(opts.require_noeviction, Some(true));
+    let err = bananas::connect::UrlOptions::parse("redis://h:1?require_noeviction=sure")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("`require_noeviction=sure`"), "{err}");
 
     // A fragment stays on the URL, out of the last parameter's value.
     let opts =

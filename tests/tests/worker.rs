@@ -600,6 +600,26 @@ async fn shutdown_timeout_hands_jobs_back(kind: Kind) {
     tb.cleanup().await;
 }
 
+/// A cleanly stopped worker is off the list of live workers when its run
+/// returns, not only once its heartbeat expires (issue #12, item #15).
+async fn a_stopped_worker_is_no_longer_listed(kind: Kind) {
+    let tb = TestBroker::new(kind, "deregister").await;
+    let w = start(&tb, |b| b.routes(["gone"]).unwrap()).await;
+    let workers = tb.broker.workers().unwrap();
+    eventually(WAIT, "the worker is listed", || async {
+        let listed = workers.workers().await.unwrap();
+        listed.iter().any(|w| w.routes == ["gone"]).then_some(())
+    })
+    .await;
+    w.stop().await;
+    let listed = workers.workers().await.unwrap();
+    assert!(
+        listed.iter().all(|w| w.routes != ["gone"]),
+        "a stopped worker is still listed: {listed:?}"
+    );
+    tb.cleanup().await;
+}
+
 async fn expired_leases_are_recovered(kind: Kind) {
     let tb = TestBroker::new(kind, "leases").await;
     let broker = tb.broker.clone();
@@ -773,6 +793,7 @@ broker_suite!(
     dead_letter_requeue_and_purge,
     graceful_shutdown_finishes_in_flight,
     shutdown_timeout_hands_jobs_back,
+    a_stopped_worker_is_no_longer_listed,
     expired_leases_are_recovered,
     lost_workers_have_their_own_budget,
     no_result_tasks_leave_nothing,

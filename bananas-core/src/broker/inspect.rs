@@ -40,7 +40,8 @@ impl QueueStats {
     }
 }
 
-/// Looking at jobs: one by id, waiting for one to finish, queue depths.
+/// Looking at jobs: one by id, waiting for one to finish, queue depths,
+/// the known routes.
 #[async_trait]
 pub trait Inspect: Send + Sync + std::fmt::Debug + 'static {
     /// What the broker knows about a job, or `None` if it never saw it or
@@ -62,4 +63,9 @@ pub trait Inspect: Send + Sync + std::fmt::Debug + 'static {
 
     /// Queue depths for every route the broker has seen.
     async fn stats(&self) -> Result<Vec<QueueStats>>;
+
+    /// Every route the broker has seen: at least every route a job was
+    /// enqueued on (the routes [`Inspect::stats`] reports), without reading
+    /// their queues; one cheap read.
+    async fn routes(&self) -> Result<Vec<Route>>;
 }

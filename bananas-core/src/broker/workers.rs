@@ -1,4 +1,4 @@
-//! [`Workers`]: live workers and their heartbeats.
+//! [`Workers`]: live workers, their heartbeats, and their goodbyes.
 
 use std::time::Duration;
 
@@ -28,7 +28,7 @@ pub struct WorkerInfo {
     pub seen_at: Millis,
 }
 
-/// Heartbeats, and the list of live workers.
+/// Heartbeats, the list of live workers, and removing a stopped one.
 #[async_trait]
 pub trait Workers: Send + Sync + std::fmt::Debug + 'static {
     /// Records a live worker; the record expires after `ttl` without a beat.
@@ -36,4 +36,9 @@ pub trait Workers: Send + Sync + std::fmt::Debug + 'static {
 
     /// Workers whose heartbeat has not expired.
     async fn workers(&self) -> Result<Vec<WorkerInfo>>;
+
+    /// Removes the worker `id` from the list at once: a worker that stopped
+    /// cleanly says so instead of being listed until its heartbeat expires.
+    /// Removing a worker that is not listed is not an error.
+    async fn deregister(&self, id: &str) -> Result<()>;
 }

@@ -288,4 +288,13 @@ impl Inspect for RedisBroker {
         })
         .await
     }
+
+    async fn routes(&self) -> Result<Vec<Route>> {
+        Ok(self
+            .known_routes()
+            .await?
+            .into_iter()
+            .map(|(route, _)| route)
+            .collect())
+    }
 }

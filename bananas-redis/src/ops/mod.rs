@@ -70,6 +70,7 @@ pub(crate) const SCRIPTS: &[&Script] = &[
     &recover::SCRIPT,
     &release::SCRIPT,
     &ticks::CLAIM,
+    &workers::DEREGISTER,
     &workers::HEARTBEAT,
 ];
 

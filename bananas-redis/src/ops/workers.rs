@@ -1,5 +1,6 @@
-//! [`Workers`]: heartbeats (`heartbeat.lua`) and the list of live workers
-//! (plain reads: the registry, then the workers' records).
+//! [`Workers`]: heartbeats (`heartbeat.lua`), the list of live workers
+//! (plain reads: the registry, then the workers' records), and removing a
+//! stopped worker (`deregister.lua`).
 
 use std::time::Duration;
 
@@ -23,6 +24,12 @@ pub(crate) const HEARTBEAT: Script = Script {
     name: "heartbeat",
     memory: Memory::Adds,
     source: include_str!("../../lua/ops/heartbeat.lua"),
+};
+
+pub(crate) const DEREGISTER: Script = Script {
+    name: "deregister",
+    memory: Memory::Drains,
+    source: include_str!("../../lua/ops/deregister.lua"),
 };
 
 /// One call of `heartbeat.lua`.
@@ -53,6 +60,31 @@ impl Call for Heartbeat<'_> {
         for r in &self.info.routes {
             c.arg(r.as_str());
         }
+    }
+
+    fn decode(&self, _: Value) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// One call of `deregister.lua`.
+struct Deregister<'a> {
+    global: &'a GlobalKeys,
+    id: &'a str,
+    /// `{P}:worker:<id>`.
+    record: String,
+}
+
+impl Call for Deregister<'_> {
+    const SCRIPT: &'static Script = &DEREGISTER;
+    type Reply = ();
+
+    fn keys(&self) -> Vec<&str> {
+        vec![&self.global.workers, &self.record]
+    }
+
+    fn args(&self, c: &mut Cmd) {
+        c.arg(self.id);
     }
 
     fn decode(&self, _: Value) -> Result<()> {
@@ -104,5 +136,15 @@ impl Workers for RedisBroker {
             .flatten()
             .filter_map(|json| serde_json::from_slice(&json).ok())
             .collect())
+    }
+
+    async fn deregister(&self, id: &str) -> Result<()> {
+        let global = &self.inner.global;
+        self.call(&Deregister {
+            global,
+            id,
+            record: global.worker(id),
+        })
+        .await
     }
 }

@@ -23,8 +23,9 @@
 //! missing or wrong token, 403 for a state-changing request from a browser
 //! on another origin, 404 for an unknown job or path, 413 for a body over
 //! the limit, 415 for a `POST` that is not `application/json`, 422 for a
-//! task the app does not know or arguments that do not match it, and 503
-//! when the broker does not answer. User input never produces a 500.
+//! task the app does not know, arguments that do not match it or a route
+//! nobody knows (unless [`ApiState::allow_new_routes`]), and 503 when the
+//! broker does not answer. User input never produces a 500.
 //!
 //! Cross-site requests cannot change anything, with or without a token:
 //! see "Cross-site requests" in `docs/HTTP.md`. Serving on a non-loopback
@@ -35,10 +36,11 @@ mod cross_site;
 mod error;
 mod extract;
 mod jobs;
+mod new_routes;
 mod openapi;
 mod routes;
 
-use std::{fmt, net::SocketAddr, sync::Arc};
+use std::{collections::BTreeSet, fmt, net::SocketAddr, sync::Arc};
 
 use axum::{extract::DefaultBodyLimit, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -53,7 +55,7 @@ pub use jobs::{
 pub use openapi::OPENAPI_JSON;
 pub use routes::{schedules_json, totals, ScheduleView};
 
-use crate::{client::Client, scheduler::Scheduler, task::Registry, Error, Result};
+use crate::{client::Client, job::Route, scheduler::Scheduler, task::Registry, Error, Result};
 
 /// The default limit of a request body: 1 MiB.
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
@@ -68,6 +70,12 @@ pub struct ApiState {
     token: Option<String>,
     body_limit: usize,
     metrics: Option<PrometheusHandle>,
+    allow_new_routes: bool,
+    /// Routes accepted besides `default` and the registry's.
+    routes: Vec<Route>,
+    /// `default`, `routes` and the registry's routes, gathered by
+    /// [`router`].
+    known: BTreeSet<Route>,
 }
 
 impl fmt::Debug for ApiState {
@@ -79,6 +87,8 @@ impl fmt::Debug for ApiState {
             .field("token", &self.token.as_ref().map(|_| "***"))
             .field("body_limit", &self.body_limit)
             .field("metrics", &self.metrics.is_some())
+            .field("allow_new_routes", &self.allow_new_routes)
+            .field("routes", &self.routes)
             .finish()
     }
 }
@@ -86,6 +96,7 @@ impl fmt::Debug for ApiState {
 impl ApiState {
     /// Serves from `client`'s broker. Without [`ApiState::registry`], any
     /// task name is accepted (what the standalone `bananas serve` does).
+    /// Routes are checked either way (see [`ApiState::allow_new_routes`]).
     pub fn new(client: Client) -> Self {
         ApiState {
             client,
@@ -94,6 +105,9 @@ impl ApiState {
             token: None,
             body_limit: DEFAULT_BODY_LIMIT,
             metrics: None,
+            allow_new_routes: false,
+            routes: Vec::new(),
+            known: BTreeSet::new(),
         }
     }
 
@@ -117,6 +131,25 @@ impl ApiState {
     /// `/health`. `None` (or an empty token) turns auth off.
     pub fn token(mut self, token: Option<String>) -> Self {
         self.token = token.filter(|t| !t.is_empty());
+        self
+    }
+
+    /// Whether `POST /jobs` may submit to a route nobody knows (default
+    /// no). Otherwise a job's route must be `default`, declared by one of
+    /// the [registry](ApiState::registry)'s tasks, one of
+    /// [`ApiState::known_routes`], served by a live worker, or already seen
+    /// by the broker; any other route gets 422 naming it. A job on a route
+    /// nobody serves waits forever, and each new route stays in the
+    /// broker's route registry for good.
+    pub fn allow_new_routes(mut self, allow: bool) -> Self {
+        self.allow_new_routes = allow;
+        self
+    }
+
+    /// Accepts these routes as known (an app passes the routes its own
+    /// worker serves, which it may not have announced yet).
+    pub fn known_routes(mut self, routes: impl IntoIterator<Item = Route>) -> Self {
+        self.routes.extend(routes);
         self
     }
 
@@ -152,8 +185,9 @@ pub fn endpoints() -> Vec<(&'static str, &'static str)> {
 }
 
 /// The API's router.
-pub fn router(state: ApiState) -> Router {
+pub fn router(mut state: ApiState) -> Router {
     let body_limit = state.body_limit;
+    state.known = new_routes::static_routes(&state);
     let state = Arc::new(state);
     let mut router: Router<Arc<ApiState>> = Router::new();
     for e in routes::endpoints() {

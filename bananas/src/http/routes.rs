@@ -76,6 +76,7 @@ async fn enqueue(
 ) -> Result<Response, ApiError> {
     let req = EnqueueRequest::from_slice(&body).map_err(ApiError::bad_request)?;
     let job = req.into_job(state.registry.as_ref())?;
+    super::new_routes::check_route(&state, &job.route).await?;
     let id = job.id.clone();
     let delayed = job.eta.is_some_and(|eta| eta > crate::job::now_millis());
     // `?`: the name is the client's, and Debug escapes line breaks and

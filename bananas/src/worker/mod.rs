@@ -21,7 +21,8 @@
 //! On shutdown the fetcher stops, the local queue is closed, prefetched jobs
 //! that have not started are handed back at once, running jobs get `shutdown_timeout` to finish, and
 //! the jobs still running after that are cancelled and handed back to the
-//! broker for another worker.
+//! broker for another worker. Last, the worker takes itself off the list of
+//! live workers ([`Workers::deregister`](crate::broker::Workers::deregister)).
 
 mod acker;
 mod execute;
@@ -239,8 +240,29 @@ impl Worker {
         let _ = acker.await;
         keeper_stop.cancel();
         let _ = keeper.await;
+        self.deregister().await;
         tracing::info!(worker = %self.info.id, "worker stopped");
         Ok(())
+    }
+
+    /// Takes this worker off the broker's list of live workers, once its
+    /// jobs are settled or handed back and the lease keeper (which beats)
+    /// has stopped. Without it the worker would be listed, with its last
+    /// in-flight count, until its heartbeat expired. A failure is only
+    /// logged: the entry then expires with the heartbeat.
+    async fn deregister(&self) {
+        // A broker without the Workers capability never listed it.
+        let Ok(workers) = self.broker.workers() else {
+            return;
+        };
+        if let Err(e) = workers.deregister(&self.info.id).await {
+            tracing::warn!(
+                worker = %self.info.id,
+                error = %e,
+                "could not remove the stopped worker from the list of live workers; \
+                 it stays listed until its heartbeat expires"
+            );
+        }
     }
 
     /// Releases leased jobs that did not run (or were cancelled); they

@@ -335,7 +335,27 @@ async fn an_idle_fetch_wakes_for_a_new_job(kind: Kind) {
     tb.cleanup().await;
 }
 
+/// `Inspect::routes` lists the routes jobs were enqueued on, delayed ones
+/// too (Redis also lists routes a worker fetched from; the memory broker
+/// need not), and not a route nothing used.
+async fn the_routes_seen_are_listed(kind: Kind) {
+    let tb = TestBroker::new(kind, "routes").await;
+    let b = &tb.broker;
+    let mut later = job_on("later", Priority::Normal, 1);
+    later.eta = Some(now_millis() + 600_000);
+    b.enqueue(vec![job_on("queued", Priority::High, 1), later])
+        .await
+        .unwrap();
+    let routes = b.inspect().unwrap().routes().await.unwrap();
+    for r in ["queued", "later"] {
+        assert!(routes.contains(&route(r)), "{r} missing from {routes:?}");
+    }
+    assert!(!routes.contains(&route("never")), "{routes:?}");
+    tb.cleanup().await;
+}
+
 broker_suite!(
+    the_routes_seen_are_listed,
     a_job_goes_round_trip,
     batches_and_idempotent_enqueue,
     priorities_follow_the_weighted_plan,

@@ -45,4 +45,37 @@ async fn heartbeats_list_live_workers(kind: Kind) {
     tb.cleanup().await;
 }
 
-broker_suite!(heartbeats_list_live_workers);
+/// A deregistered worker is no longer listed, though its heartbeat has
+/// not expired; deregistering an unknown worker is not an error.
+async fn deregistered_workers_are_not_listed(kind: Kind) {
+    let tb = TestBroker::new(kind, "deregister").await;
+    let w = tb.broker.workers().unwrap();
+    let info = |id: String| WorkerInfo {
+        id,
+        host: "h".into(),
+        pid: 1,
+        routes: vec!["default".into()],
+        concurrency: 1,
+        in_flight: 0,
+        started_at: now_millis(),
+        seen_at: now_millis(),
+    };
+    let (stays, goes) = (
+        info(format!("w-{}", unique_prefix("stays"))),
+        info(format!("w-{}", unique_prefix("goes"))),
+    );
+    for i in [&stays, &goes] {
+        w.heartbeat(i, Duration::from_secs(60)).await.unwrap();
+    }
+    w.deregister(&goes.id).await.unwrap();
+    assert_eq!(w.workers().await.unwrap(), std::slice::from_ref(&stays));
+    w.deregister(&goes.id).await.unwrap();
+    w.deregister("never-seen").await.unwrap();
+    assert_eq!(w.workers().await.unwrap(), [stays]);
+    tb.cleanup().await;
+}
+
+broker_suite!(
+    heartbeats_list_live_workers,
+    deregistered_workers_are_not_listed
+);

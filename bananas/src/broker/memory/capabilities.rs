@@ -111,6 +111,12 @@ impl Inspect for MemoryBroker {
         }
         Ok(out)
     }
+
+    async fn routes(&self) -> Result<Vec<Route>> {
+        let mut routes: Vec<Route> = self.state.lock().queues.keys().cloned().collect();
+        routes.sort();
+        Ok(routes)
+    }
 }
 
 #[async_trait]
@@ -229,6 +235,11 @@ impl Workers for MemoryBroker {
         let mut v: Vec<_> = st.workers.values().map(|(w, _)| w.clone()).collect();
         v.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(v)
+    }
+
+    async fn deregister(&self, id: &str) -> Result<()> {
+        self.state.lock().workers.remove(id);
+        Ok(())
     }
 }
 
