@@ -38,6 +38,9 @@ pub(crate) struct RouteKeys {
     pub(crate) progress: String,
     /// String: the route's recovery epoch.
     pub(crate) epoch: String,
+    /// Hash: id → the epoch at which recovery last took the job's lease
+    /// from its holder (so that holder's late acks are refused).
+    pub(crate) revoked: String,
 }
 
 impl RouteKeys {
@@ -58,6 +61,7 @@ impl RouteKeys {
             ticks: k("ticks"),
             progress: k("progress"),
             epoch: k("epoch"),
+            revoked: k("revoked"),
             tag,
         }
     }
@@ -152,6 +156,7 @@ mod tests {
             &k.ticks,
             &k.progress,
             &k.epoch,
+            &k.revoked,
         ] {
             assert!(key.starts_with("{bananas:gpu}:"), "{key}");
         }

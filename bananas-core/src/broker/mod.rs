@@ -37,7 +37,7 @@ use async_trait::async_trait;
 
 use crate::{
     error::Result,
-    job::{Ack, Job, JobId, JobRef, Route},
+    job::{Ack, Job, JobRef, Route},
 };
 
 mod any;
@@ -110,8 +110,10 @@ pub trait Broker: Send + Sync + std::fmt::Debug + 'static {
     /// the attempt is not counted. An attempt whose lease is gone is ignored.
     async fn release(&self, jobs: &[JobRef]) -> Result<()>;
 
-    /// Extends the leases of in-flight jobs to `now + lease`.
-    async fn extend_leases(&self, jobs: &[(Route, JobId)], lease: Duration) -> Result<()>;
+    /// Extends the leases of in-flight attempts to `now + lease`. An
+    /// attempt whose lease is gone (recovered, even if the job holds a
+    /// lease again now) is ignored: it does not extend its successor's.
+    async fn extend_leases(&self, jobs: &[JobRef], lease: Duration) -> Result<()>;
 
     /// Returns jobs whose lease expired to their queue, or to the dead letter
     /// when their retries are used up. Safe to call from many workers at once.

@@ -19,6 +19,15 @@
 --   bump_epoch(key): moves the epoch on (recover.lua). A missing key needs
 --     nothing: no token matches it, and the next fetch makes it with a new
 --     nonce.
+--   revoked_since(epoch, tomb): whether a lease taken at `epoch` was taken
+--     away from its holder: `tomb` is the epoch recover.lua moved on to
+--     when it last took a lease of the job away (its entry in
+--     {P:R}:revoked). A lease taken before that is gone, even if the job
+--     holds a lease again now (run again after a requeue, or its id
+--     reused) with the same attempt number. An unknown epoch ('') counts
+--     as revoked; an epoch of another server history (a restart, a
+--     failover) cannot be ordered, and counts as not revoked: the lease
+--     check decides.
 local RUN_ID -- cached per Lua VM, which lives as long as the server process
 -- Which server, and which history of its data, this is: the run id (new
 -- with every process) and the replication id (new whenever a server
@@ -58,4 +67,11 @@ local function bump_epoch(key)
   else
     redis.call('DEL', key)
   end
+end
+local function revoked_since(e, tomb)
+  if e == '' then return true end
+  local ep, ec = string.match(e, '^(.*):(%d+)$')
+  local tp, tc = string.match(tomb, '^(.*):(%d+)$')
+  if not ep or not tp or ep ~= tp then return false end
+  return tonumber(ec) < tonumber(tc)
 end

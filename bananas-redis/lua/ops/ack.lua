@@ -8,8 +8,9 @@
 -- KEYS[7]   {P:R}:waiters
 -- KEYS[8]   {P:R}:progress
 -- KEYS[9]   {P:R}:epoch
--- KEYS[10..] per full ack below, in ARGV order: {P:R}:r:<id> for each
---           'result' and 'dead'; with ARGV[8] = '1', {P:R}:r:<id> and
+-- KEYS[10]  {P:R}:revoked
+-- KEYS[11..] per full ack below, in ARGV order: {P:R}:r:<id> for each
+--           'result' and 'dead'; with 'l' in ARGV[8], {P:R}:r:<id> and
 --           {P:R}:w:<id> for every kind but 'retry'
 -- ARGV[1]  now (ms)
 -- ARGV[2]  success result TTL (ms)
@@ -20,7 +21,9 @@
 -- ARGV[7]  the route's recovery epoch at which every attempt in the batch
 --          was leased, as fetch.lua returned it ('' when unknown or not
 --          shared; see include/epoch.lua)
--- ARGV[8]  '1' when the waiters' lists are declared, else ''
+-- ARGV[8]  flags: 'l' when the waiters' lists are declared; 't' when the
+--          epoch may be trusted to skip the lease check (not on a cluster,
+--          whose client may repeat a request unseen)
 -- ARGV[9 .. 8+c] the compact acks' ids.
 --   Compact acks are attempts that succeeded and keep no result (kind
 --   'done' below): everything about the job is deleted. Compact because
@@ -35,10 +38,14 @@
 --   'dead'    a = reason
 -- started_at is when the attempt started (the worker's clock, ms).
 -- An ack counts only if its attempt still holds the lease (the lease did not
--- expire and get recovered meanwhile); others are ignored as stale.
+-- expire and get recovered meanwhile); others are ignored as stale. The
+-- attempt number alone does not tell leases apart once a job runs again
+-- from attempt 1 (requeued from the dead letter, or its id reused), so an
+-- ack whose lease was taken away by recover.lua is stale too, whoever holds
+-- the job now (revoked_since in include/epoch.lua).
 -- Waiters are rare, so their lists ({P:R}:w:<id>) are declared only on
--- demand: when a job the batch finishes has waiters and ARGV[8] is not
--- '1', the script writes nothing and returns { 'need_keys' }; the caller
+-- demand: when a job the batch finishes has waiters and ARGV[8] has no
+-- 'l', the script writes nothing and returns { 'need_keys' }; the caller
 -- sends the batch again with every ack in full form and every list
 -- declared.
 -- Returns { 'settled', settled, stale } or { 'need_keys' }.
@@ -53,11 +60,13 @@
 --- @include "include/progress.lua"
 --- @include "include/epoch.lua"
 local K_JOBS, K_META, K_SCHED, K_LEASE, K_DEAD = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local K_WAKE, K_WAITERS, K_PROGRESS, K_EPOCH = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local K_WAKE, K_WAITERS, K_PROGRESS, K_EPOCH, K_REVOKED = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
 local now = tonumber(ARGV[1])
 local ok_ttl, dead_ttl = ARGV[2], tonumber(ARGV[3])
 local compact = tonumber(ARGV[4])
-local with_lists = ARGV[8] == '1'
+local with_lists = string.find(ARGV[8], 'l', 1, true) ~= nil
+local may_trust = string.find(ARGV[8], 't', 1, true) ~= nil
+local leased_at = ARGV[7]
 local full_from = 9 + compact
 local W = 6
 
@@ -124,7 +133,7 @@ local simple = src == ARGV and not c_attempts and not any_meta and not any_waite
 -- whole batch was leased at the current epoch, every lease still holds and
 -- the check below (ZMSCORE, which formats a double per id) is skipped. The
 -- worker sends a repeated batch without an epoch, so a repeat is checked.
-local trusted = simple and ARGV[7] ~= '' and ARGV[7] == epoch(K_EPOCH, false)
+local trusted = simple and may_trust and leased_at ~= '' and leased_at == epoch(K_EPOCH, false)
 if any_waiters then
   waiters = vget('HMGET', K_WAITERS, src, off + 1, off + nids)
   if not with_lists then
@@ -139,7 +148,17 @@ if any_waiters then
   c_started = list_of(ARGV[6], compact)
 end
 local leased
-if not trusted then leased = vget('ZMSCORE', K_LEASE, src, off + 1, off + nids) end
+local revoked = {}
+if not trusted then
+  leased = vget('ZMSCORE', K_LEASE, src, off + 1, off + nids)
+  if redis.call('EXISTS', K_REVOKED) == 1 then
+    revoked = vget('HMGET', K_REVOKED, src, off + 1, off + nids)
+  end
+end
+-- Whether the n-th ack's lease was taken from its holder (see above).
+local function was_revoked(n)
+  return revoked[n] and revoked_since(leased_at, revoked[n])
+end
 if any_meta then metas = vget('HMGET', K_META, src, off + 1, off + nids) end
 -- The spec goes into the records of results, dead jobs and waiters.
 local need_spec = any_waiters
@@ -155,14 +174,14 @@ if trusted then
   settled = nids
 elseif simple then
   for n = 1, nids do
-    if not leased[n] then
+    if not leased[n] or was_revoked(n) then
       stale = stale + 1
       stale_at[n] = true
     end
   end
   settled = nids - stale
 end
-local kp = 10 -- the keys of the next full ack
+local kp = 11 -- the keys of the next full ack
 for n = 1, simple and 0 or nids do
   local kind, id, attempt, started, a, b, rk, wk
   if n <= compact then
@@ -189,7 +208,7 @@ for n = 1, simple and 0 or nids do
     attempts, _, _, lost = leased_attempts(meta)
   end
   local spec = specs[n]
-  if not leased[n] or attempts ~= attempt or (need_spec and not spec) then
+  if not leased[n] or attempts ~= attempt or was_revoked(n) or (need_spec and not spec) then
     stale = stale + 1
     stale_at[n] = true
   else

@@ -15,8 +15,16 @@
 -- KEYS[7]   {P:R}:wake
 -- KEYS[8]   {P:R}:progress
 -- KEYS[9]   {P:R}:epoch
+-- KEYS[10]  {P:R}:revoked
 -- ARGV[1]   now (ms)
 -- ARGV[2]   the most expired leases to look at in this call
+-- ARGV[3]   how long the revoked leases' marks are kept (ms)
+-- Each lease taken away is marked in {P:R}:revoked with the epoch it moved
+-- on to, so a late ack or extension by its old holder is refused even once
+-- the job holds a lease again with the same attempt number (after a
+-- requeue, or with its id reused): see revoked_since in include/epoch.lua.
+-- The marks are kept ARGV[3] after the last recovery on the route, and at
+-- most REVOKED_MAX of them.
 -- Returns how many leases it took back.
 --- @include "include/sep.lua"
 --- @include "include/vcall.lua"
@@ -27,7 +35,8 @@
 --- @include "include/progress.lua"
 --- @include "include/epoch.lua"
 local K_JOBS, K_META, K_QH, K_QN, K_QL = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local K_LEASE, K_WAKE, K_PROGRESS, K_EPOCH = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local K_LEASE, K_WAKE, K_PROGRESS, K_EPOCH, K_REVOKED = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
+local REVOKED_MAX = 100000
 
 local ids = redis.call('ZRANGEBYSCORE', K_LEASE, '-inf', '(' .. ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 if #ids == 0 then return 0 end
@@ -53,5 +62,16 @@ drop_progress(K_PROGRESS, ids)
 -- Leases were taken from their holders: acks of attempts leased before now
 -- must be checked against the lease set again (see ack.lua).
 bump_epoch(K_EPOCH)
+local now_epoch = epoch(K_EPOCH, false)
+if now_epoch ~= '' then
+  if redis.call('HLEN', K_REVOKED) + #ids > REVOKED_MAX then redis.call('DEL', K_REVOKED) end
+  local marks = {}
+  for i = 1, #ids do
+    marks[2 * i - 1] = ids[i]
+    marks[2 * i] = now_epoch
+  end
+  vcall('HSET', K_REVOKED, marks)
+  redis.call('PEXPIRE', K_REVOKED, ARGV[3])
+end
 wake(K_WAKE, requeued)
 return #ids

@@ -99,6 +99,9 @@ struct AckCall<'a> {
     batch: &'a [Settle<'a>],
     /// The recovery epoch every attempt of the batch was leased at.
     epoch: Option<&'a str>,
+    /// Whether `epoch` may let `ack.lua` skip its lease check (not on a
+    /// cluster: see [`RedisBroker::settle_acks`]).
+    trust: bool,
     /// Whether the waiters' lists are declared (and every ack goes in full
     /// form); else successes without a result go compact (ids only).
     with_lists: bool,
@@ -122,7 +125,7 @@ impl<'a> AckCall<'a> {
         cfg: &RedisConfig,
         keys: &'a RouteKeys,
         batch: &'a [Settle<'a>],
-        epoch: Option<&'a str>,
+        (epoch, trust): (Option<&'a str>, bool),
         with_lists: bool,
     ) -> Self {
         let mut call = AckCall {
@@ -132,6 +135,7 @@ impl<'a> AckCall<'a> {
             failure_ttl: ms(cfg.failure_ttl),
             batch,
             epoch,
+            trust,
             with_lists,
             job_keys: Vec::new(),
         };
@@ -171,7 +175,7 @@ impl Call for AckCall<'_> {
 
     fn keys(&self) -> Vec<&str> {
         let k = self.keys;
-        let mut keys = Vec::with_capacity(9 + self.job_keys.len());
+        let mut keys = Vec::with_capacity(10 + self.job_keys.len());
         keys.extend([
             k.jobs.as_str(),
             &k.meta,
@@ -182,6 +186,7 @@ impl Call for AckCall<'_> {
             &k.waiters,
             &k.progress,
             &k.epoch,
+            &k.revoked,
         ]);
         keys.extend(self.job_keys.iter().map(String::as_str));
         keys
@@ -211,7 +216,13 @@ impl Call for AckCall<'_> {
         }
         c.arg(n).arg(attempts).arg(started);
         c.arg(self.epoch.unwrap_or(""));
-        c.arg(if self.with_lists { "1" } else { "" });
+        let flags = match (self.with_lists, self.trust) {
+            (true, true) => "lt",
+            (true, false) => "l",
+            (false, true) => "t",
+            (false, false) => "",
+        };
+        c.arg(flags);
         for s in compact {
             c.arg(s.id);
         }
@@ -243,14 +254,19 @@ impl Call for AckCall<'_> {
     }
 }
 
-/// The lease token every ack of `batch` carries, if they share one that is
-/// not 0 (see [`bananas_core::Job::lease_token`]).
-fn shared_token(batch: &[&Ack]) -> Option<u64> {
-    let token = batch.first()?.job.lease_token;
-    if token == 0 || batch.iter().any(|a| a.job.lease_token != token) {
-        return None;
+/// `batch` split by lease token (see [`bananas_core::Job::lease_token`]),
+/// so each part names the one epoch its attempts were leased at. Almost
+/// always one part: tokens change only when leases are recovered.
+fn by_token<'a>(batch: Vec<&'a Ack>) -> Vec<(u64, Vec<&'a Ack>)> {
+    let mut parts: Vec<(u64, Vec<&'a Ack>)> = Vec::new();
+    for ack in batch {
+        let token = ack.job.lease_token;
+        match parts.iter_mut().find(|(t, _)| *t == token) {
+            Some((_, part)) => part.push(ack),
+            None => parts.push((token, vec![ack])),
+        }
     }
-    Some(token)
+    parts
 }
 
 impl RedisBroker {
@@ -262,16 +278,18 @@ impl RedisBroker {
         for (route, batch) in groups {
             let keys = self.route_keys(&route).await?;
             calls.push(async move {
-                let settles: Vec<Settle<'_>> = batch.iter().map(|a| Settle::from_ack(a)).collect();
-                // The cluster client re-sends a request whose connection
-                // dropped, even one Redis had already run: a repeat this
-                // process cannot see, so on a cluster every ack is checked.
-                let epoch = if self.inner.cluster {
-                    None
-                } else {
-                    shared_token(&batch).and_then(|t| self.inner.tokens.epoch_of(t))
-                };
-                self.settle(&keys, &settles, epoch).await
+                for (token, part) in by_token(batch) {
+                    let settles: Vec<Settle<'_>> =
+                        part.iter().map(|a| Settle::from_ack(a)).collect();
+                    let epoch = self.inner.tokens.epoch_of(token);
+                    // The cluster client re-sends a request whose connection
+                    // dropped, even one Redis had already run: a repeat this
+                    // process cannot see, so on a cluster every ack is
+                    // checked (the epoch still tells a revoked lease).
+                    let trust = !self.inner.cluster;
+                    self.settle(&keys, &settles, epoch, trust).await?;
+                }
+                Ok::<_, Error>(())
             });
         }
         try_join_all(calls).await?;
@@ -279,15 +297,17 @@ impl RedisBroker {
     }
 
     /// Settles `batch` on one route. `epoch` is the route's recovery epoch
-    /// at which every attempt in the batch was leased, when they share one:
-    /// if it is still the current epoch, `ack.lua` skips its lease check.
+    /// at which every attempt in the batch was leased: with `trust`, if it
+    /// is still the current epoch, `ack.lua` skips its lease check; either
+    /// way it refuses the acks of leases recovered since.
     pub(super) async fn settle(
         &self,
         keys: &RouteKeys,
         batch: &[Settle<'_>],
         epoch: Option<String>,
+        trust: bool,
     ) -> Result<()> {
-        let epoch = epoch.as_deref();
+        let epoch = (epoch.as_deref(), trust);
         let mut reply = self
             .call(&AckCall::new(&self.inner.cfg, keys, batch, epoch, false))
             .await?;
@@ -334,7 +354,7 @@ mod tests {
         let cfg = RedisConfig::new("redis://x")
             .result_ttl(std::time::Duration::from_millis(1))
             .failure_ttl(std::time::Duration::from_millis(2));
-        let mut c = AckCall::new(&cfg, keys, batch, None, with_lists);
+        let mut c = AckCall::new(&cfg, keys, batch, (None, false), with_lists);
         c.now = 100;
         c
     }
@@ -377,7 +397,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            &c.keys()[9..],
+            &c.keys()[10..],
             ["{p:r}:r:b", "{p:r}:r:f"],
             "the records of the result and the dead job; no waiters' lists"
         );
@@ -389,9 +409,9 @@ mod tests {
         let batch = batch();
         let c = call(&keys, &batch, true);
         let a = args(&c);
-        assert_eq!(&a[..9], ["100", "1", "2", "0", "", "", "", "1", "done"]);
+        assert_eq!(&a[..9], ["100", "1", "2", "0", "", "", "", "l", "done"]);
         assert_eq!(
-            &c.keys()[9..],
+            &c.keys()[10..],
             [
                 "{p:r}:r:a",
                 "{p:r}:w:a",

@@ -378,7 +378,9 @@ impl RedisBroker {
                     },
                 })
                 .collect();
-            self.settle(keys, &batch, None).await?;
+            // Leased just now, at the fetch's epoch: checked in full.
+            let epoch = Some(leased.epoch.clone()).filter(|e| !e.is_empty());
+            self.settle(keys, &batch, epoch, false).await?;
             fetched.again = true;
         }
         Ok(fetched)

@@ -4,8 +4,8 @@
 use std::{sync::Mutex, time::Duration};
 
 use bananas_core::{
-    job::{now_millis, Millis},
-    JobId, Result, Route,
+    job::{now_millis, JobRef, Millis},
+    Result, Route,
 };
 use futures::future::try_join_all;
 use redis::{Cmd, Value};
@@ -24,11 +24,13 @@ pub(crate) const EXTEND: Script = Script {
     source: include_str!("../../lua/ops/extend.lua"),
 };
 
-/// One call of `extend.lua`: leases of one route.
+/// One call of `extend.lua`: leases of one route, taken at one epoch.
 struct Extend<'a> {
     keys: &'a RouteKeys,
     deadline: Millis,
-    ids: &'a [&'a JobId],
+    /// The recovery epoch they were leased at ('' unknown).
+    epoch: String,
+    jobs: &'a [&'a JobRef],
 }
 
 impl Call for Extend<'_> {
@@ -37,13 +39,13 @@ impl Call for Extend<'_> {
     type Reply = usize;
 
     fn keys(&self) -> Vec<&str> {
-        vec![&self.keys.lease]
+        vec![&self.keys.lease, &self.keys.meta, &self.keys.revoked]
     }
 
     fn args(&self, c: &mut Cmd) {
-        c.arg(self.deadline);
-        for id in self.ids {
-            c.arg(id.as_str());
+        c.arg(self.deadline).arg(&self.epoch);
+        for job in self.jobs {
+            c.arg(job.id.as_str()).arg(job.attempt);
         }
     }
 
@@ -55,17 +57,32 @@ impl Call for Extend<'_> {
 impl RedisBroker {
     /// [`Broker::extend_leases`](bananas_core::Broker::extend_leases): one
     /// call per route, run concurrently.
-    pub(super) async fn extend(&self, jobs: &[(Route, JobId)], lease: Duration) -> Result<()> {
+    pub(super) async fn extend(&self, jobs: &[JobRef], lease: Duration) -> Result<()> {
         let deadline = now_millis().saturating_add(ms(lease));
-        let groups = by_route(jobs.iter().map(|(r, id)| (r, id)));
+        // By route, then by lease token (one epoch per call; almost always
+        // one token per route).
+        let mut groups: Vec<((Route, u64), Vec<&JobRef>)> = Vec::new();
+        for (route, jobs) in by_route(jobs.iter().map(|j| (&j.route, j))) {
+            for job in jobs {
+                match groups
+                    .iter_mut()
+                    .find(|((r, t), _)| *t == job.lease_token && *r == route)
+                {
+                    Some((_, group)) => group.push(job),
+                    None => groups.push(((route.clone(), job.lease_token), vec![job])),
+                }
+            }
+        }
         let mut calls = Vec::with_capacity(groups.len());
-        for (route, ids) in groups {
+        for ((route, token), jobs) in groups {
             let keys = self.route_keys(&route).await?;
+            let epoch = self.inner.tokens.epoch_of(token).unwrap_or_default();
             calls.push(async move {
                 self.call(&Extend {
                     keys: &keys,
                     deadline,
-                    ids: &ids,
+                    epoch,
+                    jobs: &jobs,
                 })
                 .await
             });

@@ -21,7 +21,7 @@
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
-use bananas_core::{broker::FetchRequest, Ack, Broker, Job, JobId, JobRef, Result, Route};
+use bananas_core::{broker::FetchRequest, Ack, Broker, Job, JobRef, Result, Route};
 use futures::future::try_join_all;
 
 use crate::{
@@ -145,7 +145,7 @@ impl Broker for RedisBroker {
         self.release_jobs(jobs).await
     }
 
-    async fn extend_leases(&self, jobs: &[(Route, JobId)], lease: Duration) -> Result<()> {
+    async fn extend_leases(&self, jobs: &[JobRef], lease: Duration) -> Result<()> {
         self.extend(jobs, lease).await
     }
 

@@ -12,6 +12,12 @@ use crate::{
     RedisBroker,
 };
 
+/// How long, at least, a revoked lease stays marked after the route's last
+/// recovery (longer when dead jobs are kept longer): its old holder's ack
+/// is refused for that long. A holder that acks later still, with the job
+/// meanwhile run again from attempt 1, is told apart by its attempt only.
+const REVOKED_TTL: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
 pub(crate) const SCRIPT: Script = Script {
     name: "recover",
     memory: Memory::Drains,
@@ -24,6 +30,8 @@ struct Recover<'a> {
     now: u64,
     /// The most expired leases to look at.
     limit: usize,
+    /// How long the marks of revoked leases are kept (ms).
+    revoked_ttl: u64,
 }
 
 impl Call for Recover<'_> {
@@ -43,11 +51,12 @@ impl Call for Recover<'_> {
             &k.wake,
             &k.progress,
             &k.epoch,
+            &k.revoked,
         ]
     }
 
     fn args(&self, c: &mut Cmd) {
-        c.arg(self.now).arg(self.limit);
+        c.arg(self.now).arg(self.limit).arg(self.revoked_ttl);
     }
 
     fn decode(&self, reply: Value) -> Result<usize> {
@@ -68,6 +77,7 @@ impl RedisBroker {
                         keys: &keys,
                         now: now_millis(),
                         limit: batch,
+                        revoked_ttl: super::ms(REVOKED_TTL.max(self.inner.cfg.failure_ttl)),
                     })
                     .await?;
                 total += recovered;

@@ -20,7 +20,7 @@ use tokio::sync::Notify;
 
 use crate::{
     broker::{Broker, FetchRequest},
-    job::{now_millis, Ack, Job, JobId, JobRef, JobState, Millis, Outcome, Route},
+    job::{now_millis, Ack, Job, JobRef, JobState, Millis, Outcome, Route},
     priority,
 };
 
@@ -136,7 +136,7 @@ impl Broker for MemoryBroker {
             st.expire(now);
             for ack in acks {
                 let id = &ack.job.id;
-                if !st.end_lease(id, ack.job.attempt) {
+                if !st.end_lease(id, ack.job.attempt, ack.job.lease_token) {
                     tracing::warn!(job_id = %id, "stale ack ignored: the job's lease had expired");
                     continue;
                 }
@@ -194,7 +194,7 @@ impl Broker for MemoryBroker {
         {
             let mut st = self.state.lock();
             for job in jobs.iter().rev() {
-                if st.end_lease(&job.id, job.attempt) {
+                if st.end_lease(&job.id, job.attempt, job.lease_token) {
                     if let Some(e) = st.jobs.get_mut(&job.id) {
                         e.job.attempt = e.job.attempt.saturating_sub(1);
                         e.record.attempts = e.job.attempt;
@@ -207,20 +207,17 @@ impl Broker for MemoryBroker {
         Ok(())
     }
 
-    async fn extend_leases(&self, jobs: &[(Route, JobId)], lease: Duration) -> Result<()> {
+    async fn extend_leases(&self, jobs: &[JobRef], lease: Duration) -> Result<()> {
         let deadline = now_millis() + lease.as_millis() as u64;
         let mut st = self.state.lock();
-        for (_, id) in jobs {
-            let Some(e) = st.jobs.get_mut(id) else {
+        for job in jobs {
+            let Some(e) = st.leased_mut(&job.id, job.attempt, job.lease_token) else {
                 continue;
             };
-            if e.record.state != JobState::Active {
-                continue;
-            }
             let old = e.at;
             e.at = deadline;
-            st.leases.remove(&(old, id.clone()));
-            st.leases.insert((deadline, id.clone()));
+            st.leases.remove(&(old, job.id.clone()));
+            st.leases.insert((deadline, job.id.clone()));
         }
         Ok(())
     }

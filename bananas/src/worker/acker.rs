@@ -202,7 +202,7 @@ mod tests {
         async fn release(&self, jobs: &[JobRef]) -> Result<()> {
             self.inner.release(jobs).await
         }
-        async fn extend_leases(&self, jobs: &[(Route, JobId)], lease: Duration) -> Result<()> {
+        async fn extend_leases(&self, jobs: &[JobRef], lease: Duration) -> Result<()> {
             self.inner.extend_leases(jobs, lease).await
         }
         async fn recover_expired(&self, routes: &[Route]) -> Result<usize> {

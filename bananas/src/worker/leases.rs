@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     broker::{AnyBroker, WorkerInfo},
-    job::{now_millis, JobId, JobRef, Route},
+    job::{now_millis, JobRef},
 };
 
 use super::WorkerConfig;
@@ -78,11 +78,7 @@ pub(super) async fn keep_leases(
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = extend.tick() => {
-                let ids: Vec<(Route, JobId)> = in_flight
-                    .lock()
-                    .iter()
-                    .map(|j| (j.route.clone(), j.id.clone()))
-                    .collect();
+                let ids: Vec<JobRef> = in_flight.lock().iter().cloned().collect();
                 metrics::gauge!("bananas_jobs_in_flight").set(ids.len() as f64);
                 if !ids.is_empty() {
                     if let Err(e) = broker.extend_leases(&ids, config.lease).await {

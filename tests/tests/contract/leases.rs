@@ -3,7 +3,7 @@
 
 use std::{collections::HashSet, time::Duration};
 
-use bananas::job::{now_millis, Job, JobId, JobRef, JobState, Priority};
+use bananas::job::{now_millis, Job, JobId, JobRef, JobState, Outcome, Priority};
 use bananas_tests::{broker_suite, Kind, TestBroker};
 
 use crate::support::*;
@@ -25,25 +25,11 @@ async fn release_puts_jobs_back_uncounted(kind: Kind) {
     tb.cleanup().await;
 }
 
-/// The error a job is buried with when its last attempt's lease expired.
-///
-/// The contract does not fix the text, and the brokers differ: Redis
-/// (`recover.lua`, documented in docs/REDIS.md) says `lease expired: worker
-/// lost (attempt N)`, the memory broker a longer sentence. Each is checked
-/// exactly.
-fn lost_worker_reason(kind: Kind, attempt: u32) -> String {
-    match kind {
-        Kind::Memory => format!(
-            "lease expired: the worker was lost during attempt {attempt} and no retries are left"
-        ),
-        Kind::Redis | Kind::Cluster => format!("lease expired: worker lost (attempt {attempt})"),
-    }
-}
-
-/// An expired lease puts the job back (or buries it when no retry is
-/// left); the lost worker's late ack is ignored. Extending keeps a lease
-/// alive; releasing does not count the attempt.
-async fn expired_leases_are_recovered_or_buried(kind: Kind) {
+/// An expired lease puts the job back, also when no retry is left (a lost
+/// worker does not spend one: it counts as lost); the lost worker's late
+/// ack is ignored. Extending keeps a lease alive; releasing does not count
+/// the attempt.
+async fn expired_leases_are_recovered(kind: Kind) {
     let tb = TestBroker::new(kind, "leases").await;
     let b = &tb.broker;
     let inspect = b.inspect().unwrap();
@@ -60,14 +46,19 @@ async fn expired_leases_are_recovered_or_buried(kind: Kind) {
     assert_eq!((rec.state, rec.attempts), (JobState::Active, 1));
     wait_past(now_millis() + 60).await;
     assert_eq!(b.recover_expired(&[route("lease")]).await.unwrap(), 2);
-    let rec = inspect.job(&j.id, None).await.unwrap().unwrap();
-    assert_eq!((rec.state, rec.attempts), (JobState::Queued, 1));
-    let dead = inspect.job(&last.id, None).await.unwrap().unwrap();
-    assert_eq!(dead.state, JobState::Dead);
-    assert_eq!(dead.error, Some(lost_worker_reason(kind, 1)));
+    for id in [&j.id, &last.id] {
+        let rec = inspect.job(id, None).await.unwrap().unwrap();
+        assert_eq!((rec.state, rec.attempts), (JobState::Queued, 1));
+    }
 
-    let again = fetch_n(b, &["lease"], 1).await;
-    assert_eq!(again[0].attempt, 2);
+    let both = fetch_n(b, &["lease"], 2).await;
+    assert!(
+        both.iter().all(|x| (x.attempt, x.lost) == (2, 1)),
+        "{both:?}"
+    );
+    let again: Vec<Job> = both.iter().filter(|x| x.id == j.id).cloned().collect();
+    let other = both.iter().find(|x| x.id == last.id).unwrap();
+    b.ack(&[ok(other, "1")]).await.unwrap();
     // The lost worker's late ack is stale and ignored.
     let stale = got.iter().find(|x| x.id == j.id).unwrap();
     b.ack(&[ok(stale, "\"stale\"")]).await.unwrap();
@@ -86,7 +77,7 @@ async fn expired_leases_are_recovered_or_buried(kind: Kind) {
     r.lease = Duration::from_millis(50);
     let got = b.fetch(&r).await.unwrap();
     b.extend_leases(
-        &[(route("lease-ext"), k.id.clone())],
+        &got.iter().map(Into::into).collect::<Vec<_>>(),
         Duration::from_secs(60),
     )
     .await
@@ -276,10 +267,117 @@ async fn late_acks_never_touch_a_reused_id(kind: Kind) {
     tb.cleanup().await;
 }
 
+/// A lease is told apart from every other lease of its job, also once the
+/// job runs again from attempt 1: requeued from the dead letter, or its id
+/// reused. The worker that lost the lease can neither settle the new run
+/// (its late failure would be recorded and the new run's success dropped)
+/// nor keep the new run's lease alive.
+async fn a_lost_lease_stays_lost_when_the_job_runs_again(kind: Kind) {
+    let tb = TestBroker::new(kind, "identity").await;
+    let b = &tb.broker;
+    let (inspect, dl) = (b.inspect().unwrap(), b.dead_letter().unwrap());
+
+    // Requeued from the dead letter: attempts start again at 1.
+    let mut j = job_on("ident", Priority::Normal, 1);
+    j.id = JobId::from("ident-requeued");
+    j.max_retries = 0;
+    b.enqueue(vec![j.clone()]).await.unwrap();
+    let a = lose(b).await; // worker A: lost, attempt 1
+    let second = fetch_n(b, &["ident"], 1).await;
+    b.ack(&[ack(
+        &second[0],
+        Outcome::Dead {
+            reason: "B failed".into(),
+        },
+    )])
+    .await
+    .unwrap();
+    assert!(dl.requeue_dead(&j.id).await.unwrap());
+    let c = fetch_short(b).await; // worker C, with a short lease
+
+    assert_eq!((a.attempt, c.attempt), (1, 1), "the same attempt number");
+    b.ack(&[ack(
+        &a,
+        Outcome::Dead {
+            reason: "A, late".into(),
+        },
+    )])
+    .await
+    .unwrap();
+    let rec = inspect.job(&j.id, None).await.unwrap().unwrap();
+    assert_eq!(
+        rec.state,
+        JobState::Active,
+        "A's late ack settled C's run: {rec:?}"
+    );
+    // A does not keep C's lease alive either.
+    b.extend_leases(&[JobRef::from(&a)], Duration::from_secs(60))
+        .await
+        .unwrap();
+    wait_past(now_millis() + 60).await;
+    assert_eq!(
+        b.recover_expired(&[route("ident")]).await.unwrap(),
+        1,
+        "A extended C's lease"
+    );
+    let d = fetch_n(b, &["ident"], 1).await.remove(0);
+    b.ack(&[ok(&d, "\"D\"")]).await.unwrap();
+    let rec = inspect.job(&j.id, None).await.unwrap().unwrap();
+    assert_eq!(
+        (rec.state, rec.result.unwrap().get()),
+        (JobState::Succeeded, "\"D\"")
+    );
+
+    // The id reused once the job finished without a result.
+    let mut j = job_on("ident", Priority::Normal, 2);
+    j.id = JobId::from("ident-reused");
+    b.enqueue(vec![j.clone()]).await.unwrap();
+    let a = lose(b).await;
+    let second = fetch_n(b, &["ident"], 1).await;
+    b.ack(&[none(&second[0])]).await.unwrap();
+    b.enqueue(vec![j.clone()]).await.unwrap();
+    let c = fetch_n(b, &["ident"], 1).await.remove(0);
+    assert_eq!((a.attempt, c.attempt), (1, 1));
+    b.ack(&[ok(&a, "\"A\"")]).await.unwrap();
+    let rec = inspect.job(&j.id, None).await.unwrap().unwrap();
+    assert_eq!(
+        rec.state,
+        JobState::Active,
+        "A's late ack settled C's run: {rec:?}"
+    );
+    b.ack(&[ok(&c, "\"C\"")]).await.unwrap();
+    let rec = inspect.job(&j.id, None).await.unwrap().unwrap();
+    assert_eq!(
+        (rec.state, rec.result.unwrap().get()),
+        (JobState::Succeeded, "\"C\"")
+    );
+    tb.cleanup().await;
+}
+
+/// Leases the next job of route `ident` for 50 ms.
+async fn fetch_short(b: &bananas::broker::AnyBroker) -> Job {
+    let mut r = req(&["ident"], 1);
+    r.lease = Duration::from_millis(50);
+    r.block = Duration::from_millis(500);
+    let mut got = b.fetch(&r).await.unwrap();
+    assert_eq!(got.len(), 1);
+    got.remove(0)
+}
+
+/// Leases the next job of route `ident` and lets the lease expire and be
+/// recovered, as when its worker is lost; returns the lost attempt.
+async fn lose(b: &bananas::broker::AnyBroker) -> Job {
+    let got = vec![fetch_short(b).await];
+    wait_past(now_millis() + 60).await;
+    assert_eq!(b.recover_expired(&[route("ident")]).await.unwrap(), 1);
+    got.into_iter().next().unwrap()
+}
+
 broker_suite!(
     release_puts_jobs_back_uncounted,
-    expired_leases_are_recovered_or_buried,
+    expired_leases_are_recovered,
     each_expired_lease_is_recovered_once,
     stale_and_repeated_acks_are_ignored,
     late_acks_never_touch_a_reused_id,
+    a_lost_lease_stays_lost_when_the_job_runs_again,
 );

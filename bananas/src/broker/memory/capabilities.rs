@@ -207,7 +207,7 @@ impl Progress for MemoryBroker {
         progress: &RawValue,
     ) -> Result<bool> {
         let mut st = self.state.lock();
-        Ok(match st.leased_mut(id, attempt) {
+        Ok(match st.leased_mut(id, attempt, 0) {
             Some(e) if e.job.route == *route => {
                 e.record.progress = Some(progress.to_owned());
                 true

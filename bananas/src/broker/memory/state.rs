@@ -31,6 +31,11 @@ pub(super) struct State {
     /// How many `wait` calls are blocked on each job.
     pub(super) waiting: HashMap<JobId, usize>,
     pub(super) workers: HashMap<String, (WorkerInfo, Millis)>,
+    /// The last lease handed out: every lease gets the next number as its
+    /// token, so a lease is told apart from every other lease of its job,
+    /// also once the job runs again from attempt 1 (requeued, or its id
+    /// reused).
+    pub(super) last_lease: u64,
 }
 
 #[derive(Debug)]
@@ -130,6 +135,8 @@ impl State {
 
     pub(super) fn lease(&mut self, id: &JobId, now: Millis, lease: Duration) -> Option<Job> {
         let e = self.jobs.get_mut(id)?;
+        self.last_lease += 1;
+        e.job.lease_token = self.last_lease;
         e.job.attempt += 1;
         e.at = now + lease.as_millis() as u64;
         e.record.state = JobState::Active;
@@ -142,8 +149,8 @@ impl State {
 
     /// Ends a lease; returns false if the job is not leased any more (it was
     /// recovered and possibly re-run), in which case the ack is stale.
-    pub(super) fn end_lease(&mut self, id: &JobId, attempt: u32) -> bool {
-        let Some(e) = self.leased_mut(id, attempt) else {
+    pub(super) fn end_lease(&mut self, id: &JobId, attempt: u32, token: u64) -> bool {
+        let Some(e) = self.leased_mut(id, attempt, token) else {
             return false;
         };
         e.record.progress = None;
@@ -152,11 +159,19 @@ impl State {
         true
     }
 
-    /// The entry of `id` if `attempt` holds its lease.
-    pub(super) fn leased_mut(&mut self, id: &JobId, attempt: u32) -> Option<&mut Entry> {
-        self.jobs
-            .get_mut(id)
-            .filter(|e| e.record.state == JobState::Active && e.job.attempt == attempt)
+    /// The entry of `id` if `attempt` holds its lease, and its lease token
+    /// is `token` (0: not known, the attempt decides).
+    pub(super) fn leased_mut(
+        &mut self,
+        id: &JobId,
+        attempt: u32,
+        token: u64,
+    ) -> Option<&mut Entry> {
+        self.jobs.get_mut(id).filter(|e| {
+            e.record.state == JobState::Active
+                && e.job.attempt == attempt
+                && (token == 0 || e.job.lease_token == token)
+        })
     }
 
     pub(super) fn bury(&mut self, id: &JobId, reason: String, now: Millis, ttl: Duration) {
