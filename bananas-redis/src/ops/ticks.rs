@@ -1,20 +1,21 @@
 //! Schedule ticks: claiming one and enqueueing its job, once however many
-//! schedulers race (`claim_tick.lua`); reading the last claimed tick.
+//! schedulers race and never before Redis's clock has reached it
+//! (`claim_tick.lua`); reading the last claimed tick.
 
 use bananas_core::{
-    broker::TickMark,
+    broker::{TickClaim, TickMark, TICK_TOLERANCE},
     job::{now_millis, Millis},
     Error, Job, JobId, Result, Route,
 };
 use redis::{AsyncCommands as _, Cmd, Value};
 
-use super::enqueue::add_job_keys;
+use super::{enqueue::add_job_keys, ms};
 use crate::{
     codec,
     conn::broker_err,
     keys::RouteKeys,
     script::{Call, Memory, Script},
-    value::int,
+    value::{int, items, text},
     RedisBroker,
 };
 
@@ -37,8 +38,7 @@ struct Claim<'a> {
 
 impl Call for Claim<'_> {
     const SCRIPT: &'static Script = &CLAIM;
-    /// Whether the tick was claimed.
-    type Reply = bool;
+    type Reply = TickClaim;
 
     fn keys(&self) -> Vec<&str> {
         let mut keys = vec![self.keys.ticks.as_str()];
@@ -48,6 +48,7 @@ impl Call for Claim<'_> {
 
     fn args(&self, c: &mut Cmd) {
         c.arg(self.now)
+            .arg(ms(TICK_TOLERANCE))
             .arg(self.schedule)
             .arg(self.tick)
             .arg(self.job.id.as_str())
@@ -55,15 +56,30 @@ impl Call for Claim<'_> {
             .arg(&self.spec);
     }
 
-    fn decode(&self, reply: Value) -> Result<bool> {
-        Ok(int(&reply)? == 1)
+    fn decode(&self, reply: Value) -> Result<TickClaim> {
+        let reply = items(reply);
+        match reply.first().map(text).as_deref() {
+            Some("enqueued") => Ok(TickClaim::Enqueued),
+            Some("taken") => Ok(TickClaim::Taken),
+            Some("early") => match reply.get(1) {
+                Some(now) => Ok(TickClaim::Early {
+                    now: int(now)?.max(0) as Millis,
+                }),
+                None => Err(Error::Corrupt(
+                    "redis: script `claim_tick` answered `early` without a time".to_owned(),
+                )),
+            },
+            _ => Err(Error::Corrupt(format!(
+                "redis: script `claim_tick` answered {reply:?}"
+            ))),
+        }
     }
 }
 
 impl RedisBroker {
     /// [`Schedules::claim_tick`](bananas_core::broker::Schedules::claim_tick),
     /// with the job's id index entry written beside it.
-    pub(super) async fn claim(&self, schedule: &str, tick: Millis, job: Job) -> Result<bool> {
+    pub(super) async fn claim(&self, schedule: &str, tick: Millis, job: Job) -> Result<TickClaim> {
         let keys = self.route_keys(&job.route).await?;
         let call = Claim {
             keys: &keys,
