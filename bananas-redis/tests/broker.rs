@@ -29,6 +29,7 @@ macro_rules! shared_scenario {
 shared_scenario!(lease_tokens);
 shared_scenario!(corrupt);
 shared_scenario!(no_leftovers);
+shared_scenario!(ticks);
 
 #[tokio::test]
 async fn only_results_are_left_behind() {

@@ -532,7 +532,6 @@ async fn moved_route_runs_each_tick_once_memory() {
 }
 
 #[tokio::test]
-#[ignore = "fails: the Redis broker keeps tick marks per route ({P:R}:ticks); needs a route-independent claim in bananas-redis (issue 12)"]
 async fn moved_route_runs_each_tick_once_redis() {
     let tb = TestBroker::new(Kind::Redis, "moved").await;
     moved_route_runs_each_tick_once(&tb).await;

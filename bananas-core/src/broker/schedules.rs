@@ -109,11 +109,15 @@ impl ScheduleInfo {
 /// schedulers' announcements of their schedules.
 #[async_trait]
 pub trait Schedules: Send + Sync + std::fmt::Debug + 'static {
-    /// Atomically claims `tick` of `schedule` and enqueues `job` for it.
+    /// Claims `tick` of `schedule` and enqueues `job` for it, on the job's
+    /// route.
+    ///
     /// A tick is claimed only if it is later than the schedule's last
-    /// claimed tick, so however many schedulers race, each tick is enqueued
-    /// once ([`TickClaim::Enqueued`] for one call, [`TickClaim::Taken`] for
-    /// the others).
+    /// claimed tick, whatever route that tick's job ran on, so however many
+    /// schedulers race, and whichever route each of them gives the task
+    /// (a rolling deploy that moves it), each tick is enqueued once
+    /// ([`TickClaim::Enqueued`] for one call, [`TickClaim::Taken`] for the
+    /// others).
     ///
     /// A broker with a clock of its own refuses a tick more than
     /// [`TICK_TOLERANCE`] later than that clock with [`TickClaim::Early`]
@@ -124,7 +128,10 @@ pub trait Schedules: Send + Sync + std::fmt::Debug + 'static {
     /// scheduler's time as given: it never answers `Early`.
     async fn claim_tick(&self, schedule: &str, tick: Millis, job: Job) -> Result<TickClaim>;
 
-    /// The last tick claimed for `schedule` (whose jobs run on `route`).
+    /// The last tick claimed and enqueued for `schedule`, whatever route
+    /// its job ran on. `route` is the route the schedule's jobs run on now;
+    /// a broker that kept marks per route in an earlier version reads its
+    /// old mark there when it has no other.
     async fn last_tick(&self, schedule: &str, route: &Route) -> Result<Option<TickMark>>;
 
     /// Stores announcements, replacing earlier ones with the same ids.

@@ -70,6 +70,8 @@ pub(crate) const SCRIPTS: &[&Script] = &[
     &recover::SCRIPT,
     &release::SCRIPT,
     &ticks::CLAIM,
+    &ticks::CONFIRM,
+    &ticks::ENQUEUE,
     &workers::HEARTBEAT,
 ];
 

@@ -183,6 +183,52 @@ async fn claimed_ticks_enqueue_their_jobs(kind: Kind) {
     tb.cleanup().await;
 }
 
+/// A schedule has one mark whatever route its jobs run on: of two claims
+/// of a tick with jobs on different routes (a rolling deploy that moved
+/// the task), one enqueues it and the other finds it taken, and each tick
+/// has one job, on one of the routes.
+async fn ticks_are_claimed_once_across_routes(kind: Kind) {
+    let tb = TestBroker::new(kind, "moved").await;
+    let b = &tb.broker;
+    let s = b.schedules().unwrap();
+    let tick = 1_700_000_000_000u64;
+    let mk = |r: &str, t: u64| {
+        let mut j = job_on(r, Priority::Normal, 0);
+        j.id = JobId::from(format!("sched-moved-{t}"));
+        j
+    };
+    for i in 0..3u64 {
+        let t = tick + i * 1000;
+        let (a, b) = tokio::join!(
+            s.claim_tick("moved", t, mk("old_route", t)),
+            s.claim_tick("moved", t, mk("new_route", t))
+        );
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert!(
+            matches!(
+                (a, b),
+                (TickClaim::Enqueued, TickClaim::Taken) | (TickClaim::Taken, TickClaim::Enqueued)
+            ),
+            "tick {t}: {a:?}, {b:?}"
+        );
+    }
+    // Either route's view of the schedule shows the last tick.
+    for r in ["old_route", "new_route"] {
+        let mark = s.last_tick("moved", &route(r)).await.unwrap().unwrap();
+        assert_eq!(mark.tick, tick + 2000, "{r}");
+    }
+    let routes = ["old_route", "new_route"];
+    let got = fetch_n(b, &routes, 3).await;
+    let mut ids: Vec<&str> = got.iter().map(|j| j.id.as_str()).collect();
+    ids.sort();
+    let want: Vec<String> = (0..3)
+        .map(|i| format!("sched-moved-{}", tick + i * 1000))
+        .collect();
+    assert_eq!(ids, want, "one job per tick");
+    assert!(b.fetch(&req(&routes, 10)).await.unwrap().is_empty());
+    tb.cleanup().await;
+}
+
 /// A tick later than the broker's clock (plus `TICK_TOLERANCE`) is refused
 /// by a broker with a clock of its own, which says what its clock reads,
 /// and nothing is claimed: the schedule's due ticks are still claimed.
@@ -231,6 +277,7 @@ async fn ticks_ahead_of_the_broker_are_refused(kind: Kind) {
 broker_suite!(
     tick_claims_are_exclusive,
     claimed_ticks_enqueue_their_jobs,
+    ticks_are_claimed_once_across_routes,
     ticks_ahead_of_the_broker_are_refused,
     schedules_are_announced,
 );
