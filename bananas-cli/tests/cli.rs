@@ -376,7 +376,10 @@ async fn schedules_announced_in_the_broker() {
         serde_json::value::RawValue::from_string("{}".into()).unwrap(),
     );
     job.id = "sched-nightly-1000".into();
-    assert!(broker.claim_tick("nightly", 1000, job).await.unwrap());
+    assert_eq!(
+        broker.claim_tick("nightly", 1000, job).await.unwrap(),
+        bananas::broker::TickClaim::Enqueued
+    );
 
     let v = s.json(&["schedules"]);
     let list = v["schedules"].as_array().unwrap();

@@ -17,7 +17,8 @@
 //! `SEP lost` once a worker holding it was lost, stored only where it
 //! cannot be derived (see `lua/include/meta.lua`).
 //! A progress report is `attempt SEP json`; a schedule's tick mark is
-//! `tick SEP job id`.
+//! `tick SEP job id`, and a claimed tick whose job may not be enqueued yet
+//! is `tick SEP job id SEP route SEP due SEP spec`.
 
 use bananas_core::{
     job::{Millis, Priority},
@@ -344,6 +345,62 @@ pub(crate) fn decode_tick_mark(raw: &str) -> Option<(Millis, &str)> {
     Some((tick.parse().ok()?, id))
 }
 
+/// Encodes a schedule's tick mark, `tick SEP job id`.
+pub(crate) fn encode_tick_mark(tick: Millis, id: &str) -> String {
+    format!("{tick}{SEP}{id}")
+}
+
+/// A claimed tick whose job may not be enqueued yet: everything needed to
+/// enqueue it, whoever does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct PendingTick {
+    pub(crate) tick: Millis,
+    pub(crate) job_id: String,
+    pub(crate) route: String,
+    /// When the job may run (0: now).
+    pub(crate) due: Millis,
+    pub(crate) spec: String,
+}
+
+impl PendingTick {
+    /// `tick SEP job id SEP route SEP due SEP spec`; an id containing the
+    /// separator is refused (it would not read back).
+    pub(crate) fn encode(&self) -> Result<String> {
+        if self.job_id.contains(SEP) {
+            return Err(Error::Invalid(format!(
+                "job id {:?} contains the byte 0x1f, which the Redis broker uses as a separator",
+                self.job_id
+            )));
+        }
+        let PendingTick {
+            tick,
+            job_id,
+            route,
+            due,
+            spec,
+        } = self;
+        Ok(format!(
+            "{tick}{SEP}{job_id}{SEP}{route}{SEP}{due}{SEP}{spec}"
+        ))
+    }
+
+    pub(crate) fn decode(raw: &str) -> Option<Self> {
+        let mut parts = raw.splitn(5, SEP);
+        let tick = parts.next()?.parse().ok()?;
+        let job_id = parts.next()?.to_owned();
+        let route = parts.next()?.to_owned();
+        let due = parts.next()?.parse().ok()?;
+        let spec = parts.next()?.to_owned();
+        Some(PendingTick {
+            tick,
+            job_id,
+            route,
+            due,
+            spec,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -449,5 +506,27 @@ mod tests {
         assert_eq!(decode_tick_mark("12\x1fjob@12"), Some((12, "job@12")));
         assert_eq!(decode_tick_mark("x\x1fjob"), None);
         assert_eq!(decode_tick_mark("12"), None);
+        let mark = encode_tick_mark(12, "job@12");
+        assert_eq!(decode_tick_mark(&mark), Some((12, "job@12")));
+    }
+
+    #[test]
+    fn pending_ticks_round_trip() {
+        let p = PendingTick {
+            tick: 12,
+            job_id: "sched-a-12".into(),
+            route: "gpu".into(),
+            due: 0,
+            spec: encode_spec(&job()).unwrap(),
+        };
+        let raw = p.encode().unwrap();
+        assert_eq!(PendingTick::decode(&raw), Some(p.clone()));
+        assert!(PendingTick::decode("12\x1fid\x1fgpu").is_none());
+        assert!(PendingTick::decode("x\x1fid\x1fgpu\x1f0\x1fspec").is_none());
+        let bad = PendingTick {
+            job_id: "a\x1fb".into(),
+            ..p
+        };
+        assert!(bad.encode().is_err());
     }
 }

@@ -32,7 +32,9 @@ pub(crate) struct RouteKeys {
     pub(crate) wake: String,
     /// Hash: id → number of waiters blocked on it.
     pub(crate) waiters: String,
-    /// Hash: schedule → last claimed tick.
+    /// Hash: schedule → the last tick whose job was enqueued on this route
+    /// (`enqueue_tick.lua`; the schedule's only mark in versions before
+    /// `{P}:ticks`).
     pub(crate) ticks: String,
     /// Hash: id → the running attempt's progress report.
     pub(crate) progress: String,
@@ -102,6 +104,12 @@ pub(crate) struct GlobalKeys {
     pub(crate) workers: String,
     /// `{P}:schedules`: hash of schedule id → announced schedule (JSON).
     pub(crate) schedules: String,
+    /// `{P}:ticks`: hash of schedule id → the last tick claimed and
+    /// enqueued, whatever its route.
+    pub(crate) ticks: String,
+    /// `{P}:ticks:pending`: hash of schedule id → a claimed tick whose job
+    /// may not be enqueued yet.
+    pub(crate) ticks_pending: String,
 }
 
 impl GlobalKeys {
@@ -111,6 +119,8 @@ impl GlobalKeys {
             routes: format!("{tag}:routes"),
             workers: format!("{tag}:workers"),
             schedules: format!("{tag}:schedules"),
+            ticks: format!("{tag}:ticks"),
+            ticks_pending: format!("{tag}:ticks:pending"),
             tag,
         }
     }
@@ -164,5 +174,7 @@ mod tests {
         assert_eq!(g.worker("w1"), "{bananas}:worker:w1");
         assert_eq!(g.id_index(20000), "{bananas}:ids:20000");
         assert_eq!(g.routes, "{bananas}:routes");
+        assert_eq!(g.ticks, "{bananas}:ticks");
+        assert_eq!(g.ticks_pending, "{bananas}:ticks:pending");
     }
 }

@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use bananas_core::{
-    broker::{Inspect, Workers},
+    broker::{Inspect, Schedules, TickClaim, Workers},
     job::now_millis,
     Broker, JobState, Priority,
 };
@@ -29,6 +29,7 @@ macro_rules! shared_scenario {
 shared_scenario!(lease_tokens);
 shared_scenario!(corrupt);
 shared_scenario!(no_leftovers);
+shared_scenario!(ticks);
 
 #[tokio::test]
 async fn only_results_are_left_behind() {
@@ -265,6 +266,22 @@ async fn runs_scripts_with_evalsha_where_functions_are_unavailable() {
         b.job(&got[0].id, None).await.unwrap().unwrap().state,
         JobState::Succeeded
     );
+    // A tick claim reads the server's TIME before it writes: allowed in a
+    // script too.
+    let now = now_millis();
+    let mut tick = job_on("ev", Priority::Normal, 1);
+    tick.id = format!("sched-ev-{now}").into();
+    assert_eq!(
+        b.claim_tick("ev", now, tick).await.unwrap(),
+        TickClaim::Enqueued
+    );
+    let mut early = job_on("ev", Priority::Normal, 2);
+    early.id = format!("sched-ev-{}", now + 3_600_000).into();
+    assert!(matches!(
+        b.claim_tick("ev", now + 3_600_000, early).await.unwrap(),
+        TickClaim::Early { .. }
+    ));
+    assert_eq!(fetch_n(&b, &["ev"], 1).await.len(), 1);
     assert!(!server.cli(&["function", "list"]).contains("bananas_"));
     assert!(server
         .cli(&["info", "commandstats"])

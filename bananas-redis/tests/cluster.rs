@@ -12,7 +12,7 @@ use common::{scenarios, *};
 use serde_json::value::RawValue;
 
 /// The Redis mechanics of `common::scenarios` (lease tokens, corrupt
-/// records, no leftovers) on a cluster; the broker contract runs on a
+/// records, no leftovers, schedule ticks) on a cluster; the broker contract runs on a
 /// cluster in `tests/tests/contract/`.
 #[tokio::test]
 async fn redis_mechanics_on_a_redis_cluster() {
@@ -36,6 +36,8 @@ async fn redis_mechanics_on_a_redis_cluster() {
     scenarios::corrupt(&b, &url, &p).await;
     let (b, p) = connect("leftovers").await;
     scenarios::no_leftovers(&b, &url, &p).await;
+    let (b, p) = connect("ticks").await;
+    scenarios::ticks(&b, &url, &p).await;
 }
 
 /// One job through the broker: enqueue, fetch, ack, read the record.

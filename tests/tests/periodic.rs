@@ -5,7 +5,7 @@
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use bananas::{
-    broker::AnyBroker,
+    broker::{AnyBroker, TickClaim},
     job::{JobState, Route},
     scheduler::{tick_job_id, Clock, ManualClock, Scheduler},
     task::Registry,
@@ -269,12 +269,15 @@ impl Outage {
         let clock = Arc::new(ManualClock::new(now));
         let scheduler = Scheduler::new(broker.clone(), &registry(def), clock.clone());
         let job = scheduler.schedules()[0].job_for(last);
-        assert!(broker
-            .schedules()
-            .unwrap()
-            .claim_tick(def.name, ms(last), job)
-            .await
-            .unwrap());
+        assert_eq!(
+            broker
+                .schedules()
+                .unwrap()
+                .claim_tick(def.name, ms(last), job)
+                .await
+                .unwrap(),
+            TickClaim::Enqueued
+        );
         Outage {
             broker,
             clock,
@@ -529,7 +532,6 @@ async fn moved_route_runs_each_tick_once_memory() {
 }
 
 #[tokio::test]
-#[ignore = "fails: the Redis broker keeps tick marks per route ({P:R}:ticks); needs a route-independent claim in bananas-redis (issue 12)"]
 async fn moved_route_runs_each_tick_once_redis() {
     let tb = TestBroker::new(Kind::Redis, "moved").await;
     moved_route_runs_each_tick_once(&tb).await;
@@ -539,7 +541,6 @@ async fn moved_route_runs_each_tick_once_redis() {
 /// A scheduler whose clock is an hour ahead of everyone else's (and of
 /// Redis's) must not claim a tick that is not due yet.
 #[tokio::test]
-#[ignore = "fails: claim_tick.lua trusts the scheduler's clock; needs a check against Redis TIME in bananas-redis (issue 12)"]
 async fn a_scheduler_ahead_of_the_broker_claims_nothing_early() {
     let tb = TestBroker::new(Kind::Redis, "ahead").await;
     let ahead = Arc::new(ManualClock::new(Utc::now() + chrono::Duration::hours(1)));
@@ -552,6 +553,72 @@ async fn a_scheduler_ahead_of_the_broker_claims_nothing_early() {
     let early = s.tick().await.unwrap();
     assert!(early.is_empty(), "claimed a tick an hour early: {early:?}");
     tb.cleanup().await;
+}
+
+/// The wall clock, `ahead` in the future.
+#[derive(Debug)]
+struct AheadClock {
+    ahead: chrono::Duration,
+}
+
+#[async_trait::async_trait]
+impl Clock for AheadClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now() + self.ahead
+    }
+
+    async fn sleep_until(&self, t: DateTime<Utc>) {
+        tokio::time::sleep((t - self.now()).to_std().unwrap_or_default()).await;
+    }
+}
+
+/// A running scheduler whose clock is three seconds ahead of Redis's: each
+/// tick is claimed once Redis's clock has (nearly) reached it, not before,
+/// and not lost; and waiting for it does not spin.
+#[tokio::test]
+async fn a_scheduler_ahead_of_the_broker_claims_each_tick_when_it_is_due() {
+    let server = RedisServer::start();
+    let tb = TestBroker::redis(&server.url(), "ahead_run").await;
+    let clock = Arc::new(AheadClock {
+        ahead: chrono::Duration::seconds(3),
+    });
+    let reg = registry(secondly_latest::def());
+    // A tick after the scheduler started by its own clock (earlier ones
+    // were never due for it), a few seconds away by Redis's.
+    let target = ms(Utc::now()) / 1000 * 1000 + 5000;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn(Scheduler::new(tb.broker.clone(), &reg, clock).run(stop.clone()));
+    let tolerance = bananas::broker::TICK_TOLERANCE.as_millis() as u64;
+    let b = tb.broker.clone();
+    let seen_at = eventually(Duration::from_secs(20), "the target tick claimed", || {
+        let b = b.clone();
+        async move {
+            let mark = b
+                .schedules()
+                .unwrap()
+                .last_tick("secondly_latest", &Route::default())
+                .await
+                .unwrap()?;
+            (mark.tick >= target).then(|| ms(Utc::now()))
+        }
+    })
+    .await;
+    assert!(
+        seen_at + tolerance >= target,
+        "tick {target} was claimed by {seen_at}, before Redis's clock reached it"
+    );
+    stop.cancel();
+    running.await.unwrap();
+    // Each tick's job is enqueued once (ids are per tick), and a pass every
+    // second of either clock, not a spin, asked for them.
+    let calls: u64 = server
+        .cli(&["info", "commandstats"])
+        .lines()
+        .find_map(|l| l.strip_prefix("cmdstat_fcall:calls="))
+        .and_then(|l| l.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(calls < 300, "{calls} script calls in a few seconds");
 }
 
 #[test]

@@ -53,7 +53,9 @@ pub use cancel::{Cancel, CancelOutcome};
 pub use dead::DeadLetter;
 pub use inspect::{Inspect, QueueStats};
 pub use progress::Progress;
-pub use schedules::{live_schedules, publish_schedules, ScheduleInfo, Schedules, TickMark};
+pub use schedules::{
+    live_schedules, publish_schedules, ScheduleInfo, Schedules, TickClaim, TickMark, TICK_TOLERANCE,
+};
 pub use workers::{WorkerInfo, Workers};
 
 /// What a worker asks for when it fetches.

@@ -23,6 +23,37 @@ pub struct TickMark {
     pub job_id: JobId,
 }
 
+/// How far ahead of the broker's clock a tick may be and still be claimed
+/// ([`Schedules::claim_tick`]): one second.
+///
+/// The refusal is there for a scheduler whose clock is wrong (minutes or
+/// hours ahead), not for the milliseconds by which synchronised clocks
+/// differ: a scheduler wakes at the tick by its own clock, and one a few
+/// milliseconds ahead of the broker must still claim on that first wake
+/// rather than be refused and sleep again. One second is the resolution of
+/// a cron expression, so a tick claimed within it is as on time as a cron
+/// schedule can tell, and it bounds how early a job can start.
+pub const TICK_TOLERANCE: Duration = Duration::from_secs(1);
+
+/// What [`Schedules::claim_tick`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TickClaim {
+    /// This call claimed the tick and enqueued its job. However many
+    /// schedulers race for a tick, exactly one call answers this.
+    Enqueued,
+    /// This tick, or a later one, was claimed before (by another call):
+    /// nothing was enqueued.
+    Taken,
+    /// The tick is more than [`TICK_TOLERANCE`] later than the broker's
+    /// clock, which read `now` (ms since the Unix epoch): nothing was
+    /// claimed, and the tick can be claimed again once that clock reaches
+    /// it.
+    Early {
+        /// The broker's time when it refused.
+        now: Millis,
+    },
+}
+
 /// A periodic task's schedule, as the schedulers announce it with
 /// [`Schedules::announce`], so that tools without the task code (the
 /// CLI, a standalone HTTP API) can list schedules.
@@ -78,12 +109,29 @@ impl ScheduleInfo {
 /// schedulers' announcements of their schedules.
 #[async_trait]
 pub trait Schedules: Send + Sync + std::fmt::Debug + 'static {
-    /// Atomically claims `tick` of `schedule` and enqueues `job` for it.
-    /// Succeeds only if `tick` is later than the schedule's last claimed
-    /// tick, so however many schedulers race, each tick is enqueued once.
-    async fn claim_tick(&self, schedule: &str, tick: Millis, job: Job) -> Result<bool>;
+    /// Claims `tick` of `schedule` and enqueues `job` for it, on the job's
+    /// route.
+    ///
+    /// A tick is claimed only if it is later than the schedule's last
+    /// claimed tick, whatever route that tick's job ran on, so however many
+    /// schedulers race, and whichever route each of them gives the task
+    /// (a rolling deploy that moves it), each tick is enqueued once
+    /// ([`TickClaim::Enqueued`] for one call, [`TickClaim::Taken`] for the
+    /// others).
+    ///
+    /// A broker with a clock of its own refuses a tick more than
+    /// [`TICK_TOLERANCE`] later than that clock with [`TickClaim::Early`]
+    /// and claims nothing, so a scheduler whose clock runs ahead cannot run
+    /// ticks early; the caller claims the tick again once the broker's
+    /// clock has reached it. The Redis broker reads Redis's `TIME`. The
+    /// in-memory broker lives in its scheduler's process and takes that
+    /// scheduler's time as given: it never answers `Early`.
+    async fn claim_tick(&self, schedule: &str, tick: Millis, job: Job) -> Result<TickClaim>;
 
-    /// The last tick claimed for `schedule` (whose jobs run on `route`).
+    /// The last tick claimed and enqueued for `schedule`, whatever route
+    /// its job ran on. `route` is the route the schedule's jobs run on now;
+    /// a broker that kept marks per route in an earlier version reads its
+    /// old mark there when it has no other.
     async fn last_tick(&self, schedule: &str, route: &Route) -> Result<Option<TickMark>>;
 
     /// Stores announcements, replacing earlier ones with the same ids.

@@ -151,7 +151,7 @@ impl RedisBroker {
 
 /// The keys `include/add_jobs.lua` needs to add one job whose result key
 /// is `result`, in the order the scripts that include it declare them
-/// (`claim_tick.lua` after its own key).
+/// (`enqueue_tick.lua` after its own key).
 pub(super) fn add_job_keys<'k>(keys: &'k RouteKeys, result: &'k str) -> [&'k str; 7] {
     [
         &keys.jobs,

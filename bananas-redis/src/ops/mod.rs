@@ -71,6 +71,8 @@ pub(crate) const SCRIPTS: &[&Script] = &[
     &release::SCRIPT,
     &ticks::CLAIM,
     &workers::DEREGISTER,
+    &ticks::CONFIRM,
+    &ticks::ENQUEUE,
     &workers::HEARTBEAT,
 ];
 

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use bananas_core::{
-    broker::{ScheduleInfo, Schedules, TickMark},
+    broker::{ScheduleInfo, Schedules, TickClaim, TickMark},
     job::Millis,
     Job, Result, Route,
 };
@@ -12,7 +12,7 @@ use crate::{conn::broker_err, RedisBroker};
 
 #[async_trait]
 impl Schedules for RedisBroker {
-    async fn claim_tick(&self, schedule: &str, tick: Millis, job: Job) -> Result<bool> {
+    async fn claim_tick(&self, schedule: &str, tick: Millis, job: Job) -> Result<TickClaim> {
         self.claim(schedule, tick, job).await
     }
 

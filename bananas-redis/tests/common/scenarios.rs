@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use bananas_core::{
-    broker::{DeadLetter, Inspect},
+    broker::{DeadLetter, Inspect, Schedules, TickClaim},
     job::now_millis,
     Broker, Job, JobId, JobState, Outcome, Priority, Route,
 };
@@ -187,4 +187,114 @@ pub async fn lease_tokens(b: &RedisBroker, raw_url: &str, prefix: &str) {
     assert_ne!(last[0].lease_token, early[0].lease_token, "a new epoch");
     b.ack(&[none(&last[0])]).await.unwrap();
     assert!(b.job(&y.id, None).await.unwrap().is_none());
+}
+
+/// Schedule ticks across the crash windows of a claim and across an
+/// upgrade from per-route marks (`src/ops/ticks.rs`), with the stored
+/// state a stopped claimer or an earlier version leaves written by hand.
+pub async fn ticks(b: &RedisBroker, raw_url: &str, prefix: &str) {
+    let mut raw = Raw::connect(raw_url).await;
+    let mk = |schedule: &str, r: &str, t: u64| {
+        let mut j = job_on(r, Priority::Normal, 0);
+        j.task = schedule.to_owned();
+        j.id = JobId::from(format!("sched-{schedule}-{t}"));
+        j
+    };
+    let claim = |schedule: &'static str, r: &'static str, t: u64| {
+        let j = mk(schedule, r, t);
+        async move { b.claim_tick(schedule, t, j).await.unwrap() }
+    };
+    let queued = |r: &'static str| async move {
+        let jobs = b.fetch(&req(&[r], 100)).await.unwrap();
+        jobs.into_iter()
+            .map(|j| j.id.as_str().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let pending_key = format!("{{{prefix}}}:ticks:pending");
+    let pending = |spec_task: &str, t: u64, r: &str| {
+        format!(
+            "{t}\x1fsched-{spec_task}-{t}\x1f{r}\x1f0\x1fn\x1f0\x1f1\x1f\x1f{spec_task}\x1f{{}}"
+        )
+    };
+
+    // An earlier version's mark, kept per route: read when there is no
+    // other, and a tick it passed is not run again.
+    raw.query::<i64>(
+        redis::cmd("HSET")
+            .arg(format!("{{{prefix}:legacy}}:ticks"))
+            .arg("old")
+            .arg("1000\x1fsched-old-1000"),
+    )
+    .await;
+    let mark = b.last_tick("old", &route("legacy")).await.unwrap().unwrap();
+    assert_eq!((mark.tick, mark.job_id.as_str()), (1000, "sched-old-1000"));
+    assert_eq!(claim("old", "legacy", 1000).await, TickClaim::Taken);
+    assert_eq!(claim("old", "legacy", 500).await, TickClaim::Taken);
+    let mark = b.last_tick("old", &route("other")).await.unwrap().unwrap();
+    assert_eq!(mark.tick, 1000, "the schedule's mark took the route's");
+    assert_eq!(claim("old", "legacy", 2000).await, TickClaim::Enqueued);
+    assert_eq!(queued("legacy").await, ["sched-old-2000"]);
+
+    // A claimer stopped after claiming, before enqueueing: the tick is not
+    // shown as claimed, and the next claim of it enqueues its job, on the
+    // route the claim recorded (the claimer's), once.
+    raw.query::<i64>(
+        redis::cmd("HSET")
+            .arg(&pending_key)
+            .arg("stopped")
+            .arg(pending("stopped", 3000, "gpu")),
+    )
+    .await;
+    assert!(b
+        .last_tick("stopped", &route("gpu"))
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(claim("stopped", "cpu", 3000).await, TickClaim::Enqueued);
+    assert_eq!(claim("stopped", "gpu", 3000).await, TickClaim::Taken);
+    assert_eq!(queued("gpu").await, ["sched-stopped-3000"]);
+    assert!(queued("cpu").await.is_empty());
+    let mark = b
+        .last_tick("stopped", &route("cpu"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(mark.tick, 3000);
+
+    // Stopped again, and the next scheduler asks for a later tick: the
+    // stopped claim's job is enqueued first, then the later tick's.
+    raw.query::<i64>(
+        redis::cmd("HSET")
+            .arg(&pending_key)
+            .arg("stopped")
+            .arg(pending("stopped", 4000, "gpu")),
+    )
+    .await;
+    assert_eq!(claim("stopped", "gpu", 5000).await, TickClaim::Enqueued);
+    assert_eq!(
+        queued("gpu").await,
+        ["sched-stopped-4000", "sched-stopped-5000"]
+    );
+
+    // A claimer stopped after enqueueing, before confirming: the job ran
+    // and left nothing (no result kept), and still is not enqueued again.
+    raw.query::<i64>(
+        redis::cmd("HSET")
+            .arg(&pending_key)
+            .arg("stopped")
+            .arg(pending("stopped", 6000, "gpu")),
+    )
+    .await;
+    raw.query::<i64>(
+        redis::cmd("HSET")
+            .arg(format!("{{{prefix}:gpu}}:ticks"))
+            .arg("stopped")
+            .arg("6000\x1fsched-stopped-6000"),
+    )
+    .await;
+    assert_eq!(claim("stopped", "gpu", 6000).await, TickClaim::Taken);
+    assert_eq!(claim("stopped", "gpu", 7000).await, TickClaim::Enqueued);
+    assert_eq!(queued("gpu").await, ["sched-stopped-7000"]);
+    let left: i64 = raw.query(redis::cmd("HLEN").arg(&pending_key)).await;
+    assert_eq!(left, 0, "no claim is left pending");
 }

@@ -17,9 +17,11 @@
 //! depend on how long no scheduler ran: after a year's outage a per-second
 //! `latest` schedule runs one job, for the tick of this second.
 //!
-//! Every scheduler reads the time from its own [`Clock`], and the broker
-//! takes the claimed tick as given: a scheduler whose clock runs ahead
-//! claims ticks early (see `docs/SCHEDULER.md`).
+//! Every scheduler reads the time from its own [`Clock`], and a broker with a
+//! clock of its own (Redis) refuses a tick that is not due by that clock
+//! ([`TickClaim::Early`]): a scheduler whose clock runs ahead then claims
+//! what is due by the broker's clock, and the refused tick once it is due
+//! there (see `docs/SCHEDULER.md`).
 
 mod clock;
 mod ticks;
@@ -34,7 +36,9 @@ use tokio_util::sync::CancellationToken;
 pub use clock::{Clock, ManualClock, SystemClock};
 
 use crate::{
-    broker::{live_schedules, publish_schedules, AnyBroker, ScheduleInfo},
+    broker::{
+        live_schedules, publish_schedules, AnyBroker, ScheduleInfo, TickClaim, TICK_TOLERANCE,
+    },
     job::{Job, JobId, JobState, Route},
     task::{Missed, Registry, TaskDef},
     Error, Result,
@@ -46,6 +50,19 @@ pub const SKIP_GRACE: Duration = Duration::from_secs(30);
 
 /// The most ticks [`Schedule::ticks_between`] returns.
 pub const MAX_TICKS_BETWEEN: usize = 100_000;
+
+/// The shortest wait before a tick the broker refused as early is claimed
+/// again, so that a pass never spins on it.
+const EARLY_RETRY_MIN: Duration = Duration::from_millis(100);
+
+/// What one pass of [`Scheduler::tick`] did.
+#[derive(Debug, Default)]
+struct Pass {
+    /// The jobs this pass enqueued.
+    enqueued: Vec<JobId>,
+    /// When to claim again a tick the broker refused as early.
+    retry_at: Option<DateTime<Utc>>,
+}
 
 /// One periodic task's schedule.
 #[derive(Debug, Clone)]
@@ -124,6 +141,24 @@ impl Schedule {
         n: usize,
     ) -> Vec<DateTime<Utc>> {
         ticks::latest(&self.cron, self.tz, after, until, n)
+    }
+
+    /// The ticks a pass at `now` claims, oldest first, after the last
+    /// claimed tick `after`, by the schedule's [`Missed`] policy. Only the
+    /// newest ticks can run, so only they are looked for: never a walk
+    /// from `after`, which may be months old.
+    fn due_ticks(&self, after: DateTime<Utc>, now: DateTime<Utc>) -> Vec<DateTime<Utc>> {
+        match self.missed {
+            Missed::Latest => self.latest_ticks(after, now, 1),
+            // The latest tick runs if it is on time; a stale one is not
+            // run, and the next tick, once due, is on time.
+            Missed::Skip => self
+                .latest_ticks(after, now, 1)
+                .into_iter()
+                .filter(|t| (now - *t).to_std().unwrap_or_default() <= SKIP_GRACE)
+                .collect(),
+            Missed::All(max) => self.latest_ticks(after, now, max.max(1) as usize),
+        }
     }
 
     /// The job for `tick`: the task's options, no arguments, and an id
@@ -221,48 +256,86 @@ impl Scheduler {
 
     /// One pass at the clock's current time: claims the due ticks of every
     /// schedule and returns the ids of the jobs this scheduler enqueued.
+    ///
+    /// A tick the broker refuses as early (its clock is behind this
+    /// scheduler's, see [`TickClaim::Early`]) is not claimed: the schedule's
+    /// pass is made again at the broker's time, and a later pass claims the
+    /// refused tick once the broker's clock has reached it ([`Scheduler::run`]
+    /// wakes for it).
     pub async fn tick(&self) -> Result<Vec<JobId>> {
+        Ok(self.pass().await?.enqueued)
+    }
+
+    async fn pass(&self) -> Result<Pass> {
         let now = self.clock.now();
-        let mut enqueued = Vec::new();
+        let mut pass = Pass::default();
         if self.schedules.is_empty() {
-            return Ok(enqueued);
+            return Ok(pass);
         }
         let broker = self.broker.schedules()?;
         for s in &self.schedules {
             let last = broker.last_tick(s.id(), &s.route).await?;
-            let after = match &last {
+            let mut after = match &last {
                 Some(m) => Utc
                     .timestamp_millis_opt(m.tick as i64)
                     .single()
                     .unwrap_or(self.started),
                 None => self.started,
             };
-            // Only the newest ticks can run, so only they are looked for:
-            // never a walk from the stored tick, which may be months old.
-            let chosen: Vec<DateTime<Utc>> = match s.missed {
-                Missed::Latest => s.latest_ticks(after, now, 1),
-                // The latest tick runs if it is on time; a stale one is
-                // not run, and the next tick, once due, is on time.
-                Missed::Skip => s
-                    .latest_ticks(after, now, 1)
-                    .into_iter()
-                    .filter(|t| (now - *t).to_std().unwrap_or_default() <= SKIP_GRACE)
-                    .collect(),
-                Missed::All(max) => s.latest_ticks(after, now, max.max(1) as usize),
-            };
-            for tick in chosen {
-                let job = s.job_for(tick);
-                let id = job.id.clone();
-                if broker
-                    .claim_tick(s.id(), tick.timestamp_millis() as u64, job)
-                    .await?
-                {
-                    tracing::info!(schedule = s.id(), tick = %tick, job_id = ?id.as_str(), "tick enqueued");
-                    enqueued.push(id);
+            // By this scheduler's clock, then, if the broker finds a tick
+            // early, once more by the broker's clock: what is due by the
+            // broker's clock runs now, the rest when it is due there.
+            let mut until = now;
+            for _ in 0..2 {
+                let mut early = None;
+                for tick in s.due_ticks(after, until) {
+                    let job = s.job_for(tick);
+                    let id = job.id.clone();
+                    match broker
+                        .claim_tick(s.id(), tick.timestamp_millis() as u64, job)
+                        .await?
+                    {
+                        TickClaim::Enqueued => {
+                            tracing::info!(schedule = s.id(), tick = %tick, job_id = ?id.as_str(), "tick enqueued");
+                            pass.enqueued.push(id);
+                        }
+                        TickClaim::Taken => {}
+                        TickClaim::Early { now: broker_now } => {
+                            early = Some((tick, broker_now));
+                            break;
+                        }
+                    }
+                    after = tick;
                 }
+                let Some((tick, broker_now)) = early else {
+                    break;
+                };
+                let Some(broker_time) = Utc.timestamp_millis_opt(broker_now as i64).single() else {
+                    break;
+                };
+                // The broker takes the tick once its clock is within the
+                // tolerance of it; this clock runs at the same rate.
+                let wait = (tick - broker_time)
+                    .to_std()
+                    .unwrap_or_default()
+                    .saturating_sub(TICK_TOLERANCE)
+                    .max(EARLY_RETRY_MIN);
+                let retry = self.clock.now() + chrono::Duration::from_std(wait).unwrap_or_default();
+                pass.retry_at = Some(pass.retry_at.map_or(retry, |r| r.min(retry)));
+                tracing::warn!(
+                    schedule = s.id(),
+                    tick = %tick,
+                    broker_time = %broker_time,
+                    retry_in = ?wait,
+                    "this scheduler's clock is ahead of the broker's: the tick is not due there yet"
+                );
+                if broker_time >= until {
+                    break;
+                }
+                until = broker_time;
             }
         }
-        Ok(enqueued)
+        Ok(pass)
     }
 
     /// The next tick of any schedule after the clock's current time.
@@ -318,13 +391,17 @@ impl Scheduler {
         let mut failures = 0u32;
         loop {
             let pass = async {
-                self.tick().await?;
-                self.publish().await
+                let pass = self.pass().await?;
+                self.publish().await?;
+                Ok::<_, Error>(pass)
             };
             let wait_until = match pass.await {
-                Ok(_) => {
+                Ok(pass) => {
                     failures = 0;
-                    self.next_wake()
+                    match (self.next_wake(), pass.retry_at) {
+                        (Some(next), Some(retry)) => Some(next.min(retry)),
+                        (next, retry) => next.or(retry),
+                    }
                 }
                 Err(e) => {
                     failures += 1;

@@ -2,7 +2,7 @@
 //! schedulers' announcements.
 
 use bananas::{
-    broker::{live_schedules, publish_schedules, AnyBroker},
+    broker::{live_schedules, publish_schedules, AnyBroker, TickClaim, TICK_TOLERANCE},
     job::{now_millis, JobId, Priority, Route},
 };
 use bananas_tests::{broker_suite, Kind, TestBroker};
@@ -25,6 +25,7 @@ async fn tick_claims_are_exclusive(kind: Kind) {
                     .claim_tick("s", tick * 1000, j)
                     .await
                     .unwrap()
+                    == TickClaim::Enqueued
                 {
                     won += 1;
                 }
@@ -46,12 +47,14 @@ async fn tick_claims_are_exclusive(kind: Kind) {
         .unwrap();
     assert_eq!((mark.tick, mark.job_id.as_str()), (20_000, "sched-s-20"));
     // An older tick can never be claimed again.
-    assert!(!b
-        .schedules()
-        .unwrap()
-        .claim_tick("s", 5_000, job("tick"))
-        .await
-        .unwrap());
+    assert_eq!(
+        b.schedules()
+            .unwrap()
+            .claim_tick("s", 5_000, job("tick"))
+            .await
+            .unwrap(),
+        TickClaim::Taken
+    );
     tb.cleanup().await;
 }
 
@@ -143,7 +146,11 @@ async fn claimed_ticks_enqueue_their_jobs(kind: Kind) {
         .collect();
     let mut wins = 0;
     for h in handles {
-        wins += h.await.unwrap() as usize;
+        match h.await.unwrap() {
+            TickClaim::Enqueued => wins += 1,
+            TickClaim::Taken => {}
+            other => panic!("a tick of 2023 refused: {other:?}"),
+        }
     }
     assert_eq!(wins, 1, "exactly one claimer wins a tick");
     let mark = s
@@ -153,14 +160,18 @@ async fn claimed_ticks_enqueue_their_jobs(kind: Kind) {
         .unwrap();
     assert_eq!(mark.tick, tick);
     assert_eq!(mark.job_id, mk(tick).id);
-    assert!(!s
-        .claim_tick("every-minute", tick - 60_000, mk(tick - 60_000))
-        .await
-        .unwrap());
-    assert!(s
-        .claim_tick("every-minute", tick + 60_000, mk(tick + 60_000))
-        .await
-        .unwrap());
+    assert_eq!(
+        s.claim_tick("every-minute", tick - 60_000, mk(tick - 60_000))
+            .await
+            .unwrap(),
+        TickClaim::Taken
+    );
+    assert_eq!(
+        s.claim_tick("every-minute", tick + 60_000, mk(tick + 60_000))
+            .await
+            .unwrap(),
+        TickClaim::Enqueued
+    );
     assert!(s
         .last_tick("other", &route("ticks"))
         .await
@@ -172,8 +183,101 @@ async fn claimed_ticks_enqueue_their_jobs(kind: Kind) {
     tb.cleanup().await;
 }
 
+/// A schedule has one mark whatever route its jobs run on: of two claims
+/// of a tick with jobs on different routes (a rolling deploy that moved
+/// the task), one enqueues it and the other finds it taken, and each tick
+/// has one job, on one of the routes.
+async fn ticks_are_claimed_once_across_routes(kind: Kind) {
+    let tb = TestBroker::new(kind, "moved").await;
+    let b = &tb.broker;
+    let s = b.schedules().unwrap();
+    let tick = 1_700_000_000_000u64;
+    let mk = |r: &str, t: u64| {
+        let mut j = job_on(r, Priority::Normal, 0);
+        j.id = JobId::from(format!("sched-moved-{t}"));
+        j
+    };
+    for i in 0..3u64 {
+        let t = tick + i * 1000;
+        let (a, b) = tokio::join!(
+            s.claim_tick("moved", t, mk("old_route", t)),
+            s.claim_tick("moved", t, mk("new_route", t))
+        );
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert!(
+            matches!(
+                (a, b),
+                (TickClaim::Enqueued, TickClaim::Taken) | (TickClaim::Taken, TickClaim::Enqueued)
+            ),
+            "tick {t}: {a:?}, {b:?}"
+        );
+    }
+    // Either route's view of the schedule shows the last tick.
+    for r in ["old_route", "new_route"] {
+        let mark = s.last_tick("moved", &route(r)).await.unwrap().unwrap();
+        assert_eq!(mark.tick, tick + 2000, "{r}");
+    }
+    let routes = ["old_route", "new_route"];
+    let got = fetch_n(b, &routes, 3).await;
+    let mut ids: Vec<&str> = got.iter().map(|j| j.id.as_str()).collect();
+    ids.sort();
+    let want: Vec<String> = (0..3)
+        .map(|i| format!("sched-moved-{}", tick + i * 1000))
+        .collect();
+    assert_eq!(ids, want, "one job per tick");
+    assert!(b.fetch(&req(&routes, 10)).await.unwrap().is_empty());
+    tb.cleanup().await;
+}
+
+/// A tick later than the broker's clock (plus `TICK_TOLERANCE`) is refused
+/// by a broker with a clock of its own, which says what its clock reads,
+/// and nothing is claimed: the schedule's due ticks are still claimed.
+/// The memory broker takes its scheduler's time as given.
+async fn ticks_ahead_of_the_broker_are_refused(kind: Kind) {
+    let tb = TestBroker::new(kind, "early").await;
+    let b = &tb.broker;
+    let s = b.schedules().unwrap();
+    let now = now_millis();
+    let mk = |t: u64| {
+        let mut j = job_on("early", Priority::Normal, 0);
+        j.id = JobId::from(format!("sched-early-{t}"));
+        j
+    };
+    let hour = 3_600_000;
+    let got = s
+        .claim_tick("early", now + hour, mk(now + hour))
+        .await
+        .unwrap();
+    if kind == Kind::Memory {
+        assert_eq!(got, TickClaim::Enqueued);
+        return;
+    }
+    let TickClaim::Early { now: broker_now } = got else {
+        panic!("a tick an hour ahead was not refused: {got:?}");
+    };
+    // The shared Redis runs on this machine: its clock is this one's.
+    assert!(broker_now.abs_diff(now) < 60_000, "{broker_now} vs {now}");
+    assert!(s
+        .last_tick("early", &route("early"))
+        .await
+        .unwrap()
+        .is_none());
+    // Within the tolerance of the broker's clock, a tick is claimed.
+    let soon = now + TICK_TOLERANCE.as_millis() as u64 / 2;
+    assert_eq!(
+        s.claim_tick("early", soon, mk(soon)).await.unwrap(),
+        TickClaim::Enqueued
+    );
+    let got = fetch_n(b, &["early"], 1).await;
+    assert_eq!(got[0].id, mk(soon).id);
+    assert!(b.fetch(&req(&["early"], 10)).await.unwrap().is_empty());
+    tb.cleanup().await;
+}
+
 broker_suite!(
     tick_claims_are_exclusive,
     claimed_ticks_enqueue_their_jobs,
+    ticks_are_claimed_once_across_routes,
+    ticks_ahead_of_the_broker_are_refused,
     schedules_are_announced,
 );

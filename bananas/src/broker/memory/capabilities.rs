@@ -10,7 +10,7 @@ use serde_json::value::RawValue;
 use crate::{
     broker::{
         Cancel, CancelOutcome, DeadLetter, Inspect, Progress, QueueStats, ScheduleInfo, Schedules,
-        TickMark, WorkerInfo, Workers,
+        TickClaim, TickMark, WorkerInfo, Workers,
     },
     job::{now_millis, Job, JobId, JobRecord, JobState, Millis, Route},
 };
@@ -245,12 +245,15 @@ impl Workers for MemoryBroker {
 
 #[async_trait]
 impl Schedules for MemoryBroker {
-    async fn claim_tick(&self, schedule: &str, tick: Millis, job: Job) -> Result<bool> {
+    /// One mark per schedule, whatever the job's route. Never
+    /// [`TickClaim::Early`]: this broker lives in its scheduler's process
+    /// and has no clock to compare with but that scheduler's.
+    async fn claim_tick(&self, schedule: &str, tick: Millis, job: Job) -> Result<TickClaim> {
         let now = now_millis();
         {
             let mut st = self.state.lock();
             if st.ticks.get(schedule).is_some_and(|m| m.tick >= tick) {
-                return Ok(false);
+                return Ok(TickClaim::Taken);
             }
             st.ticks.insert(
                 schedule.to_owned(),
@@ -262,7 +265,7 @@ impl Schedules for MemoryBroker {
             st.insert(job, now);
         }
         self.ready.notify_waiters();
-        Ok(true)
+        Ok(TickClaim::Enqueued)
     }
 
     async fn last_tick(&self, schedule: &str, _route: &Route) -> Result<Option<TickMark>> {
