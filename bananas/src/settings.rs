@@ -116,6 +116,10 @@ impl Settings {
             s.worker.recover_interval =
                 (lease / 2).clamp(Duration::from_millis(100), s.worker.recover_interval);
         }
+        if let Some(v) = env("WORKER_CLAIM") {
+            s.worker.claim = rules::parse_secs_in(&v, Duration::from_millis(1), rules::MAX_WAIT)
+                .map_err(|e| Error::setting("WORKER_CLAIM", format!("`{v}`: {e}")))?;
+        }
         if let Some(v) = env("WORKER_MAX_LOST") {
             s.worker.max_lost = v
                 .parse::<u64>()

@@ -18,20 +18,60 @@ use serde_json::value::RawValue;
 
 const RUNS_KEY: &str = "fault-runs";
 
-fn worker(server: &RedisServer, prefix: &str, concurrency: usize) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_fault_worker"))
-        .env("BANANAS_URL", format!("{}?prefix={prefix}", server.url()))
-        .env("FAULT_REDIS_URL", server.url())
-        .env("FAULT_RUNS_KEY", RUNS_KEY)
-        .env("WORKER_CONCURRENCY", concurrency.to_string())
-        .env("WORKER_LEASE", "2")
-        .env("WORKER_SHUTDOWN_TIMEOUT", "5")
-        .env("BANANAS_SCHEDULER", "0")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start fault_worker")
+/// A worker process, SIGKILLed when dropped: a test that fails half-way
+/// leaves no worker behind.
+struct WorkerProcess(Child);
+
+impl std::ops::Deref for WorkerProcess {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for WorkerProcess {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+fn worker(server: &RedisServer, prefix: &str, concurrency: usize) -> WorkerProcess {
+    worker_with(server, prefix, concurrency, &[])
+}
+
+/// A fault worker with more settings (`WORKER_*` variables) than
+/// [`worker`]'s, which they override.
+fn worker_with(
+    server: &RedisServer,
+    prefix: &str,
+    concurrency: usize,
+    env: &[(&str, &str)],
+) -> WorkerProcess {
+    WorkerProcess(
+        Command::new(env!("CARGO_BIN_EXE_fault_worker"))
+            .env("BANANAS_URL", format!("{}?prefix={prefix}", server.url()))
+            .env("FAULT_REDIS_URL", server.url())
+            .env("FAULT_RUNS_KEY", RUNS_KEY)
+            .env("WORKER_CONCURRENCY", concurrency.to_string())
+            .env("WORKER_LEASE", "2")
+            .env("WORKER_SHUTDOWN_TIMEOUT", "5")
+            .env("BANANAS_SCHEDULER", "0")
+            .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start fault_worker"),
+    )
 }
 
 fn fault_job(first_ms: u64) -> Job {
@@ -64,7 +104,7 @@ async fn all_succeeded(broker: &AnyBroker, ids: &[JobId], within: Duration) {
     }
 }
 
-fn stop(mut child: Child) {
+fn stop(mut child: WorkerProcess) {
     // SIGTERM for a graceful stop; SIGKILL if that does not work.
     let _ = Command::new("kill").arg(child.id().to_string()).status();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -148,6 +188,52 @@ async fn killed_worker_jobs_run_elsewhere() {
             .unwrap();
         assert_eq!(rec.attempts, 2, "the killed attempt is counted");
     }
+}
+
+/// (a') The jobs a SIGKILLed worker had only prefetched (leased, waiting
+/// for a free slot) are taken over after their short claim (5 s), not
+/// after the whole lease (60 s here), which only the jobs it was running
+/// wait out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_workers_prefetched_jobs_are_taken_over_soon() {
+    let server = RedisServer::start();
+    let tb = TestBroker::redis(&server.url(), "prefetched").await;
+    let prefix = tb.redis.as_ref().unwrap().prefix().to_owned();
+    let broker = tb.broker.clone();
+    let slow = [("WORKER_LEASE", "60"), ("WORKER_PREFETCH", "16")];
+    // Two run (their first attempt sleeps a minute), sixteen wait.
+    let jobs: Vec<Job> = (0..18).map(|_| fault_job(60_000)).collect();
+    let ids: Vec<JobId> = jobs.iter().map(|j| j.id.clone()).collect();
+    broker.enqueue(jobs).await.unwrap();
+    let mut first = worker_with(&server, &prefix, 2, &slow);
+    eventually(Duration::from_secs(30), "18 jobs held", || {
+        let b = broker.clone();
+        async move {
+            let stats = b.inspect().unwrap().stats().await.unwrap();
+            (stats.iter().map(|s| s.active).sum::<u64>() == 18).then_some(())
+        }
+    })
+    .await;
+    first.kill().unwrap(); // SIGKILL
+    first.wait().unwrap();
+
+    let second = worker_with(&server, &prefix, 20, &slow);
+    // Well within the 60 s lease: the claims ran out. (The two running
+    // jobs may have been killed before their first extension, while they
+    // still had the claim: then they are taken over as soon.)
+    eventually(Duration::from_secs(30), "the prefetched jobs ran", || {
+        let (b, ids) = (broker.clone(), ids.clone());
+        async move {
+            let mut done = 0;
+            for id in &ids {
+                let rec = b.inspect().unwrap().job(id, None).await.unwrap();
+                done += usize::from(rec.is_some_and(|r| r.state == JobState::Succeeded));
+            }
+            (done >= 16).then_some(())
+        }
+    })
+    .await;
+    stop(second);
 }
 
 /// (b) Redis (appendonly, fsync always) is killed and restarted mid-run; the

@@ -62,7 +62,8 @@ impl Worker {
             let req = FetchRequest {
                 routes: self.config.routes.clone(),
                 max: want,
-                lease: self.config.lease,
+                // Not started yet: the short claim (see `keep_leases`).
+                lease: self.config.claim.min(self.config.lease),
                 cursor,
                 block: self.config.idle_block,
             };

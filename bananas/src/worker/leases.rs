@@ -1,7 +1,7 @@
 //! The leases a worker holds: the in-flight set ([`Leases`]) and the
 //! lease keeper that extends them, recovers expired ones and beats.
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
@@ -11,7 +11,7 @@ use crate::{
     job::{now_millis, JobRef},
 };
 
-use super::WorkerConfig;
+use super::{fetcher::LocalQueue, WorkerConfig};
 
 /// Every job this worker holds a lease on (running, or prefetched and
 /// waiting for an executor): what the lease keeper extends, and what
@@ -46,8 +46,12 @@ impl Leases {
         Some(job)
     }
 
-    fn iter(&self) -> impl Iterator<Item = &JobRef> {
-        self.slots.iter().flatten()
+    /// The held jobs with their slots.
+    fn iter_slots(&self) -> impl Iterator<Item = (usize, &JobRef)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, j)| Some((i, j.as_ref()?)))
     }
 
     pub(super) fn drain(&mut self) -> Vec<JobRef> {
@@ -59,15 +63,19 @@ impl Leases {
 
 pub(super) type InFlight = Arc<Mutex<Leases>>;
 
-/// Extends running jobs' leases, recovers expired ones, and beats.
+/// Extends held jobs' leases, recovers expired ones, and beats. Jobs
+/// still waiting in `queue` for a slot keep the short claim
+/// ([`WorkerConfig::claim`]); running ones get the full lease.
 pub(super) async fn keep_leases(
     broker: AnyBroker,
     in_flight: InFlight,
+    queue: Arc<LocalQueue>,
     config: WorkerConfig,
     mut info: WorkerInfo,
     stop: CancellationToken,
 ) {
-    let extend_every = (config.lease / 3).max(Duration::from_millis(10));
+    let claim = config.claim.min(config.lease);
+    let extend_every = (claim / 3).max(Duration::from_millis(10));
     let mut extend = tokio::time::interval(extend_every);
     let mut recover = tokio::time::interval(config.recover_interval);
     let mut beat = tokio::time::interval(Duration::from_secs(5));
@@ -78,11 +86,18 @@ pub(super) async fn keep_leases(
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = extend.tick() => {
-                let ids: Vec<JobRef> = in_flight.lock().iter().cloned().collect();
-                metrics::gauge!("bananas_jobs_in_flight").set(ids.len() as f64);
-                if !ids.is_empty() {
-                    if let Err(e) = broker.extend_leases(&ids, config.lease).await {
-                        tracing::warn!(error = %e, jobs = ids.len(), "extending leases failed");
+                let waiting: HashSet<usize> = queue.jobs.lock().iter().map(|(slot, _)| *slot).collect();
+                let (mut running, mut prefetched) = (Vec::new(), Vec::new());
+                for (slot, job) in in_flight.lock().iter_slots() {
+                    if waiting.contains(&slot) { &mut prefetched } else { &mut running }.push(job.clone());
+                }
+                metrics::gauge!("bananas_jobs_in_flight").set((running.len() + prefetched.len()) as f64);
+                for (jobs, lease) in [(running, config.lease), (prefetched, claim)] {
+                    if jobs.is_empty() {
+                        continue;
+                    }
+                    if let Err(e) = broker.extend_leases(&jobs, lease).await {
+                        tracing::warn!(error = %e, jobs = jobs.len(), "extending leases failed");
                     }
                 }
             }

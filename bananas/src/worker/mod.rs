@@ -66,9 +66,16 @@ pub struct WorkerConfig {
     /// How long running jobs get to finish on shutdown
     /// (`WORKER_SHUTDOWN_TIMEOUT`, default 30 s).
     pub shutdown_timeout: Duration,
-    /// How long a fetched job is leased before another worker may take it
-    /// over. Leases of running jobs are extended every `lease / 3`.
+    /// How long a running job is leased before another worker may take it
+    /// over (`WORKER_LEASE`, default 30 s). Leases are extended every third
+    /// of [`claim`](Self::claim).
     pub lease: Duration,
+    /// How long a fetched job that has not started yet (prefetched, waiting
+    /// for a free slot) is leased (`WORKER_CLAIM`, default 5 s; at most
+    /// `lease`). Once it starts, its lease is extended to `lease` at the
+    /// next extension. Short, so the jobs a killed worker had only
+    /// prefetched are taken over within seconds instead of a whole lease.
+    pub claim: Duration,
     /// Jobs leased ahead of the free slots, waiting locally for one (default:
     /// eight times the concurrency). Each fetch then amortises its round trip
     /// over many jobs and the next jobs are already here when a slot frees.
@@ -99,6 +106,7 @@ impl Default for WorkerConfig {
             routes: vec![Route::default()],
             shutdown_timeout: Duration::from_secs(30),
             lease: Duration::from_secs(30),
+            claim: Duration::from_secs(5),
             prefetch: None,
             fetch_batch: 0,
             ack_batch: 1024,
@@ -164,22 +172,6 @@ impl Worker {
             self.config.ack_batch,
             ack_closing.clone(),
         ));
-        let keeper_stop = CancellationToken::new();
-        let keeper = tokio::spawn(keep_leases(
-            self.broker.clone(),
-            in_flight.clone(),
-            self.config.clone(),
-            self.info.clone(),
-            keeper_stop.clone(),
-        ));
-        tracing::info!(
-            worker = %self.info.id,
-            routes = ?self.config.routes,
-            concurrency = self.config.concurrency,
-            prefetch = self.config.prefetch,
-            "worker started"
-        );
-
         // `held` bounds the jobs this worker holds (running or waiting in
         // the local queue); the executors give a permit back per job done.
         let held_max = self
@@ -191,6 +183,22 @@ impl Worker {
             jobs: Mutex::new(VecDeque::with_capacity(held_max.min(65_536))),
             ready: Semaphore::new(0),
         });
+        let keeper_stop = CancellationToken::new();
+        let keeper = tokio::spawn(keep_leases(
+            self.broker.clone(),
+            in_flight.clone(),
+            queue.clone(),
+            self.config.clone(),
+            self.info.clone(),
+            keeper_stop.clone(),
+        ));
+        tracing::info!(
+            worker = %self.info.id,
+            routes = ?self.config.routes,
+            concurrency = self.config.concurrency,
+            prefetch = self.config.prefetch,
+            "worker started"
+        );
         let mut executors = JoinSet::new();
         for _ in 0..self.config.concurrency {
             executors.spawn(executor(
