@@ -479,3 +479,43 @@ async fn ack_checks_the_whole_batch_before_writing() {
         .unwrap();
     assert_eq!(leased, 2);
 }
+
+/// A job `fetch.lua` leases but cannot run (here an unreadable attempt
+/// counter) is dead-lettered by `bury.lua`, which wakes its waiters with the
+/// dead record, as an ack would, instead of leaving them to their timeout
+/// and their count in `waiters`.
+#[tokio::test]
+async fn a_buried_job_wakes_its_waiters() {
+    let (b, space) = shared_broker("buried").await;
+    let j = job_on("v", Priority::Normal, 1);
+    b.enqueue(vec![j.clone()]).await.unwrap();
+    let mut raw = Raw::connect(&bananas_test_support::redis_url()).await;
+    let k = |s: &str| format!("{{{}:v}}:{s}", space.prefix());
+    let _: () = raw
+        .query(
+            redis::cmd("HSET")
+                .arg(k("meta"))
+                .arg(j.id.as_str())
+                .arg("garbage"),
+        )
+        .await;
+    let (waited, ()) = tokio::join!(b.wait(&j.id, None, Duration::from_secs(20)), async {
+        eventually(Duration::from_secs(20), "the waiter registered", || {
+            let mut raw = raw.clone();
+            let cmd = redis::cmd("HEXISTS")
+                .arg(k("waiters"))
+                .arg(j.id.as_str())
+                .clone();
+            async move { raw.query::<bool>(&cmd).await.then_some(()) }
+        })
+        .await;
+        assert!(b.fetch(&req(&["v"], 1)).await.unwrap().is_empty());
+    });
+    let rec = waited.unwrap().expect("the waiter was woken");
+    assert_eq!(rec.state, JobState::Dead);
+    assert!(rec.error.unwrap().contains("corrupt attempt counter"));
+    let left: bool = raw
+        .query(redis::cmd("HEXISTS").arg(k("waiters")).arg(j.id.as_str()))
+        .await;
+    assert!(!left, "the waiter count was left behind");
+}

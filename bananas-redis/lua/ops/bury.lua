@@ -6,7 +6,10 @@
 -- KEYS[2]        {P:R}:meta
 -- KEYS[3]        {P:R}:lease
 -- KEYS[4]        {P:R}:dead
--- KEYS[5..4+n]   {P:R}:r:<id> of each job, in the order of ARGV
+-- KEYS[5]        {P:R}:waiters
+-- KEYS[6..]      pairs {P:R}:r:<id>, {P:R}:w:<id> of each job, in the
+--                order of ARGV
+-- Waiters of a buried job are woken with its dead record, as by ack.lua.
 -- ARGV[1]        now (ms)
 -- ARGV[2]        the dead-letter TTL (ms)
 -- ARGV[3..]      pairs: id, reason
@@ -15,7 +18,8 @@
 --- @include "include/sep.lua"
 --- @include "include/record.lua"
 --- @include "include/dead.lua"
-local K_JOBS, K_META, K_LEASE, K_DEAD = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+--- @include "include/notify.lua"
+local K_JOBS, K_META, K_LEASE, K_DEAD, K_WAITERS = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local now, dead_ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
 local n = 0
 for i = 3, #ARGV - 1, 2 do
@@ -25,9 +29,13 @@ for i = 3, #ARGV - 1, 2 do
     -- A job without data is recorded with an empty spec (no task, null
     -- arguments).
     if not spec then spec = 'n' .. SEP .. '0' .. SEP .. '0' .. SEP .. SEP .. SEP .. 'null' end
-    bury(KEYS[4 + (i - 1) / 2], K_DEAD, id, record('d', 0, '', now, reason, '', spec), now, dead_ttl)
+    local k = 6 + (i - 3)
+    local rec = record('d', 0, '', now, reason, '', spec)
+    bury(KEYS[k], K_DEAD, id, rec, now, dead_ttl)
     redis.call('HDEL', K_JOBS, id)
     redis.call('HDEL', K_META, id)
+    local waiters = redis.call('HGET', K_WAITERS, id)
+    if waiters then notify(K_WAITERS, KEYS[k + 1], id, waiters, rec) end
     n = n + 1
   end
 end

@@ -177,7 +177,7 @@ struct Bury<'a> {
     dead_ttl: u64,
     /// (id, reason) of each job.
     jobs: &'a [(String, String)],
-    /// `{P:R}:r:<id>` of each job.
+    /// `{P:R}:r:<id>`, `{P:R}:w:<id>` of each job.
     results: Vec<String>,
 }
 
@@ -188,7 +188,7 @@ impl Call for Bury<'_> {
 
     fn keys(&self) -> Vec<&str> {
         let k = self.keys;
-        let mut keys = vec![k.jobs.as_str(), &k.meta, &k.lease, &k.dead];
+        let mut keys = vec![k.jobs.as_str(), &k.meta, &k.lease, &k.dead, &k.waiters];
         keys.extend(self.results.iter().map(String::as_str));
         keys
     }
@@ -360,7 +360,7 @@ impl RedisBroker {
                 results: leased
                     .broken
                     .iter()
-                    .map(|(id, _)| keys.result(id))
+                    .flat_map(|(id, _)| [keys.result(id), keys.notify(id)])
                     .collect(),
                 jobs: &leased.broken,
             };
