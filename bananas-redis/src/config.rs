@@ -20,7 +20,9 @@ use crate::RedisBroker;
 ///     .await?;
 /// # let _ = broker; Ok(()) }
 /// ```
-#[derive(Clone, Debug)]
+///
+/// Its `Debug` output shows the URL without its password.
+#[derive(Clone)]
 pub struct RedisConfig {
     pub(crate) url: String,
     pub(crate) prefix: String,
@@ -36,6 +38,23 @@ pub struct RedisConfig {
     pub(crate) id_index: bool,
     /// Whether a server that may evict keys is refused at connect time.
     pub(crate) require_noeviction: bool,
+}
+
+impl std::fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("url", &redact(&self.url))
+            .field("prefix", &self.prefix)
+            .field("result_ttl", &self.result_ttl)
+            .field("failure_ttl", &self.failure_ttl)
+            .field("response_timeout", &self.response_timeout)
+            .field("promote_batch", &self.promote_batch)
+            .field("recover_batch", &self.recover_batch)
+            .field("tls_ca", &self.tls_ca.as_ref().map(|pem| pem.len()))
+            .field("id_index", &self.id_index)
+            .field("require_noeviction", &self.require_noeviction)
+            .finish()
+    }
 }
 
 impl RedisConfig {
@@ -256,5 +275,15 @@ mod tests {
             .prefix("bt-1")
             .validate()
             .is_ok());
+    }
+
+    #[test]
+    fn debug_output_hides_the_password() {
+        let shown = format!(
+            "{:?}",
+            RedisConfig::new("redis://app:s3cret@127.0.0.1:6379/0")
+        );
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("127.0.0.1:6379"), "{shown}");
     }
 }

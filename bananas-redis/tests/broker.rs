@@ -519,3 +519,34 @@ async fn a_buried_job_wakes_its_waiters() {
         .await;
     assert!(!left, "the waiter count was left behind");
 }
+
+/// One schedule announcement that is not UTF-8 (written by something else,
+/// or damaged) is skipped and reported; the others are still listed.
+#[tokio::test]
+async fn a_non_utf8_announcement_is_skipped() {
+    let (b, space) = shared_broker("badannounce").await;
+    let now = now_millis();
+    let info = bananas_core::broker::ScheduleInfo {
+        id: "good".to_owned(),
+        route: "default".to_owned(),
+        cron: "0 * * * * *".to_owned(),
+        tz: "UTC".to_owned(),
+        next_run: Some(now + 10_000),
+        seen_at: now,
+    };
+    b.announce(std::slice::from_ref(&info)).await.unwrap();
+    let mut raw = Raw::connect(&bananas_test_support::redis_url()).await;
+    let _: () = raw
+        .query(
+            redis::cmd("HSET")
+                .arg(format!("{{{}}}:schedules", space.prefix()))
+                .arg(&b"bad\xff"[..])
+                .arg(&b"{\"id\":\"\xff\xfe\"}"[..]),
+        )
+        .await;
+    let listed = b.announcements().await.unwrap();
+    assert_eq!(
+        listed.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(),
+        ["good"]
+    );
+}

@@ -1011,6 +1011,31 @@ async fn untrusted_strings_cannot_forge_log_lines() {
     );
 }
 
+/// The worker escapes untrusted strings too: a job whose task name no
+/// worker knows, with a line break and a forged log line in it, is
+/// dead-lettered with the name escaped on the worker's own log line.
+#[tokio::test]
+async fn a_forged_task_name_cannot_forge_worker_log_lines() {
+    let (logs, _guard) = http_util::capture_logs();
+    let (app, _server, worker) = app_and_api(None).await;
+    let forged = "2030-01-01T00:00:00.000000Z ERROR bananas::worker: FORGED disk wiped";
+    // The API refuses unknown tasks; another producer need not.
+    let job = bananas::job::Job::new(
+        format!("nope\n{forged}"),
+        serde_json::value::RawValue::from_string("{}".into()).unwrap(),
+    );
+    app.client().enqueue(vec![job]).await.unwrap();
+    let text = logs.wait_for("unknown task").await;
+    for line in text.lines() {
+        assert!(
+            !line.contains("FORGED") || line.contains("unknown task"),
+            "a forged log line:\n{text}"
+        );
+    }
+    app.shutdown();
+    let _ = worker.await;
+}
+
 #[tokio::test]
 async fn delete_cancels_a_job_that_has_not_started() {
     let (client, server) = standalone().await;

@@ -344,14 +344,14 @@ impl RedisBroker {
                     token,
                 )),
                 Err(reason) => {
-                    tracing::warn!(job_id = %id, %route, attempt, %reason, "moving a corrupt job to the dead letter");
+                    tracing::warn!(job_id = ?id, %route, attempt, reason = ?reason, "moving a corrupt job to the dead letter");
                     corrupt.push((id, attempt, reason));
                 }
             }
         }
         if !leased.broken.is_empty() {
             for (id, reason) in &leased.broken {
-                tracing::warn!(job_id = %id, %route, %reason, "moving a job that cannot run to the dead letter");
+                tracing::warn!(job_id = ?id, %route, reason = ?reason, "moving a job that cannot run to the dead letter");
             }
             let call = Bury {
                 keys,

@@ -36,17 +36,20 @@ impl Schedules for RedisBroker {
 
     async fn announcements(&self) -> Result<Vec<ScheduleInfo>> {
         let mut conn = self.inner.conn.clone();
-        let all: Vec<(String, String)> = redis::cmd("HGETALL")
+        // Bytes, not strings: one announcement that is not UTF-8 must not
+        // fail the whole list.
+        let all: Vec<(Vec<u8>, Vec<u8>)> = redis::cmd("HGETALL")
             .arg(&self.inner.global.schedules)
             .query_async(&mut conn)
             .await
             .map_err(broker_err)?;
         Ok(all
             .into_iter()
-            .filter_map(|(id, json)| match serde_json::from_str(&json) {
+            .filter_map(|(id, json)| match serde_json::from_slice(&json) {
                 Ok(s) => Some(s),
                 Err(e) => {
-                    tracing::warn!(schedule = %id, error = %e, "unreadable schedule announcement skipped");
+                    let id = String::from_utf8_lossy(&id);
+                    tracing::warn!(schedule = ?id, error = %e, "unreadable schedule announcement skipped");
                     None
                 }
             })

@@ -37,7 +37,7 @@ pub async fn execute(registry: &Registry, broker: &AnyBroker, job: Job, max_lost
     let (job, args) = job.into_parts();
     let outcome = match run {
         None => {
-            tracing::error!(job_id = %job.id, task = %job.task, "unknown task");
+            tracing::error!(job_id = %job.id, task = ?job.task, "unknown task");
             Outcome::Dead {
                 reason: format!(
                     "unknown task `{}`: no task with that name is registered in this worker",
@@ -75,7 +75,7 @@ pub async fn execute(registry: &Registry, broker: &AnyBroker, job: Job, max_lost
             match result {
                 Ok(Ok(value)) => Outcome::Succeeded(value),
                 Ok(Err(TaskError::BadArgs(reason))) => {
-                    tracing::error!(job_id = %job.id, %reason, "invalid arguments");
+                    tracing::error!(job_id = %job.id, reason = ?reason, "invalid arguments");
                     Outcome::Dead {
                         reason: format!("invalid arguments for task `{}`: {reason}", def.name),
                     }
@@ -126,13 +126,13 @@ fn record_metrics(task: &'static str, outcome: &Outcome, started_at: u64, finish
 
 fn failed(job: &JobRef, delay: Duration, error: String) -> Outcome {
     if job.can_retry() {
-        tracing::warn!(job_id = %job.id, task = %job.task, attempt = job.attempt, %error, retry_in = ?delay, "attempt failed; will retry");
+        tracing::warn!(job_id = %job.id, task = ?job.task, attempt = job.attempt, error = ?error, retry_in = ?delay, "attempt failed; will retry");
         Outcome::Retry {
             at: now_millis() + delay.as_millis() as u64,
             error,
         }
     } else {
-        tracing::error!(job_id = %job.id, task = %job.task, attempt = job.attempt, %error, "attempt failed; no retries left, dead-lettering");
+        tracing::error!(job_id = %job.id, task = ?job.task, attempt = job.attempt, error = ?error, "attempt failed; no retries left, dead-lettering");
         Outcome::Dead { reason: error }
     }
 }
