@@ -1036,6 +1036,21 @@ async fn a_forged_task_name_cannot_forge_worker_log_lines() {
     let _ = worker.await;
 }
 
+/// A process that submits to its own memory:// broker with no worker
+/// fetching from it (a producer that forgot `BANANAS_URL`) is warned.
+#[tokio::test]
+async fn submitting_to_a_memory_broker_nobody_fetches_from_warns() {
+    let (logs, _guard) = http_util::capture_logs();
+    let client = Client::new(Arc::new(MemoryBroker::new()));
+    let job = bananas::job::Job::new(
+        "anything",
+        serde_json::value::RawValue::from_string("{}".into()).unwrap(),
+    );
+    client.enqueue(vec![job]).await.unwrap();
+    let text = logs.wait_for("no worker has fetched from it").await;
+    assert!(text.contains("BANANAS_URL"), "{text}");
+}
+
 #[tokio::test]
 async fn delete_cancels_a_job_that_has_not_started() {
     let (client, server) = standalone().await;

@@ -11,7 +11,13 @@
 mod capabilities;
 mod state;
 
-use std::time::Duration;
+use std::{
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 use async_trait::async_trait;
 use bananas_core::Result;
@@ -53,13 +59,46 @@ pub struct MemoryBroker {
     /// Woken when a job reaches a final state.
     finished: Notify,
     ttls: Ttls,
+    /// Whether anything fetched from this broker yet, and whether the
+    /// check that warns when nothing does is already set (see
+    /// [`UNFETCHED_WARNING`]).
+    fetched: Arc<AtomicBool>,
+    watching: AtomicBool,
 }
+
+/// How long after the first enqueue the broker warns if no worker has
+/// fetched from it: a producer that forgot `BANANAS_URL` submits into its
+/// own in-process broker, where no other process's worker will ever see
+/// the job.
+pub const UNFETCHED_WARNING: Duration = Duration::from_secs(5);
 
 /// How long the bare record of a `result = false` job is kept when someone
 /// waits for it (the Redis broker keeps its wake-up list as long).
 const WAKE_TTL: Millis = 60_000;
 
 impl MemoryBroker {
+    /// Once, at the first enqueue: warns if nothing has fetched from this
+    /// broker [`UNFETCHED_WARNING`] later.
+    fn watch_for_a_worker(&self) {
+        if self.fetched.load(Ordering::Relaxed) || self.watching.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let fetched = self.fetched.clone();
+        runtime.spawn(async move {
+            tokio::time::sleep(UNFETCHED_WARNING).await;
+            if !fetched.load(Ordering::Relaxed) {
+                tracing::warn!(
+                    "jobs were submitted to the in-process memory:// broker, and no worker has fetched from it: \
+                     a worker in another process will never see them. To share jobs between processes, set \
+                     BANANAS_URL to a Redis URL in both"
+                );
+            }
+        });
+    }
+
     /// A new, empty broker with default result TTLs (1 day for results,
     /// 7 days for dead jobs).
     pub fn new() -> Self {
@@ -75,6 +114,7 @@ impl MemoryBroker {
     }
 
     fn try_fetch(&self, req: &FetchRequest) -> (Vec<Job>, Option<Millis>) {
+        self.fetched.store(true, Ordering::Relaxed);
         let now = now_millis();
         let mut st = self.state.lock();
         st.promote_due(now);
@@ -104,6 +144,7 @@ impl Broker for MemoryBroker {
         };
         if added > 0 {
             self.ready.notify_waiters();
+            self.watch_for_a_worker();
         }
         Ok(added)
     }
