@@ -1,7 +1,7 @@
 //! Leases: extending them (`extend.lua`), and the lease tokens that let an
 //! ack skip its lease check (see `include/epoch.lua` and docs/REDIS.md).
 
-use std::{sync::Mutex, time::Duration};
+use std::{collections::VecDeque, sync::Mutex, time::Duration};
 
 use bananas_core::{
     job::{now_millis, JobRef, Millis},
@@ -97,37 +97,50 @@ impl RedisBroker {
 /// epochs get no token and their acks are simply checked in full.
 const EPOCHS_KEPT: usize = 4096;
 
-/// The recovery epochs fetches returned; a fetched job's lease token is
-/// its epoch's index here + 1 (see [`bananas_core::Job::lease_token`]).
+/// The recovery epochs fetches returned, the last [`EPOCHS_KEPT`] of them;
+/// a fetched job's lease token numbers its epoch (see
+/// [`bananas_core::Job::lease_token`]). Tokens are never reused: the
+/// oldest epoch is forgotten when a new one comes, so a token of a
+/// forgotten epoch stands for nothing and its ack is checked in full (and
+/// refused if recovery has marked its lease), while new fetches always get
+/// a token.
 #[derive(Debug, Default)]
 pub(crate) struct LeaseTokens {
-    epochs: Mutex<Vec<String>>,
+    seen: Mutex<Seen>,
+}
+
+#[derive(Debug, Default)]
+struct Seen {
+    epochs: VecDeque<String>,
+    /// How many epochs were forgotten: the token of `epochs[i]` is
+    /// `forgotten + i + 1`.
+    forgotten: u64,
 }
 
 impl LeaseTokens {
-    /// The lease token for jobs fetched at `epoch` (0 for no epoch, or
-    /// when the table is full).
+    /// The lease token for jobs fetched at `epoch` (0 for no epoch).
     pub(super) fn token_for(&self, epoch: &str) -> u64 {
         if epoch.is_empty() {
             return 0;
         }
-        let mut seen = self.epochs.lock().unwrap_or_else(|e| e.into_inner());
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         // The current epoch is almost always the last one seen.
-        if let Some(i) = seen.iter().rposition(|e| e == epoch) {
-            return i as u64 + 1;
+        if let Some(i) = seen.epochs.iter().rposition(|e| e == epoch) {
+            return seen.forgotten + i as u64 + 1;
         }
-        if seen.len() >= EPOCHS_KEPT {
-            return 0;
+        seen.epochs.push_back(epoch.to_owned());
+        if seen.epochs.len() > EPOCHS_KEPT {
+            seen.epochs.pop_front();
+            seen.forgotten += 1;
         }
-        seen.push(epoch.to_owned());
-        seen.len() as u64
+        seen.forgotten + seen.epochs.len() as u64
     }
 
-    /// The epoch a lease token stands for.
+    /// The epoch a lease token stands for, if it is still remembered.
     pub(super) fn epoch_of(&self, token: u64) -> Option<String> {
-        let seen = self.epochs.lock().unwrap_or_else(|e| e.into_inner());
-        let i = usize::try_from(token.checked_sub(1)?).ok()?;
-        seen.get(i).cloned()
+        let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let i = token.checked_sub(seen.forgotten + 1)?;
+        seen.epochs.get(usize::try_from(i).ok()?).cloned()
     }
 }
 
@@ -147,5 +160,23 @@ mod tests {
         assert_eq!(t.epoch_of(b).as_deref(), Some("b"));
         assert_eq!(t.epoch_of(0), None);
         assert_eq!(t.epoch_of(99), None);
+    }
+
+    /// A long-lived process that has seen more epochs than it keeps still
+    /// gets a token for a new one (without, every ack of a job recovered
+    /// once would be refused, and the job run again, over and over), and
+    /// the forgotten ones stand for nothing.
+    #[test]
+    fn new_epochs_get_tokens_when_old_ones_are_forgotten() {
+        let t = LeaseTokens::default();
+        let first = t.token_for("e0");
+        for i in 1..=EPOCHS_KEPT {
+            t.token_for(&format!("e{i}"));
+        }
+        let newest = t.token_for("newest");
+        assert_ne!(newest, 0);
+        assert_eq!(t.epoch_of(newest).as_deref(), Some("newest"));
+        assert_eq!(t.epoch_of(first), None, "e0 is forgotten");
+        assert_eq!(t.token_for("newest"), newest);
     }
 }
