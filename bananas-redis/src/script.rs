@@ -53,6 +53,15 @@ impl Memory {
             Memory::Adds => "",
         }
     }
+
+    /// The same flags as an `EVAL` script's first line (Redis 7).
+    fn shebang(self) -> &'static str {
+        match self {
+            Memory::Reads => "#!lua flags=no-writes\n",
+            Memory::Drains => "#!lua flags=allow-oom\n",
+            Memory::Adds => "#!lua\n",
+        }
+    }
 }
 
 /// A Lua script, as its operation module declares it.
@@ -90,6 +99,13 @@ struct Lua {
     eval: String,
     /// Its SHA1, for `EVALSHA`.
     sha: String,
+    /// The same chunk behind a `#!lua flags=…` line with its function
+    /// flags, for `EVAL` on Redis 7 (a user who may not load functions):
+    /// without it, a draining script's first write is refused at
+    /// `maxmemory`.
+    flagged: String,
+    /// Its SHA1.
+    flagged_sha: String,
     /// Its name in the function library.
     function: String,
 }
@@ -106,6 +122,9 @@ pub(crate) struct Scripts {
     /// False once loading the library failed (no `FUNCTION` command, or not
     /// allowed): scripts then run with EVALSHA.
     functions: AtomicBool,
+    /// Whether `EVAL` takes a `#!lua flags=…` line (Redis 7): then the
+    /// scripts run with their flags, as functions would.
+    shebang: AtomicBool,
 }
 
 impl Scripts {
@@ -156,9 +175,12 @@ impl Scripts {
                 x.body
             ));
             let eval = x.eval_source();
+            let flagged = format!("{}{eval}", s.memory.shebang());
             let lua = Lua {
                 sha: redis::Script::new(&eval).get_hash().to_owned(),
                 eval,
+                flagged_sha: redis::Script::new(&flagged).get_hash().to_owned(),
+                flagged,
                 function,
             };
             let dup = by_name.insert(s.name, lua);
@@ -173,6 +195,7 @@ impl Scripts {
             library,
             probe,
             functions: AtomicBool::new(true),
+            shebang: AtomicBool::new(false),
         }
     }
 
@@ -183,6 +206,15 @@ impl Scripts {
         if let Err(e) = self.load(&mut conn).await {
             tracing::info!(error = %e, "Redis functions unavailable; running the Lua scripts with EVALSHA");
             self.functions.store(false, Ordering::Relaxed);
+            // Redis 7 with a user who may not load functions: EVAL still
+            // takes the scripts' flags. (Redis 6.2 reads the line as Lua,
+            // and fails.)
+            let flags: RedisResult<Value> = redis::cmd("EVAL")
+                .arg("#!lua flags=no-writes\nreturn 1")
+                .arg(0)
+                .query_async(&mut conn)
+                .await;
+            self.shebang.store(flags.is_ok(), Ordering::Relaxed);
         }
     }
 
@@ -331,6 +363,8 @@ impl Scripts {
     fn command(&self, lua: &Lua, keys: &[&str], args: impl Fn(&mut Cmd)) -> Cmd {
         if self.run_as_functions() {
             command("FCALL", &lua.function, keys, args)
+        } else if self.shebang.load(Ordering::Relaxed) {
+            command("EVALSHA", &lua.flagged_sha, keys, args)
         } else {
             command("EVALSHA", &lua.sha, keys, args)
         }
@@ -365,9 +399,12 @@ impl Scripts {
                 return self.send(conn, lua, keys, args).await;
             }
         } else if is_noscript(&e) {
-            return command("EVAL", &lua.eval, keys, args)
-                .query_async(conn)
-                .await;
+            let script = if self.shebang.load(Ordering::Relaxed) {
+                &lua.flagged
+            } else {
+                &lua.eval
+            };
+            return command("EVAL", script, keys, args).query_async(conn).await;
         }
         Err(e)
     }

@@ -550,3 +550,36 @@ async fn a_non_utf8_announcement_is_skipped() {
         ["good"]
     );
 }
+
+/// Where the user may not load functions, the scripts run with `EVAL`, and
+/// on Redis 7 with their flags (`#!lua flags=…`): a server at `maxmemory`
+/// still takes the acks that store results and free the jobs, as the
+/// function library's `allow-oom` allows. Without the flags, the ack's
+/// first write (a `SET`) was refused.
+#[tokio::test]
+async fn eval_scripts_keep_draining_at_maxmemory() {
+    let server = RedisServer::start();
+    server.cli(&[
+        "acl",
+        "setuser",
+        "nofn",
+        "on",
+        ">pw",
+        "~*",
+        "&*",
+        "+@all",
+        "-function",
+    ]);
+    let url = format!("redis://nofn:pw@127.0.0.1:{}", server.port());
+    let (b, _cleanup) = broker_on(&url, "evaloom", |c| c).await;
+    b.enqueue(vec![job_on("ev", Priority::Normal, 0)])
+        .await
+        .unwrap();
+    let got = fetch_n(&b, &["ev"], 1).await;
+    server.cli(&["config", "set", "maxmemory", "1"]);
+    let acked = b.ack(&[ok(&got[0], "\"kept\"")]).await;
+    server.cli(&["config", "set", "maxmemory", "0"]);
+    acked.unwrap();
+    let rec = b.job(&got[0].id, None).await.unwrap().unwrap();
+    assert_eq!(rec.state, JobState::Succeeded);
+}
