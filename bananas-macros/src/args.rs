@@ -3,8 +3,9 @@
 //! into [`Options`] (every rule in one place, every error pointing at the
 //! argument that caused it, all errors reported together).
 //!
-//! About 600 lines on purpose: parsing and validation of one attribute stay
-//! together so each rule sits next to the argument it checks; cron
+//! A little over 600 lines on purpose: parsing and validation of one
+//! attribute stay together so each rule sits next to the argument it
+//! checks (splitting them would put every option in two files); cron
 //! expressions live in `cron_expr.rs` and the tests in `args/tests.rs`.
 
 use std::str::FromStr;

@@ -26,8 +26,22 @@ pub(crate) fn script_err(name: &str, e: RedisError) -> Error {
     classify(format!("redis: script `{name}`: {e}"), e)
 }
 
+/// Unreachable, or in a passing state a retry waits out (loading its data,
+/// a failover, a slot migration: `LOADING`, `MASTERDOWN`, `CLUSTERDOWN`,
+/// `TRYAGAIN`, `READONLY`), is [`Error::Unavailable`]: callers retry it
+/// (the worker's acker does not give up on such a batch). Anything else is
+/// [`Error::Backend`].
 fn classify(message: String, e: RedisError) -> Error {
-    if e.is_io_error() || e.is_connection_refusal() || e.is_connection_dropped() || e.is_timeout() {
+    let passing = matches!(
+        e.retry_method(),
+        redis::RetryMethod::WaitAndRetry | redis::RetryMethod::RefreshSlotsAndRetry
+    );
+    if passing
+        || e.is_io_error()
+        || e.is_connection_refusal()
+        || e.is_connection_dropped()
+        || e.is_timeout()
+    {
         Error::unavailable(message, e)
     } else {
         Error::backend(message, e)
@@ -324,4 +338,32 @@ pub(crate) fn is_noscript(e: &RedisError) -> bool {
 /// how a missing function, among other things, is reported.
 pub(crate) fn is_plain_error(e: &RedisError) -> bool {
     e.kind() == ErrorKind::Server(ServerErrorKind::ResponseError)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A server that is loading its data or failing over answers for a
+    /// while with errors a retry waits out: callers must retry them, not
+    /// take them as a refusal (the worker's acker dead-letters the job of
+    /// an acknowledgement the broker keeps refusing).
+    #[test]
+    fn passing_server_states_are_unavailable() {
+        for kind in [
+            ServerErrorKind::BusyLoading,
+            ServerErrorKind::MasterDown,
+            ServerErrorKind::ClusterDown,
+            ServerErrorKind::TryAgain,
+            ServerErrorKind::ReadOnly,
+        ] {
+            let e = RedisError::from((ErrorKind::Server(kind), "passing"));
+            assert!(broker_err(e).is_unavailable(), "{kind:?}");
+        }
+        let refused = RedisError::from((
+            ErrorKind::Server(ServerErrorKind::ResponseError),
+            "invalid expire time",
+        ));
+        assert!(!broker_err(refused).is_unavailable());
+    }
 }

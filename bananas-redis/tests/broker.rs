@@ -241,8 +241,9 @@ async fn reloads_its_functions_when_the_server_lost_them() {
 
 /// A user who may not load functions (as on Redis before 7, which has none)
 /// gets the same scripts through EVALSHA.
-#[tokio::test]
-async fn runs_scripts_with_evalsha_where_functions_are_unavailable() {
+/// A private server and the URL of a user who may do anything but load
+/// functions: the broker runs its scripts with `EVALSHA` there.
+fn server_without_functions() -> (RedisServer, String) {
     let server = RedisServer::start();
     server.cli(&[
         "acl",
@@ -256,6 +257,12 @@ async fn runs_scripts_with_evalsha_where_functions_are_unavailable() {
         "-function",
     ]);
     let url = format!("redis://nofn:pw@127.0.0.1:{}", server.port());
+    (server, url)
+}
+
+#[tokio::test]
+async fn runs_scripts_with_evalsha_where_functions_are_unavailable() {
+    let (server, url) = server_without_functions();
     let (b, _cleanup) = broker_on(&url, "evalsha", |c| c).await;
     b.enqueue(vec![job_on("ev", Priority::Normal, 0)])
         .await
@@ -558,19 +565,7 @@ async fn a_non_utf8_announcement_is_skipped() {
 /// first write (a `SET`) was refused.
 #[tokio::test]
 async fn eval_scripts_keep_draining_at_maxmemory() {
-    let server = RedisServer::start();
-    server.cli(&[
-        "acl",
-        "setuser",
-        "nofn",
-        "on",
-        ">pw",
-        "~*",
-        "&*",
-        "+@all",
-        "-function",
-    ]);
-    let url = format!("redis://nofn:pw@127.0.0.1:{}", server.port());
+    let (server, url) = server_without_functions();
     let (b, _cleanup) = broker_on(&url, "evaloom", |c| c).await;
     b.enqueue(vec![job_on("ev", Priority::Normal, 0)])
         .await

@@ -258,6 +258,10 @@ impl Call for AckCall<'_> {
 /// so each part names the one epoch its attempts were leased at. Almost
 /// always one part: tokens change only when leases are recovered.
 fn by_token<'a>(batch: Vec<&'a Ack>) -> Vec<(u64, Vec<&'a Ack>)> {
+    let first = batch.first().map_or(0, |a| a.job.lease_token);
+    if batch.iter().all(|a| a.job.lease_token == first) {
+        return vec![(first, batch)];
+    }
     let mut parts: Vec<(u64, Vec<&'a Ack>)> = Vec::new();
     for ack in batch {
         let token = ack.job.lease_token;

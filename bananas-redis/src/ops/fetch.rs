@@ -398,7 +398,8 @@ impl RedisBroker {
         let keys = self.route_keys(route).await?;
         // The lease deadline is counted from the moment the command is
         // sent, so it loses however long the pop blocked: keep that a small
-        // part of the lease (the lease keeper extends every `lease / 3`).
+        // part of the lease asked for (the worker's claim, which its lease
+        // keeper extends every third of).
         let wait = wait.min(req.lease / 4);
         let fetch = || {
             let call = Fetch::new(self, &keys, req.cursor, req.max, req.lease);
