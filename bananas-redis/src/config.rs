@@ -31,6 +31,8 @@ pub struct RedisConfig {
     pub(crate) response_timeout: Duration,
     pub(crate) promote_batch: usize,
     pub(crate) recover_batch: usize,
+    /// The most bytes of job specs one fetch returns.
+    pub(crate) fetch_max_bytes: usize,
     /// PEM certificates of the CA(s) a `rediss://` server's certificate
     /// must chain to, instead of the webpki roots.
     pub(crate) tls_ca: Option<Vec<u8>>,
@@ -50,6 +52,7 @@ impl std::fmt::Debug for RedisConfig {
             .field("response_timeout", &self.response_timeout)
             .field("promote_batch", &self.promote_batch)
             .field("recover_batch", &self.recover_batch)
+            .field("fetch_max_bytes", &self.fetch_max_bytes)
             .field("tls_ca", &self.tls_ca.as_ref().map(|pem| pem.len()))
             .field("id_index", &self.id_index)
             .field("require_noeviction", &self.require_noeviction)
@@ -73,6 +76,7 @@ impl RedisConfig {
             response_timeout: Duration::from_secs(10),
             promote_batch: 1000,
             recover_batch: 1000,
+            fetch_max_bytes: 16 << 20,
             tls_ca: None,
             id_index: true,
             require_noeviction: false,
@@ -113,6 +117,16 @@ impl RedisConfig {
     pub fn batch_limit(mut self, n: usize) -> Self {
         self.promote_batch = n.max(1);
         self.recover_batch = n.max(1);
+        self
+    }
+
+    /// The most bytes of job data (arguments and options) one fetch
+    /// returns (default 16 MiB). A fetch leases jobs until the next one
+    /// would pass this, and always at least one: the reply stays bounded
+    /// whatever the jobs weigh (without it, 90 jobs of 1 MiB came back in
+    /// one reply), and a reply lost on the way costs only the jobs in it.
+    pub fn fetch_max_bytes(mut self, bytes: usize) -> Self {
+        self.fetch_max_bytes = bytes.max(1);
         self
     }
 

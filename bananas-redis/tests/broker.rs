@@ -11,7 +11,7 @@ use std::time::Duration;
 use bananas_core::{
     broker::{Inspect, Schedules, TickClaim, Workers},
     job::now_millis,
-    Broker, JobState, Priority,
+    Broker, JobState, Priority, Route,
 };
 use bananas_test_support::{eventually, Raw, RedisServer};
 use common::{scenarios, *};
@@ -577,4 +577,116 @@ async fn eval_scripts_keep_draining_at_maxmemory() {
     acked.unwrap();
     let rec = b.job(&got[0].id, None).await.unwrap().unwrap();
     assert_eq!(rec.state, JobState::Succeeded);
+}
+
+/// A leased job whose lease entry vanished (the lease set evicted, or
+/// deleted by hand) is found by the next recovery pass and queued again,
+/// counted as lost once, like a job whose lease expired (issue 12, item 6:
+/// before, no expiry could ever bring it back). With nothing missing,
+/// recovery finds nothing.
+#[tokio::test]
+async fn a_job_whose_lease_vanished_is_recovered() {
+    let (b, space) = shared_broker("vanished").await;
+    let route = Route::new("v").unwrap();
+    let leased: Vec<_> = (0..3).map(|n| job_on("v", Priority::Normal, n)).collect();
+    b.enqueue(leased.clone()).await.unwrap();
+    assert_eq!(b.fetch(&req(&["v"], 3)).await.unwrap().len(), 3);
+    // Also a queued job and a scheduled one, which are not lost.
+    let queued = job_on("v", Priority::High, 3);
+    let mut scheduled = job_on("v", Priority::Normal, 4);
+    scheduled.eta = Some(now_millis() + 3_600_000);
+    b.enqueue(vec![queued.clone(), scheduled]).await.unwrap();
+    let routes = std::slice::from_ref(&route);
+    assert_eq!(b.recover_expired(routes).await.unwrap(), 0);
+
+    let mut raw = Raw::connect(&bananas_test_support::redis_url()).await;
+    let lease = format!("{{{}:v}}:lease", space.prefix());
+    let _: () = raw.query(redis::cmd("DEL").arg(&lease)).await;
+    assert_eq!(b.recover_expired(routes).await.unwrap(), 3);
+    assert_eq!(b.recover_expired(routes).await.unwrap(), 0);
+
+    let again = b.fetch(&req(&["v"], 10)).await.unwrap();
+    let mut ids: Vec<_> = again.iter().map(|j| j.id.clone()).collect();
+    ids.sort();
+    let mut want: Vec<_> = leased
+        .iter()
+        .chain([&queued])
+        .map(|j| j.id.clone())
+        .collect();
+    want.sort();
+    assert_eq!(ids, want, "the three lost jobs and the queued one");
+    for j in &again {
+        let lost = u32::from(j.id != queued.id);
+        assert_eq!(j.lost, lost, "{}", j.id);
+    }
+}
+
+/// One fetch returns at most `fetch_max_bytes` of job data (at least one
+/// job, however large): the jobs past the budget go back to the front of
+/// the queues they came from, in their order (issue 12 suspicion: 90 jobs
+/// of 1 MiB came back in one reply).
+#[tokio::test]
+async fn a_fetch_reply_is_bounded_in_bytes() {
+    let (b, _space) = broker_on(&bananas_test_support::redis_url(), "fetchbytes", |c| {
+        c.fetch_max_bytes(2_500)
+    })
+    .await;
+    let big = |route: &str, prio: Priority, n: usize| {
+        let mut j = job(
+            "noop",
+            &format!(r#"{{"n":{n},"pad":"{}"}}"#, "x".repeat(1_000)),
+        );
+        j.route = Route::new(route).unwrap();
+        j.priority = prio;
+        j
+    };
+    // One queue: two jobs fit, the third would pass the budget.
+    let jobs: Vec<_> = (0..5).map(|n| big("one", Priority::Normal, n)).collect();
+    b.enqueue(jobs.clone()).await.unwrap();
+    let mut got = Vec::new();
+    for want in [2, 2, 1] {
+        let batch = b.fetch(&req(&["one"], 10)).await.unwrap();
+        assert_eq!(
+            batch.len(),
+            want,
+            "{:?}",
+            batch.iter().map(|j| &j.id).collect::<Vec<_>>()
+        );
+        got.extend(batch.into_iter().map(|j| j.id));
+    }
+    let want: Vec<_> = jobs.iter().map(|j| j.id.clone()).collect();
+    assert_eq!(got, want, "the jobs came in their queue order");
+
+    // Jobs from two priorities in one fetch go back to their own queues.
+    let high: Vec<_> = (0..3).map(|n| big("two", Priority::High, n)).collect();
+    let low: Vec<_> = (0..3).map(|n| big("two", Priority::Low, n)).collect();
+    b.enqueue(high.iter().chain(&low).cloned().collect())
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    while got.len() < 6 {
+        let batch = b.fetch(&req(&["two"], 10)).await.unwrap();
+        assert!(
+            (1..=2).contains(&batch.len()),
+            "{} jobs in one fetch",
+            batch.len()
+        );
+        got.extend(batch.into_iter().map(|j| j.id));
+    }
+    let pos = |id| got.iter().position(|g| g == id).unwrap();
+    for queue in [&high, &low] {
+        for w in queue.windows(2) {
+            assert!(pos(&w[0].id) < pos(&w[1].id), "{got:?}");
+        }
+    }
+
+    // A job larger than the whole budget still comes, alone.
+    let mut huge = job("noop", &format!(r#"{{"pad":"{}"}}"#, "x".repeat(10_000)));
+    huge.route = Route::new("three").unwrap();
+    let mut small = job("noop", "{}");
+    small.route = huge.route.clone();
+    b.enqueue(vec![huge.clone(), small]).await.unwrap();
+    let batch = b.fetch(&req(&["three"], 10)).await.unwrap();
+    assert_eq!(batch.len(), 1);
+    assert_eq!(batch[0].id, huge.id);
 }

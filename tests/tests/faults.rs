@@ -49,29 +49,34 @@ fn worker(server: &RedisServer, prefix: &str, concurrency: usize) -> WorkerProce
 }
 
 /// A fault worker with more settings (`WORKER_*` variables) than
-/// [`worker`]'s, which they override.
+/// [`worker`]'s, which they override; an empty value leaves the variable
+/// unset, for the default.
 fn worker_with(
     server: &RedisServer,
     prefix: &str,
     concurrency: usize,
     env: &[(&str, &str)],
 ) -> WorkerProcess {
-    WorkerProcess(
-        Command::new(env!("CARGO_BIN_EXE_fault_worker"))
-            .env("BANANAS_URL", format!("{}?prefix={prefix}", server.url()))
-            .env("FAULT_REDIS_URL", server.url())
-            .env("FAULT_RUNS_KEY", RUNS_KEY)
-            .env("WORKER_CONCURRENCY", concurrency.to_string())
-            .env("WORKER_LEASE", "2")
-            .env("WORKER_SHUTDOWN_TIMEOUT", "5")
-            .env("BANANAS_SCHEDULER", "0")
-            .env("RUST_LOG", "warn")
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start fault_worker"),
-    )
+    let mut command = Command::new(env!("CARGO_BIN_EXE_fault_worker"));
+    command
+        .env("BANANAS_URL", format!("{}?prefix={prefix}", server.url()))
+        .env("FAULT_REDIS_URL", server.url())
+        .env("FAULT_RUNS_KEY", RUNS_KEY)
+        .env("WORKER_CONCURRENCY", concurrency.to_string())
+        .env("WORKER_LEASE", "2")
+        .env("WORKER_SHUTDOWN_TIMEOUT", "5")
+        .env("BANANAS_SCHEDULER", "0")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    for (name, value) in env {
+        if value.is_empty() {
+            command.env_remove(name);
+        } else {
+            command.env(name, value);
+        }
+    }
+    WorkerProcess(command.spawn().expect("start fault_worker"))
 }
 
 fn fault_job(first_ms: u64) -> Job {
@@ -233,6 +238,61 @@ async fn a_killed_workers_prefetched_jobs_are_taken_over_soon() {
         }
     })
     .await;
+    stop(second);
+}
+
+/// (a'') The jobs a SIGKILLed worker was running are taken over once its
+/// heartbeat lapses, with the default settings: the lease of a running job
+/// is as long as the heartbeat's life (15 s), so pickup comes within it
+/// plus a recovery pass, not after a longer lease (30 s before). When they
+/// are taken over, the dead worker is no longer listed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_workers_running_jobs_are_taken_over_when_its_heartbeat_lapses() {
+    let server = RedisServer::start();
+    let tb = TestBroker::redis(&server.url(), "running").await;
+    let prefix = tb.redis.as_ref().unwrap().prefix().to_owned();
+    let broker = tb.broker.clone();
+    // The defaults: no WORKER_LEASE, WORKER_CLAIM or recovery interval.
+    let defaults = [("WORKER_LEASE", ""), ("WORKER_PREFETCH", "0")];
+    let jobs: Vec<Job> = (0..2).map(|_| fault_job(60_000)).collect();
+    let ids: Vec<JobId> = jobs.iter().map(|j| j.id.clone()).collect();
+    broker.enqueue(jobs).await.unwrap();
+    let mut first = worker_with(&server, &prefix, 2, &defaults);
+    eventually(Duration::from_secs(30), "2 jobs running", || {
+        let b = broker.clone();
+        async move {
+            let stats = b.inspect().unwrap().stats().await.unwrap();
+            (stats.iter().map(|s| s.active).sum::<u64>() == 2).then_some(())
+        }
+    })
+    .await;
+    // Long enough for the running jobs' claims to be extended to the lease.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let listed = broker.workers().unwrap().workers().await.unwrap();
+    assert_eq!(listed.len(), 1, "the worker is listed while it runs");
+    first.kill().unwrap(); // SIGKILL
+    first.wait().unwrap();
+    let killed = std::time::Instant::now();
+
+    let second = worker_with(&server, &prefix, 2, &defaults);
+    // The lease ran out at most 15 s after the kill; a recovery pass comes
+    // every 5 s. A 30 s lease could not be taken over before 28 s.
+    all_succeeded(&broker, &ids, Duration::from_secs(25)).await;
+    let taken_after = killed.elapsed();
+    assert!(
+        taken_after < Duration::from_secs(25),
+        "taken over after {taken_after:?}"
+    );
+    let listed = broker.workers().unwrap().workers().await.unwrap();
+    assert_eq!(
+        listed.len(),
+        1,
+        "only the second worker is listed: {listed:?}"
+    );
+    let runs = runs(&server).await;
+    for id in &ids {
+        assert_eq!(runs.get(id.as_str()), Some(&1), "job {id} completed once");
+    }
     stop(second);
 }
 

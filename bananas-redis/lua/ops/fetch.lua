@@ -13,6 +13,8 @@
 -- ARGV[2]  lease deadline (ms)
 -- ARGV[3]  the priority plan, one char per slot: 'h', 'n' or 'l'
 -- ARGV[4]  the most scheduled jobs to promote
+-- ARGV[5]  the most bytes of job specs in one reply: the jobs past it
+--          (never the first) go back to the front of their queues
 -- Returns { 'idle', eta } when nothing is ready: eta is the earliest
 -- scheduled eta (ms), or '' when nothing is scheduled; else
 --   { 'leased', ids, specs, retried, epoch, broken }:
@@ -50,6 +52,8 @@ promote({jobs = K_JOBS, qh = K_QH, qn = K_QN, ql = K_QL, sched = K_SCHED}, now, 
 local ah, an, al = redis.call('LLEN', K_QH), redis.call('LLEN', K_QN), redis.call('LLEN', K_QL)
 local slots = #plan
 local ids
+-- The queue each popped job came from: one key, or by index (`order`).
+local from_key, order
 local nonempty = (ah > 0 and 1 or 0) + (an > 0 and 1 or 0) + (al > 0 and 1 or 0)
 if nonempty == 0 then
   local first = redis.call('ZRANGE', K_SCHED, 0, 0, 'WITHSCORES')
@@ -58,10 +62,12 @@ elseif nonempty == 1 then
   local key, avail = K_QN, an
   if ah > 0 then key, avail = K_QH, ah elseif al > 0 then key, avail = K_QL, al end
   ids = redis.call('LPOP', key, math.min(slots, avail))
+  from_key = key
 else
   local byte = string.byte
   local H, L = 104, 108 -- 'h', 'l'
-  local order, th, tn, tl = {}, 0, 0, 0
+  local th, tn, tl = 0, 0, 0
+  order = {}
   for i = 1, slots do
     local c, q = byte(plan, i), 0
     if c == H then
@@ -92,6 +98,24 @@ else
 end
 
 local specs = vget('HMGET', K_JOBS, ids)
+-- A bounded reply: jobs past the byte budget go back, in their order, to
+-- the front of the queues they came from.
+local budget = tonumber(ARGV[5])
+if #ids > 1 then
+  local bytes, n = 0, #ids
+  for i = 1, n do
+    local spec = specs[i]
+    if spec then bytes = bytes + #spec end
+    if bytes > budget and i > 1 then
+      local keys = {K_QH, K_QN, K_QL}
+      for j = n, i, -1 do
+        redis.call('LPUSH', from_key or keys[order[j]], ids[j])
+        ids[j], specs[j] = nil, nil
+      end
+      break
+    end
+  end
+end
 -- Most jobs are on their first attempt and have no meta field: a leased job
 -- without one is on attempt 1, so nothing is written for it here.
 local metas = {}

@@ -47,6 +47,8 @@ struct Fetch<'a> {
     plan: String,
     /// The most scheduled jobs to promote first.
     promote_batch: usize,
+    /// The most bytes of specs in one reply (at least one job).
+    max_bytes: usize,
 }
 
 impl<'a> Fetch<'a> {
@@ -66,6 +68,7 @@ impl<'a> Fetch<'a> {
             deadline: now.saturating_add(ms(lease)),
             plan: priority::plan(cursor, max).map(codec::prio_char).collect(),
             promote_batch: broker.inner.cfg.promote_batch,
+            max_bytes: broker.inner.cfg.fetch_max_bytes,
         }
     }
 }
@@ -162,7 +165,8 @@ impl Call for Fetch<'_> {
         c.arg(self.now)
             .arg(self.deadline)
             .arg(&self.plan)
-            .arg(self.promote_batch);
+            .arg(self.promote_batch)
+            .arg(self.max_bytes);
     }
 
     fn decode(&self, reply: Value) -> Result<FetchReply> {

@@ -1,5 +1,5 @@
-//! Recover: expired leases back to their queue (`recover.lua`), counting
-//! the job as lost once more; the worker that fetches it next dead-letters
+//! Recover: jobs whose lease expired, or vanished, back to their queue
+//! (`recover.lua`), counting the job as lost once more; the worker that fetches it next dead-letters
 //! it if it was lost too often.
 
 use bananas_core::{job::now_millis, Result, Route};
@@ -36,7 +36,7 @@ struct Recover<'a> {
 
 impl Call for Recover<'_> {
     const SCRIPT: &'static Script = &SCRIPT;
-    /// How many leases it took back.
+    /// How many jobs it took back (expired leases, and jobs nothing held).
     type Reply = usize;
 
     fn keys(&self) -> Vec<&str> {
@@ -52,6 +52,7 @@ impl Call for Recover<'_> {
             &k.progress,
             &k.epoch,
             &k.revoked,
+            &k.sched,
         ]
     }
 

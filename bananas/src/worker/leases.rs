@@ -63,6 +63,15 @@ impl Leases {
 
 pub(super) type InFlight = Arc<Mutex<Leases>>;
 
+/// How often a worker with this lease beats, and how long each beat lives:
+/// as long as the lease, so a worker is listed exactly as long as its
+/// running jobs are held, and its death (the heartbeat lapsing) is when they
+/// can be taken over. Every third of the lease, between 100 ms and 5 s.
+pub(super) fn heartbeat_timing(lease: Duration) -> (Duration, Duration) {
+    let every = (lease / 3).clamp(Duration::from_millis(100), Duration::from_secs(5));
+    (every, lease.max(every * 3))
+}
+
 /// Extends held jobs' leases, recovers expired ones, and beats. Jobs
 /// still waiting in `queue` for a slot keep the short claim
 /// ([`WorkerConfig::claim`]); running ones get the full lease.
@@ -78,7 +87,8 @@ pub(super) async fn keep_leases(
     let extend_every = (claim / 3).max(Duration::from_millis(10));
     let mut extend = tokio::time::interval(extend_every);
     let mut recover = tokio::time::interval(config.recover_interval);
-    let mut beat = tokio::time::interval(Duration::from_secs(5));
+    let (beat_every, beat_ttl) = heartbeat_timing(config.lease);
+    let mut beat = tokio::time::interval(beat_every);
     for i in [&mut extend, &mut recover, &mut beat] {
         i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     }
@@ -117,10 +127,27 @@ pub(super) async fn keep_leases(
                 let Ok(workers) = broker.workers() else { continue };
                 info.in_flight = in_flight.lock().len;
                 info.seen_at = now_millis();
-                if let Err(e) = workers.heartbeat(&info, Duration::from_secs(15)).await {
+                if let Err(e) = workers.heartbeat(&info, beat_ttl).await {
                     tracing::warn!(error = %e, "heartbeat failed");
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_heartbeat_lives_as_long_as_the_lease() {
+        let s = Duration::from_secs;
+        // The defaults: a beat every 5 s, alive 15 s, like the lease.
+        assert_eq!(heartbeat_timing(s(15)), (s(5), s(15)));
+        // A long lease: beats stay 5 s apart, and live as long as it.
+        assert_eq!(heartbeat_timing(s(300)), (s(5), s(300)));
+        // A tiny lease: beats no closer than 100 ms, alive three beats.
+        let ms = Duration::from_millis;
+        assert_eq!(heartbeat_timing(ms(10)), (ms(100), ms(300)));
     }
 }

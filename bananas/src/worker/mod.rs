@@ -66,9 +66,15 @@ pub struct WorkerConfig {
     /// How long running jobs get to finish on shutdown
     /// (`WORKER_SHUTDOWN_TIMEOUT`, default 30 s).
     pub shutdown_timeout: Duration,
-    /// How long a running job is leased before another worker may take it
-    /// over (`WORKER_LEASE`, default 30 s). Leases are extended every third
-    /// of [`claim`](Self::claim).
+    /// How long a worker may go silent before it is presumed dead
+    /// (`WORKER_LEASE`, default 15 s): its running jobs are leased for this
+    /// long, and its heartbeat lives as long, so the moment its heartbeat
+    /// lapses is the moment its running jobs may be taken over (at the next
+    /// recovery pass, within [`recover_interval`](Self::recover_interval)).
+    /// Leases are extended every third of [`claim`](Self::claim), heartbeats
+    /// sent every third of the lease (at most every 5 s). Raise it if the
+    /// broker can be out of reach for longer (a slow failover) and running
+    /// a job twice is worse than taking it over late.
     pub lease: Duration,
     /// How long a fetched job that has not started yet (prefetched, waiting
     /// for a free slot) is leased (`WORKER_CLAIM`, default 5 s; at most
@@ -105,7 +111,7 @@ impl Default for WorkerConfig {
             concurrency: 10,
             routes: vec![Route::default()],
             shutdown_timeout: Duration::from_secs(30),
-            lease: Duration::from_secs(30),
+            lease: Duration::from_secs(15),
             claim: Duration::from_secs(5),
             prefetch: None,
             fetch_batch: 0,
