@@ -117,6 +117,8 @@ pub enum Capability {
     Workers,
     /// [`crate::broker::Schedules`]: schedule ticks and announcements.
     Schedules,
+    /// [`crate::broker::Pause`]: pausing and resuming routes.
+    Pause,
 }
 
 impl fmt::Display for Capability {
@@ -128,6 +130,7 @@ impl fmt::Display for Capability {
             Capability::Progress => "storing job progress",
             Capability::Workers => "listing workers",
             Capability::Schedules => "periodic schedules",
+            Capability::Pause => "pausing routes",
         })
     }
 }

@@ -43,6 +43,8 @@ pub(crate) struct RouteKeys {
     /// Hash: id → the epoch at which recovery last took the job's lease
     /// from its holder (so that holder's late acks are refused).
     pub(crate) revoked: String,
+    /// String: when the route was paused (ms); absent while it runs.
+    pub(crate) paused: String,
 }
 
 impl RouteKeys {
@@ -64,6 +66,7 @@ impl RouteKeys {
             progress: k("progress"),
             epoch: k("epoch"),
             revoked: k("revoked"),
+            paused: k("paused"),
             tag,
         }
     }

@@ -2,7 +2,7 @@
 
 use std::{fmt, ops::Deref, sync::Arc};
 
-use super::{Broker, Cancel, DeadLetter, Inspect, Progress, Schedules, Workers};
+use super::{Broker, Cancel, DeadLetter, Inspect, Pause, Progress, Schedules, Workers};
 use crate::error::{Capability, Error, Result};
 
 /// A broker of any type, as the runtime holds it: the hot path
@@ -33,6 +33,7 @@ pub struct AnyBroker {
     progress: Option<Arc<dyn Progress>>,
     workers: Option<Arc<dyn Workers>>,
     schedules: Option<Arc<dyn Schedules>>,
+    pause: Option<Arc<dyn Pause>>,
 }
 
 impl AnyBroker {
@@ -46,13 +47,14 @@ impl AnyBroker {
             progress: None,
             workers: None,
             schedules: None,
+            pause: None,
         }
     }
 
     /// A broker with every capability.
     pub fn full<B>(broker: Arc<B>) -> Self
     where
-        B: Broker + Inspect + DeadLetter + Cancel + Progress + Workers + Schedules,
+        B: Broker + Inspect + DeadLetter + Cancel + Progress + Workers + Schedules + Pause,
     {
         Self::new(broker.clone())
             .with_inspect(broker.clone())
@@ -60,7 +62,8 @@ impl AnyBroker {
             .with_cancel(broker.clone())
             .with_progress(broker.clone())
             .with_workers(broker.clone())
-            .with_schedules(broker)
+            .with_schedules(broker.clone())
+            .with_pause(broker)
     }
 
     /// Adds [`Inspect`].
@@ -99,6 +102,12 @@ impl AnyBroker {
         self
     }
 
+    /// Adds [`Pause`].
+    pub fn with_pause<B: Pause>(mut self, b: Arc<B>) -> Self {
+        self.pause = Some(b);
+        self
+    }
+
     /// The hot path, as a shared trait object.
     pub fn core(&self) -> &Arc<dyn Broker> {
         &self.core
@@ -113,6 +122,7 @@ impl AnyBroker {
             Capability::Progress => self.progress.is_some(),
             Capability::Workers => self.workers.is_some(),
             Capability::Schedules => self.schedules.is_some(),
+            Capability::Pause => self.pause.is_some(),
         }
     }
 
@@ -145,13 +155,18 @@ impl AnyBroker {
     pub fn schedules(&self) -> Result<&dyn Schedules> {
         cap(&self.schedules, Capability::Schedules)
     }
+
+    /// [`Pause`], or [`Error::Unsupported`].
+    pub fn pause(&self) -> Result<&dyn Pause> {
+        cap(&self.pause, Capability::Pause)
+    }
 }
 
 /// A broker with every capability converts as [`AnyBroker::full`], so
 /// `App::builder().broker(Arc::new(my_broker))` works as before.
 impl<B> From<Arc<B>> for AnyBroker
 where
-    B: Broker + Inspect + DeadLetter + Cancel + Progress + Workers + Schedules,
+    B: Broker + Inspect + DeadLetter + Cancel + Progress + Workers + Schedules + Pause,
 {
     fn from(broker: Arc<B>) -> Self {
         AnyBroker::full(broker)
@@ -179,6 +194,7 @@ impl fmt::Debug for AnyBroker {
             Capability::Progress,
             Capability::Workers,
             Capability::Schedules,
+            Capability::Pause,
         ]
         .into_iter()
         .filter(|c| self.has(*c))

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     error::Result,
-    job::{JobId, JobRecord, Priority, Route},
+    job::{JobId, JobRecord, Millis, Priority, Route},
 };
 
 /// Depths of one route's queues.
@@ -27,9 +27,27 @@ pub struct QueueStats {
     pub active: u64,
     /// Jobs in the dead letter.
     pub dead: u64,
+    /// Whether the route is paused ([`Pause`](super::Pause)): workers take
+    /// none of its jobs.
+    #[serde(default)]
+    pub paused: bool,
+    /// When the oldest queued job became due (its eta, else its creation),
+    /// in ms since the epoch; `None` when nothing is queued. See
+    /// [`QueueStats::latency`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oldest_due: Option<Millis>,
 }
 
 impl QueueStats {
+    /// Queue latency: how long the oldest queued job has waited since it
+    /// became due, at `now` (ms since the epoch); zero when nothing is
+    /// queued. A job taken back from a lost worker counts from when it
+    /// first became due.
+    pub fn latency(&self, now: Millis) -> std::time::Duration {
+        let due = self.oldest_due.unwrap_or(now);
+        std::time::Duration::from_millis(now.saturating_sub(due))
+    }
+
     /// Jobs queued at `p`.
     pub fn depth(&self, p: Priority) -> u64 {
         match p {

@@ -14,6 +14,7 @@
 //! | [`Progress`] | store what a running attempt reports |
 //! | [`Workers`] | heartbeats and the list of live workers |
 //! | [`Schedules`] | claim schedule ticks, announce schedules |
+//! | [`Pause`] | pause and resume a route |
 //!
 //! Code that knows its broker's type calls these traits directly, so a call
 //! to a capability the broker lacks does not compile. The runtime holds a
@@ -44,6 +45,7 @@ mod any;
 mod cancel;
 mod dead;
 mod inspect;
+mod pause;
 mod progress;
 mod schedules;
 mod workers;
@@ -52,6 +54,7 @@ pub use any::AnyBroker;
 pub use cancel::{Cancel, CancelOutcome};
 pub use dead::DeadLetter;
 pub use inspect::{Inspect, QueueStats};
+pub use pause::Pause;
 pub use progress::Progress;
 pub use schedules::{
     live_schedules, publish_schedules, ScheduleInfo, Schedules, TickClaim, TickMark, TICK_TOLERANCE,

@@ -9,6 +9,7 @@
 -- KEYS[6]  {P:R}:sched
 -- KEYS[7]  {P:R}:lease
 -- KEYS[8]  {P:R}:epoch
+-- KEYS[9]  {P:R}:paused
 -- ARGV[1]  now (ms)
 -- ARGV[2]  lease deadline (ms)
 -- ARGV[3]  the priority plan, one char per slot: 'h', 'n' or 'l'
@@ -16,7 +17,8 @@
 -- ARGV[5]  the most bytes of job specs in one reply: the jobs past it
 --          (never the first) go back to the front of their queues
 -- Returns { 'idle', eta } when nothing is ready: eta is the earliest
--- scheduled eta (ms), or '' when nothing is scheduled; else
+-- scheduled eta (ms), or '' when nothing is scheduled or the route is
+-- paused (due jobs are still promoted: they wait queued); else
 --   { 'leased', ids, specs, retried, epoch, broken }:
 -- ids and specs are the leased jobs, as two lists of the same length;
 -- retried lists triples (index into ids, attempt, times lost) for the jobs
@@ -43,6 +45,7 @@ local deadline = ARGV[2]
 local leased_at = epoch(K_EPOCH, true)
 local plan = ARGV[3]
 promote({jobs = K_JOBS, qh = K_QH, qn = K_QN, ql = K_QL, sched = K_SCHED}, now, tonumber(ARGV[4]))
+if redis.call('EXISTS', KEYS[9]) == 1 then return { 'idle', '' } end
 
 -- Which queue each slot takes from (see bananas_core::priority): the
 -- preferred one if it has a job left, else the first non-empty one in the

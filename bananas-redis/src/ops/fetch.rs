@@ -158,6 +158,7 @@ impl Call for Fetch<'_> {
             &k.sched,
             &k.lease,
             &k.epoch,
+            &k.paused,
         ]
     }
 

@@ -176,6 +176,8 @@ impl Call for Stats<'_> {
             &k.sched,
             &k.lease,
             &k.dead,
+            &k.paused,
+            &k.jobs,
         ]
     }
 
@@ -194,6 +196,8 @@ impl Call for Stats<'_> {
             scheduled: n(3)?,
             active: n(4)?,
             dead: n(5)?,
+            paused: n(6)? == 1,
+            oldest_due: r.get(7).and_then(|v| text(v).parse().ok()),
         })
     }
 }

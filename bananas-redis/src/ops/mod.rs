@@ -14,7 +14,7 @@
 //! | `promote` | due scheduled jobs to their queue (a tool's call) |
 //! | `inspect` | a job by id, waiting for it, queue depths ([`Inspect`](bananas_core::broker::Inspect)) |
 //! | `dead` | listing, requeueing, purging dead jobs |
-//! | `cancel`, `progress`, `workers` | the capabilities of those names |
+//! | `cancel`, `pause`, `progress`, `workers` | the capabilities of those names |
 //! | `ticks`, `schedules` | schedule ticks and announcements |
 //! | `index`, `lookup` | finding a job's route from its id |
 
@@ -40,6 +40,7 @@ mod index;
 mod inspect;
 mod leases;
 mod lookup;
+mod pause;
 mod progress;
 mod promote;
 mod recover;
@@ -65,6 +66,7 @@ pub(crate) const SCRIPTS: &[&Script] = &[
     &inspect::STATS,
     &inspect::WAIT_CHECK,
     &leases::EXTEND,
+    &pause::SCRIPT,
     &progress::SCRIPT,
     &promote::SCRIPT,
     &recover::SCRIPT,

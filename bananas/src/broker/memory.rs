@@ -119,13 +119,20 @@ impl MemoryBroker {
         let mut st = self.state.lock();
         st.promote_due(now);
         let mut out = Vec::new();
+        // Taken out while jobs are popped, and put back (a move, no copy).
+        let paused = std::mem::take(&mut st.paused);
         for prefer in priority::plan(req.cursor, req.max) {
-            let next = req.routes.iter().find_map(|r| st.pop(r, prefer));
+            let next = req
+                .routes
+                .iter()
+                .filter(|r| !paused.contains(*r))
+                .find_map(|r| st.pop(r, prefer));
             let Some(id) = next else { break };
             if let Some(job) = st.lease(&id, now, req.lease) {
                 out.push(job);
             }
         }
+        st.paused = paused;
         let next_eta = st.scheduled.first().map(|(at, _)| *at);
         (out, next_eta)
     }

@@ -13,6 +13,7 @@ mod cancel;
 mod jobs;
 mod leases;
 mod progress;
+mod queues;
 mod results;
 mod schedules;
 mod support;

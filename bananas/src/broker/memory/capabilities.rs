@@ -9,8 +9,8 @@ use serde_json::value::RawValue;
 
 use crate::{
     broker::{
-        Cancel, CancelOutcome, DeadLetter, Inspect, Progress, QueueStats, ScheduleInfo, Schedules,
-        TickClaim, TickMark, WorkerInfo, Workers,
+        Cancel, CancelOutcome, DeadLetter, Inspect, Pause, Progress, QueueStats, ScheduleInfo,
+        Schedules, TickClaim, TickMark, WorkerInfo, Workers,
     },
     job::{now_millis, Job, JobId, JobRecord, JobState, Millis, Route},
 };
@@ -89,6 +89,15 @@ impl Inspect for MemoryBroker {
                 high: q[0].len() as u64,
                 normal: q[1].len() as u64,
                 low: q[2].len() as u64,
+                paused: st.paused.contains(route),
+                // The heads of the queues: jobs join at the back, and only
+                // jobs taken back from a worker at the front.
+                oldest_due: q
+                    .iter()
+                    .filter_map(|q| q.front())
+                    .filter_map(|id| st.jobs.get(id))
+                    .map(|e| e.job.eta.unwrap_or(e.job.created_at))
+                    .min(),
                 ..QueueStats::default()
             })
             .collect();
@@ -290,5 +299,22 @@ impl Schedules for MemoryBroker {
             st.schedules.remove(id);
         }
         Ok(())
+    }
+}
+
+#[async_trait]
+impl Pause for MemoryBroker {
+    async fn pause(&self, route: &Route) -> Result<bool> {
+        let mut st = self.state.lock();
+        st.route_queues(route);
+        Ok(st.paused.insert(route.clone()))
+    }
+
+    async fn resume(&self, route: &Route) -> Result<bool> {
+        let resumed = self.state.lock().paused.remove(route);
+        if resumed {
+            self.ready.notify_waiters();
+        }
+        Ok(resumed)
     }
 }

@@ -2,7 +2,7 @@
 //! sets ordered by time (scheduled, leased, dead, expiring).
 
 use std::{
-    collections::{BTreeSet, HashMap, VecDeque},
+    collections::{BTreeSet, HashMap, HashSet, VecDeque},
     time::Duration,
 };
 
@@ -36,6 +36,8 @@ pub(super) struct State {
     /// also once the job runs again from attempt 1 (requeued, or its id
     /// reused).
     pub(super) last_lease: u64,
+    /// Paused routes: no job is leased from them.
+    pub(super) paused: HashSet<Route>,
 }
 
 #[derive(Debug)]
