@@ -45,6 +45,9 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Queue depths per route and priority, and the live workers.
     Stats,
+    /// Pause and resume routes.
+    #[command(subcommand)]
+    Queues(QueuesCommand),
     /// Jobs.
     #[command(subcommand)]
     Jobs(JobsCommand),
@@ -58,6 +61,21 @@ pub(crate) enum Command {
     Schedules(SchedulesArgs),
     /// Serve the HTTP API against the broker, without task code.
     Serve(ServeArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum QueuesCommand {
+    /// Pause a route: it keeps accepting jobs, and no worker takes one
+    /// until it is resumed (running jobs finish). Survives worker restarts.
+    Pause {
+        /// The route.
+        route: String,
+    },
+    /// Resume a paused route.
+    Resume {
+        /// The route.
+        route: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     api,
-    cli::{Cli, Command, DeadCommand, EnqueueArgs, JobsCommand, ServeArgs},
+    cli::{Cli, Command, DeadCommand, EnqueueArgs, JobsCommand, QueuesCommand, ServeArgs},
     connect,
     output::{self, fields, short, Table},
 };
@@ -32,6 +32,12 @@ pub(crate) async fn run(cli: Cli) -> Result<(), String> {
     let client = connect::connect(&cli.url, cli.prefix.as_deref(), cli.connect_timeout).await?;
     match cli.command {
         Command::Stats => stats(&client, json).await,
+        Command::Queues(QueuesCommand::Pause { route }) => {
+            set_paused(&client, &route, true, json).await
+        }
+        Command::Queues(QueuesCommand::Resume { route }) => {
+            set_paused(&client, &route, false, json).await
+        }
         Command::Jobs(JobsCommand::Show { id }) => show_job(&client, &id, json).await,
         Command::Jobs(JobsCommand::Cancel { id }) => cancel_job(&client, &id, json).await,
         Command::Dead(DeadCommand::List { limit }) => {
@@ -77,6 +83,39 @@ fn print(json: bool, value: Value, human: impl FnOnce() -> String) -> Result<(),
     }
 }
 
+/// A queue latency for a table: `-` for none, else seconds.
+fn latency(d: std::time::Duration) -> String {
+    if d.is_zero() {
+        "-".to_owned()
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}
+
+/// `queues pause` and `queues resume`.
+async fn set_paused(client: &Client, route: &str, paused: bool, json: bool) -> Result<(), String> {
+    let route = bananas::job::Route::new(route).map_err(|e| format!("invalid route: {e}"))?;
+    let control = client.broker().pause().map_err(err)?;
+    let changed = if paused {
+        control.pause(&route).await
+    } else {
+        control.resume(&route).await
+    }
+    .map_err(err)?;
+    let state = if paused { "paused" } else { "running" };
+    print(
+        json,
+        json!({ "route": route.as_str(), "paused": paused, "changed": changed }),
+        || {
+            if changed {
+                format!("route `{route}` {state}\n")
+            } else {
+                format!("route `{route}` was already {state}\n")
+            }
+        },
+    )
+}
+
 fn time(ms: Option<u64>) -> String {
     ms.and_then(rfc3339).unwrap_or_else(|| "-".to_owned())
 }
@@ -92,9 +131,14 @@ async fn stats(client: &Client, json: bool) -> Result<(), String> {
         .await
         .map_err(err)?;
     let totals = http::totals(&queues);
+    let now = bananas::job::now_millis();
+    let views: Vec<http::QueueView> = queues
+        .iter()
+        .map(|q| http::QueueView::new(q.clone(), now))
+        .collect();
     print(
         json,
-        json!({ "queues": queues, "totals": totals, "workers": workers }),
+        json!({ "queues": views, "totals": http::QueueView::new(totals.clone(), now), "workers": workers }),
         || {
             let mut t = Table::new(&[
                 "ROUTE",
@@ -104,6 +148,8 @@ async fn stats(client: &Client, json: bool) -> Result<(), String> {
                 "SCHEDULED",
                 "ACTIVE",
                 "DEAD",
+                "LATENCY",
+                "PAUSED",
             ]);
             for q in queues.iter().chain([&totals]) {
                 let route = if q.route == "*" {
@@ -119,6 +165,8 @@ async fn stats(client: &Client, json: bool) -> Result<(), String> {
                     q.scheduled.to_string(),
                     q.active.to_string(),
                     q.dead.to_string(),
+                    latency(q.latency(now)),
+                    if q.paused { "paused" } else { "-" }.to_owned(),
                 ]);
             }
             let mut out = t.render();

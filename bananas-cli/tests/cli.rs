@@ -758,3 +758,53 @@ async fn serve_warns_loudly_on_a_public_address_without_a_token() {
     child.start_kill().unwrap();
     let _ = child.wait().await;
 }
+
+/// `queues pause` and `queues resume`: the route's jobs stay queued while
+/// it is paused (a fetch gets none), `stats` shows it, repeating says so,
+/// and a bad route is a one-line error.
+#[tokio::test]
+async fn queues_pause_and_resume() {
+    let s = Space::new("pause");
+    s.ok(&["enqueue", "t", "--route", "held"]);
+    let v = s.json(&["queues", "pause", "held"]);
+    assert_eq!(v, json!({"route": "held", "paused": true, "changed": true}));
+    assert!(s
+        .ok(&["queues", "pause", "held"])
+        .contains("already paused"));
+    let broker = s.broker().await;
+    let req = FetchRequest {
+        routes: vec![Route::new("held").unwrap()],
+        max: 10,
+        lease: Duration::from_secs(60),
+        cursor: 0,
+        block: Duration::ZERO,
+    };
+    assert!(broker.fetch(&req).await.unwrap().is_empty());
+    let v = s.json(&["stats"]);
+    let q = v["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["route"] == "held")
+        .unwrap();
+    assert_eq!(
+        (q["paused"].as_bool(), q["normal"].as_u64()),
+        (Some(true), Some(1)),
+        "{v}"
+    );
+    assert!(q["latency_ms"].as_u64().is_some(), "{v}");
+    let table = s.ok(&["stats"]);
+    let row = table.lines().find(|l| l.starts_with("held")).unwrap();
+    assert!(row.contains("paused"), "{table}");
+
+    assert_eq!(
+        s.ok(&["queues", "resume", "held"]),
+        "route `held` running\n"
+    );
+    assert_eq!(broker.fetch(&req).await.unwrap().len(), 1);
+    assert!(s
+        .ok(&["queues", "resume", "held"])
+        .contains("already running"));
+    let err = s.fails(&["queues", "pause", "no such route"]);
+    assert!(err.contains("invalid route"), "{err}");
+}

@@ -111,6 +111,7 @@ pub fn render(handle: &PrometheusHandle) -> String {
 
 /// Sets the queue gauges from the broker's [`QueueStats`].
 pub fn record_queue_stats(stats: &[QueueStats]) {
+    let now = crate::job::now_millis();
     for q in stats {
         for p in Priority::ALL {
             metrics::gauge!("bananas_queue_depth", "route" => q.route.clone(), "priority" => p.as_str())
@@ -120,6 +121,10 @@ pub fn record_queue_stats(stats: &[QueueStats]) {
             .set(q.scheduled as f64);
         metrics::gauge!("bananas_queue_active", "route" => q.route.clone()).set(q.active as f64);
         metrics::gauge!("bananas_queue_dead", "route" => q.route.clone()).set(q.dead as f64);
+        metrics::gauge!("bananas_queue_paused", "route" => q.route.clone())
+            .set(f64::from(u8::from(q.paused)));
+        metrics::gauge!("bananas_queue_latency_seconds", "route" => q.route.clone())
+            .set(q.latency(now).as_secs_f64());
     }
 }
 

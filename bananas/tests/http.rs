@@ -1107,3 +1107,73 @@ async fn delete_cancels_a_job_that_has_not_started() {
     assert_eq!(r.status, 409, "{}", r.text());
     assert!(r.error().contains("is running"), "{}", r.text());
 }
+
+/// `POST /queues/{route}/pause` and `/resume` with the app's own worker: a
+/// paused route accepts jobs and runs none until it resumes; the state
+/// shows in `/queues` and `/metrics`; repeating says nothing changed; a bad
+/// route is 400, an unknown one 422.
+#[tokio::test]
+async fn pausing_a_route_over_http_holds_its_jobs_until_resumed() {
+    let (app, server, worker) = app_and_api(None).await;
+    let r = server.post("/queues/default/pause").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.json(),
+        json!({"route": "default", "paused": true, "changed": true})
+    );
+    let r = server.post("/queues/default/pause").await;
+    assert_eq!(r.json()["changed"], false);
+
+    let r = server
+        .post_json("/jobs", r#"{"name": "add", "payload": {"a": 2, "b": 3}}"#)
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    // The worker fetches at once when a job comes; give it time to (not)
+    // take this one.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        server.get(&format!("/jobs/{id}")).await.json()["state"],
+        "queued"
+    );
+    let v = server.get("/queues").await.json();
+    let q = v["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["route"] == "default")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (q["paused"].as_bool(), q["normal"].as_u64()),
+        (Some(true), Some(1)),
+        "{v}"
+    );
+    assert!(q["latency_ms"].as_u64().is_some(), "{v}");
+    assert!(q["oldest_due"].as_u64().is_some(), "{v}");
+    let metrics = server.get("/metrics").await.text();
+    assert!(
+        metrics.contains(r#"bananas_queue_paused{route="default"} 1"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains("bananas_queue_latency_seconds{route=\"default\"}"));
+
+    assert_eq!(server.post("/queues/bad%20route/pause").await.status, 400);
+    let r = server.post("/queues/nobody-knows/pause").await;
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert!(r.text().contains("nobody-knows"), "{}", r.text());
+
+    let r = server.post("/queues/default/resume").await;
+    assert_eq!(
+        r.json(),
+        json!({"route": "default", "paused": false, "changed": true})
+    );
+    let rec = wait_final(app.client(), &id).await;
+    assert_eq!(rec.state, JobState::Succeeded);
+    assert_eq!(
+        server.post("/queues/default/resume").await.json()["changed"],
+        false
+    );
+    app.shutdown();
+    worker.await.unwrap().unwrap();
+}

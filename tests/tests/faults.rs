@@ -1,5 +1,6 @@
 //! Fault tests on private `redis-server`s: a worker killed with SIGKILL, a
-//! Redis restart, killed connections, and two workers racing.
+//! Redis restart, killed connections, two workers racing, and worker
+//! processes on a paused route.
 
 use std::{
     collections::HashMap,
@@ -293,6 +294,50 @@ async fn a_killed_workers_running_jobs_are_taken_over_when_its_heartbeat_lapses(
     for id in &ids {
         assert_eq!(runs.get(id.as_str()), Some(&1), "job {id} completed once");
     }
+    stop(second);
+}
+
+/// A paused route's jobs stay queued while worker processes run, also
+/// across a worker restart (the state is in Redis), and run once it is
+/// resumed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_route_holds_its_jobs_across_worker_restarts() {
+    let server = RedisServer::start();
+    let tb = TestBroker::redis(&server.url(), "paused").await;
+    let prefix = tb.redis.as_ref().unwrap().prefix().to_owned();
+    let broker = tb.broker.clone();
+    let route = bananas::job::Route::default();
+    assert!(broker.pause().unwrap().pause(&route).await.unwrap());
+    let first = worker(&server, &prefix, 4);
+    let jobs: Vec<Job> = (0..5).map(|_| fault_job(0)).collect();
+    let ids: Vec<JobId> = jobs.iter().map(|j| j.id.clone()).collect();
+    broker.enqueue(jobs).await.unwrap();
+    let held = |broker: AnyBroker| async move {
+        // The worker is up (it beats), and its fetches find nothing.
+        eventually(Duration::from_secs(30), "the worker is live", || {
+            let b = broker.clone();
+            async move { (!b.workers().unwrap().workers().await.unwrap().is_empty()).then_some(()) }
+        })
+        .await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let stats = broker.inspect().unwrap().stats().await.unwrap();
+        let s = stats.iter().find(|s| s.route == "default").unwrap();
+        assert!(s.paused, "{s:?}");
+        assert_eq!((s.normal, s.active), (5, 0), "{s:?}");
+    };
+    held(broker.clone()).await;
+    stop(first);
+    let listed = broker.workers().unwrap().workers().await.unwrap();
+    assert!(
+        listed.is_empty(),
+        "still listed after a clean stop: {listed:?}"
+    );
+    let second = worker(&server, &prefix, 4);
+    held(broker.clone()).await;
+    assert!(runs(&server).await.is_empty());
+
+    assert!(broker.pause().unwrap().resume(&route).await.unwrap());
+    all_succeeded(&broker, &ids, Duration::from_secs(30)).await;
     stop(second);
 }
 

@@ -73,6 +73,25 @@ impl<S: Send + Sync> FromRequestParts<S> for IdPath {
     }
 }
 
+/// The `{route}` segment of a path: a valid route name.
+#[derive(Debug)]
+pub(crate) struct RoutePath(pub(crate) crate::job::Route);
+
+impl<S: Send + Sync> FromRequestParts<S> for RoutePath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path(name) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| {
+                ApiError::bad_request(format!("invalid route in the path: {}", e.body_text()))
+            })?;
+        crate::job::Route::new(name.as_str())
+            .map(RoutePath)
+            .map_err(|e| ApiError::bad_request(format!("invalid route in the path: {e}")))
+    }
+}
+
 /// Reads `limit` from a query string like `limit=50`.
 pub(crate) fn query_limit(
     query: Option<&str>,

@@ -53,7 +53,7 @@ pub use jobs::{
     MAX_RETRIES,
 };
 pub use openapi::OPENAPI_JSON;
-pub use routes::{schedules_json, totals, ScheduleView};
+pub use routes::{schedules_json, totals, QueueView, ScheduleView};
 
 use crate::{client::Client, job::Route, scheduler::Scheduler, task::Registry, Error, Result};
 

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 use super::{
     error::ApiError,
-    extract::{query_limit, IdPath, JsonBody},
+    extract::{query_limit, IdPath, JsonBody, RoutePath},
     jobs::{EnqueueRequest, JobView, Timestamp},
     openapi::OPENAPI_JSON,
     ApiState,
@@ -59,6 +59,8 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
         e("GET", "/jobs/{id}", get(job)),
         e("DELETE", "/jobs/{id}", delete(cancel)),
         e("GET", "/queues", get(queues)),
+        e("POST", "/queues/{route}/pause", post(pause)),
+        e("POST", "/queues/{route}/resume", post(resume)),
         e("GET", "/workers", get(workers)),
         e("GET", "/dead", get(dead_list)),
         e("DELETE", "/dead", delete(dead_purge)),
@@ -129,8 +131,26 @@ async fn cancel(State(state): State<Shared>, IdPath(id): IdPath) -> Result<Json<
 /// The answer of `GET /queues`.
 #[derive(Debug, Serialize)]
 struct QueuesView {
-    queues: Vec<QueueStats>,
-    totals: QueueStats,
+    queues: Vec<QueueView>,
+    totals: QueueView,
+}
+
+/// A route's stats as the API and the CLI show them: with its latency
+/// worked out.
+#[derive(Debug, Serialize)]
+pub struct QueueView {
+    #[serde(flatten)]
+    stats: QueueStats,
+    /// How long the oldest queued job has waited (ms).
+    latency_ms: u64,
+}
+
+impl QueueView {
+    /// `stats` seen at `now` (ms since the epoch).
+    pub fn new(stats: QueueStats, now: crate::job::Millis) -> Self {
+        let latency_ms = stats.latency(now).as_millis() as u64;
+        QueueView { stats, latency_ms }
+    }
 }
 
 /// Adds up every route's depths (the total's `route` is `*`).
@@ -147,6 +167,10 @@ pub fn totals(queues: &[QueueStats]) -> QueueStats {
             t.scheduled += q.scheduled;
             t.active += q.active;
             t.dead += q.dead;
+            t.oldest_due = match (t.oldest_due, q.oldest_due) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             t
         },
     )
@@ -157,7 +181,11 @@ async fn queues(State(state): State<Shared>) -> Result<Json<QueuesView>, ApiErro
     queues.sort_by(|a, b| a.route.cmp(&b.route));
     crate::metrics::record_queue_stats(&queues);
     let totals = totals(&queues);
-    Ok(Json(QueuesView { queues, totals }))
+    let now = crate::job::now_millis();
+    Ok(Json(QueuesView {
+        queues: queues.into_iter().map(|q| QueueView::new(q, now)).collect(),
+        totals: QueueView::new(totals, now),
+    }))
 }
 
 async fn workers(State(state): State<Shared>) -> Result<Json<Value>, ApiError> {
@@ -197,6 +225,32 @@ async fn dead_requeue(
             "no dead job `{id}` (it is not in the dead letter)"
         )))
     }
+}
+
+/// Pauses a route (`paused` says whether it was running until now). The
+/// route must be one the server knows, as for `POST /jobs`.
+async fn pause(
+    State(state): State<Shared>,
+    RoutePath(route): RoutePath,
+) -> Result<Json<Value>, ApiError> {
+    super::new_routes::check_route(&state, &route).await?;
+    let changed = state.client.broker().pause()?.pause(&route).await?;
+    tracing::info!(route = ?route.as_str(), changed, "route paused over HTTP");
+    Ok(Json(
+        json!({ "route": route.as_str(), "paused": true, "changed": changed }),
+    ))
+}
+
+/// Resumes a paused route.
+async fn resume(
+    State(state): State<Shared>,
+    RoutePath(route): RoutePath,
+) -> Result<Json<Value>, ApiError> {
+    let changed = state.client.broker().pause()?.resume(&route).await?;
+    tracing::info!(route = ?route.as_str(), changed, "route resumed over HTTP");
+    Ok(Json(
+        json!({ "route": route.as_str(), "paused": false, "changed": changed }),
+    ))
 }
 
 async fn dead_purge(State(state): State<Shared>) -> Result<Json<Value>, ApiError> {
