@@ -119,6 +119,8 @@ pub enum Capability {
     Schedules,
     /// [`crate::broker::Pause`]: pausing and resuming routes.
     Pause,
+    /// [`crate::broker::Browse`]: listing and searching jobs.
+    Browse,
 }
 
 impl fmt::Display for Capability {
@@ -131,6 +133,7 @@ impl fmt::Display for Capability {
             Capability::Workers => "listing workers",
             Capability::Schedules => "periodic schedules",
             Capability::Pause => "pausing routes",
+            Capability::Browse => "listing jobs",
         })
     }
 }

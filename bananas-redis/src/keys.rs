@@ -43,6 +43,9 @@ pub(crate) struct RouteKeys {
     /// Hash: id → the epoch at which recovery last took the job's lease
     /// from its holder (so that holder's late acks are refused).
     pub(crate) revoked: String,
+    /// Zset: id → when it succeeded, for the succeeded jobs whose result
+    /// is kept (trimmed to the result TTL).
+    pub(crate) done: String,
     /// String: when the route was paused (ms); absent while it runs.
     pub(crate) paused: String,
 }
@@ -67,6 +70,7 @@ impl RouteKeys {
             epoch: k("epoch"),
             revoked: k("revoked"),
             paused: k("paused"),
+            done: k("done"),
             tag,
         }
     }

@@ -2,7 +2,7 @@
 
 use std::{fmt, ops::Deref, sync::Arc};
 
-use super::{Broker, Cancel, DeadLetter, Inspect, Pause, Progress, Schedules, Workers};
+use super::{Broker, Browse, Cancel, DeadLetter, Inspect, Pause, Progress, Schedules, Workers};
 use crate::error::{Capability, Error, Result};
 
 /// A broker of any type, as the runtime holds it: the hot path
@@ -34,6 +34,7 @@ pub struct AnyBroker {
     workers: Option<Arc<dyn Workers>>,
     schedules: Option<Arc<dyn Schedules>>,
     pause: Option<Arc<dyn Pause>>,
+    browse: Option<Arc<dyn Browse>>,
 }
 
 impl AnyBroker {
@@ -48,13 +49,14 @@ impl AnyBroker {
             workers: None,
             schedules: None,
             pause: None,
+            browse: None,
         }
     }
 
     /// A broker with every capability.
     pub fn full<B>(broker: Arc<B>) -> Self
     where
-        B: Broker + Inspect + DeadLetter + Cancel + Progress + Workers + Schedules + Pause,
+        B: Broker + Inspect + DeadLetter + Cancel + Progress + Workers + Schedules + Pause + Browse,
     {
         Self::new(broker.clone())
             .with_inspect(broker.clone())
@@ -63,7 +65,8 @@ impl AnyBroker {
             .with_progress(broker.clone())
             .with_workers(broker.clone())
             .with_schedules(broker.clone())
-            .with_pause(broker)
+            .with_pause(broker.clone())
+            .with_browse(broker)
     }
 
     /// Adds [`Inspect`].
@@ -108,6 +111,12 @@ impl AnyBroker {
         self
     }
 
+    /// Adds [`Browse`].
+    pub fn with_browse<B: Browse>(mut self, b: Arc<B>) -> Self {
+        self.browse = Some(b);
+        self
+    }
+
     /// The hot path, as a shared trait object.
     pub fn core(&self) -> &Arc<dyn Broker> {
         &self.core
@@ -123,6 +132,7 @@ impl AnyBroker {
             Capability::Workers => self.workers.is_some(),
             Capability::Schedules => self.schedules.is_some(),
             Capability::Pause => self.pause.is_some(),
+            Capability::Browse => self.browse.is_some(),
         }
     }
 
@@ -160,13 +170,18 @@ impl AnyBroker {
     pub fn pause(&self) -> Result<&dyn Pause> {
         cap(&self.pause, Capability::Pause)
     }
+
+    /// [`Browse`], or [`Error::Unsupported`].
+    pub fn browse(&self) -> Result<&dyn Browse> {
+        cap(&self.browse, Capability::Browse)
+    }
 }
 
 /// A broker with every capability converts as [`AnyBroker::full`], so
 /// `App::builder().broker(Arc::new(my_broker))` works as before.
 impl<B> From<Arc<B>> for AnyBroker
 where
-    B: Broker + Inspect + DeadLetter + Cancel + Progress + Workers + Schedules + Pause,
+    B: Broker + Inspect + DeadLetter + Cancel + Progress + Workers + Schedules + Pause + Browse,
 {
     fn from(broker: Arc<B>) -> Self {
         AnyBroker::full(broker)
@@ -195,6 +210,7 @@ impl fmt::Debug for AnyBroker {
             Capability::Workers,
             Capability::Schedules,
             Capability::Pause,
+            Capability::Browse,
         ]
         .into_iter()
         .filter(|c| self.has(*c))

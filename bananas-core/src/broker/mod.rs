@@ -15,6 +15,7 @@
 //! | [`Workers`] | heartbeats and the list of live workers |
 //! | [`Schedules`] | claim schedule ticks, announce schedules |
 //! | [`Pause`] | pause and resume a route |
+//! | [`Browse`] | list and search jobs by state, page by page |
 //!
 //! Code that knows its broker's type calls these traits directly, so a call
 //! to a capability the broker lacks does not compile. The runtime holds a
@@ -42,6 +43,7 @@ use crate::{
 };
 
 mod any;
+mod browse;
 mod cancel;
 mod dead;
 mod inspect;
@@ -51,6 +53,9 @@ mod schedules;
 mod workers;
 
 pub use any::AnyBroker;
+pub use browse::{
+    check_limit, Browse, Cursor, JobFilter, JobPage, ListState, CANCELLED, MAX_PAGE, SCAN_BUDGET,
+};
 pub use cancel::{Cancel, CancelOutcome};
 pub use dead::DeadLetter;
 pub use inspect::{Inspect, QueueStats};

@@ -9,7 +9,9 @@
 -- KEYS[8]   {P:R}:progress
 -- KEYS[9]   {P:R}:epoch
 -- KEYS[10]  {P:R}:revoked
--- KEYS[11..] per full ack below, in ARGV order: {P:R}:r:<id> for each
+-- KEYS[11]  {P:R}:done: the succeeded jobs whose result is kept, by when
+--           they finished; trimmed here to the result TTL
+-- KEYS[12..] per full ack below, in ARGV order: {P:R}:r:<id> for each
 --           'result' and 'dead'; with 'l' in ARGV[8], {P:R}:r:<id> and
 --           {P:R}:w:<id> for every kind but 'retry'
 -- ARGV[1]  now (ms)
@@ -61,6 +63,7 @@
 --- @include "include/epoch.lua"
 local K_JOBS, K_META, K_SCHED, K_LEASE, K_DEAD = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local K_WAKE, K_WAITERS, K_PROGRESS, K_EPOCH, K_REVOKED = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
+local K_DONE = KEYS[11]
 local now = tonumber(ARGV[1])
 local ok_ttl, dead_ttl = ARGV[2], tonumber(ARGV[3])
 local compact = tonumber(ARGV[4])
@@ -168,7 +171,7 @@ end
 local specs = {}
 if need_spec then specs = vget('HMGET', K_JOBS, src, off + 1, off + nids) end
 
-local stale_at, dropmeta, newmeta, sched = {}, {}, {}, {}
+local stale_at, dropmeta, newmeta, sched, done = {}, {}, {}, {}, {}
 local settled, stale, died = 0, 0, false
 if trusted then
   settled = nids
@@ -181,7 +184,7 @@ elseif simple then
   end
   settled = nids - stale
 end
-local kp = 11 -- the keys of the next full ack
+local kp = 12 -- the keys of the next full ack
 for n = 1, simple and 0 or nids do
   local kind, id, attempt, started, a, b, rk, wk
   if n <= compact then
@@ -228,6 +231,8 @@ for n = 1, simple and 0 or nids do
       elseif kind == 'result' then
         rec = record('s', attempts, started, now, '', a, spec)
         redis.call('SET', rk, rec, 'PX', ok_ttl)
+        done[#done + 1] = now
+        done[#done + 1] = id
       elseif waiters[n] then
         rec = record('s', attempts, started, now, '', '', spec)
       end
@@ -269,4 +274,8 @@ if #sched > 0 then
   wake(K_WAKE, 1)
 end
 if died then trim_dead(K_DEAD, now, dead_ttl) end
+if #done > 0 then
+  vcall('ZADD', K_DONE, done)
+  redis.call('ZREMRANGEBYSCORE', K_DONE, '-inf', '(' .. tostring(now - tonumber(ok_ttl)))
+end
 return {'settled', settled, stale}

@@ -175,7 +175,7 @@ impl Call for AckCall<'_> {
 
     fn keys(&self) -> Vec<&str> {
         let k = self.keys;
-        let mut keys = Vec::with_capacity(10 + self.job_keys.len());
+        let mut keys = Vec::with_capacity(11 + self.job_keys.len());
         keys.extend([
             k.jobs.as_str(),
             &k.meta,
@@ -187,6 +187,7 @@ impl Call for AckCall<'_> {
             &k.progress,
             &k.epoch,
             &k.revoked,
+            &k.done,
         ]);
         keys.extend(self.job_keys.iter().map(String::as_str));
         keys
@@ -401,7 +402,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            &c.keys()[10..],
+            &c.keys()[11..],
             ["{p:r}:r:b", "{p:r}:r:f"],
             "the records of the result and the dead job; no waiters' lists"
         );
@@ -415,7 +416,7 @@ mod tests {
         let a = args(&c);
         assert_eq!(&a[..9], ["100", "1", "2", "0", "", "", "", "l", "done"]);
         assert_eq!(
-            &c.keys()[10..],
+            &c.keys()[11..],
             [
                 "{p:r}:r:a",
                 "{p:r}:w:a",

@@ -14,6 +14,7 @@
 //! | `promote` | due scheduled jobs to their queue (a tool's call) |
 //! | `inspect` | a job by id, waiting for it, queue depths ([`Inspect`](bananas_core::broker::Inspect)) |
 //! | `dead` | listing, requeueing, purging dead jobs |
+//! | `browse` | listing and searching jobs by state, page by page ([`Browse`](bananas_core::broker::Browse)) |
 //! | `cancel`, `pause`, `progress`, `workers` | the capabilities of those names |
 //! | `ticks`, `schedules` | schedule ticks and announcements |
 //! | `index`, `lookup` | finding a job's route from its id |
@@ -32,6 +33,7 @@ use crate::{
 };
 
 mod ack;
+mod browse;
 mod cancel;
 mod dead;
 mod enqueue;

@@ -6,8 +6,10 @@
 //! waiting for jobs and results uses [`tokio::sync::Notify`], never polling.
 //!
 //! The broker's bookkeeping is in `state.rs`; the hot path ([`Broker`]) is
-//! implemented here, the capability traits in `capabilities.rs`.
+//! implemented here, the capability traits in `capabilities.rs`, listing
+//! jobs ([`Browse`](crate::broker::Browse)) in `browse.rs`.
 
+mod browse;
 mod capabilities;
 mod state;
 

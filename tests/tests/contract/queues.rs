@@ -1,8 +1,13 @@
-//! Queue control: pausing and resuming a route, and queue latency.
+//! Queue control: pausing and resuming a route, queue latency, and
+//! listing jobs by state.
 
 use std::time::Duration;
 
-use bananas::job::{now_millis, Priority};
+use bananas::{
+    broker::{AnyBroker, JobFilter, ListState},
+    error::BrokerError as Error,
+    job::{now_millis, JobId, Outcome, Priority},
+};
 use bananas_tests::{broker_suite, Kind, TestBroker};
 
 use crate::support::*;
@@ -86,7 +91,208 @@ async fn latency_is_the_age_of_the_oldest_queued_job(kind: Kind) {
     tb.cleanup().await;
 }
 
+/// Every page of a listing with `limit`, following `next` to the end.
+async fn list_all(b: &AnyBroker, filter: &JobFilter, limit: usize) -> (Vec<JobId>, usize) {
+    let browse = b.browse().unwrap();
+    let (mut ids, mut cursor, mut pages) = (Vec::new(), None::<String>, 0);
+    loop {
+        let page = browse
+            .list_jobs(filter, cursor.as_deref(), limit)
+            .await
+            .unwrap();
+        assert!(page.jobs.len() <= limit);
+        for j in &page.jobs {
+            assert!(filter.matches(j), "{j:?} does not match {filter:?}");
+        }
+        ids.extend(page.jobs.into_iter().map(|j| j.id));
+        pages += 1;
+        assert!(pages < 100, "no end to the listing");
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => return (ids, pages),
+        }
+    }
+}
+
+/// Jobs in every state on three routes, each listed page by page in its
+/// order (queued: route by route, high to low, newest first; the others
+/// newest first over all routes), cancelled jobs apart from dead ones,
+/// retrying ones apart from scheduled ones; filters by route, task and
+/// text (arguments or error).
+async fn jobs_are_listed_by_state_page_by_page(kind: Kind) {
+    let tb = TestBroker::new(kind, "browse").await;
+    let b = &tb.broker;
+    let now = now_millis();
+    let (q1, q2, q3) = (
+        job_on("ba", Priority::High, 1),
+        job_on("ba", Priority::Normal, 2),
+        job_on("ba", Priority::Low, 3),
+    );
+    let (q4, q5) = (
+        job_on("bb", Priority::Normal, 4),
+        job_on("bb", Priority::Normal, 5),
+    );
+    let (mut s1, mut s2, mut c1) = (
+        job_on("ba", Priority::Normal, 6),
+        job_on("bb", Priority::Normal, 7),
+        job_on("ba", Priority::Normal, 8),
+    );
+    s1.eta = Some(now + 3_600_000);
+    s2.eta = Some(now + 7_200_000);
+    c1.eta = Some(now + 3_600_000);
+    b.enqueue(vec![
+        q1.clone(),
+        q2.clone(),
+        q3.clone(),
+        q4.clone(),
+        s1.clone(),
+        s2.clone(),
+        c1.clone(),
+    ])
+    .await
+    .unwrap();
+    b.enqueue(vec![q5.clone()]).await.unwrap();
+    b.cancel().unwrap().cancel(&c1.id, None).await.unwrap();
+    // Through a worker's hands, on a third route.
+    let mut mailer = job_on("bw", Priority::Normal, 9);
+    mailer.task = "mailer".into();
+    let work: Vec<_> = (10..14)
+        .map(|n| job_on("bw", Priority::Normal, n))
+        .collect();
+    let mut all = vec![mailer];
+    all.extend(work);
+    b.enqueue(all).await.unwrap();
+    let got = fetch_n(b, &["bw"], 5).await;
+    let by_n = |n: usize| {
+        got.iter()
+            .find(|j| j.args.get().contains(&format!("\"n\":{n}")))
+            .unwrap()
+    };
+    let (d1, r1, ok1, ok2, a1) = (by_n(9), by_n(10), by_n(11), by_n(12), by_n(13));
+    b.ack(&[
+        ack(
+            d1,
+            Outcome::Dead {
+                reason: "boom 42".into(),
+            },
+        ),
+        ack(
+            r1,
+            Outcome::Retry {
+                at: now + 3_600_000,
+                error: "try later".into(),
+            },
+        ),
+        ok(ok1, "1"),
+    ])
+    .await
+    .unwrap();
+    wait_past(now_millis() + 5).await;
+    b.ack(&[ok(ok2, "2")]).await.unwrap();
+
+    let ids = |jobs: &[&bananas::job::Job]| jobs.iter().map(|j| j.id.clone()).collect::<Vec<_>>();
+    for (state, want) in [
+        (ListState::Queued, ids(&[&q1, &q2, &q3, &q4, &q5])),
+        (ListState::Scheduled, ids(&[&s2, &s1])),
+        (ListState::Retrying, ids(&[r1])),
+        (ListState::Active, ids(&[a1])),
+        (ListState::Succeeded, ids(&[ok2, ok1])),
+        (ListState::Dead, ids(&[d1])),
+        (ListState::Cancelled, ids(&[&c1])),
+    ] {
+        for limit in [1, 2, 100] {
+            let (got, _) = list_all(b, &JobFilter::state(state), limit).await;
+            if state == ListState::Queued {
+                // q5 came after q4, so it is the newer on its route.
+                let mut want = want.clone();
+                want.swap(3, 4);
+                assert_eq!(got, want, "{state}, pages of {limit}");
+            } else {
+                assert_eq!(got, want, "{state}, pages of {limit}");
+            }
+        }
+    }
+
+    let mut f = JobFilter::state(ListState::Queued);
+    f.route = Some(route("bb"));
+    assert_eq!(list_all(b, &f, 10).await.0, ids(&[&q5, &q4]));
+    let mut f = JobFilter::state(ListState::Queued);
+    f.text = Some("\"n\":3".into());
+    assert_eq!(list_all(b, &f, 10).await.0, ids(&[&q3]));
+    let mut f = JobFilter::state(ListState::Dead);
+    f.text = Some("boom 42".into());
+    assert_eq!(list_all(b, &f, 10).await.0, ids(&[d1]));
+    f.task = Some("noop".into());
+    assert!(list_all(b, &f, 10).await.0.is_empty());
+    f.task = Some("mailer".into());
+    assert_eq!(list_all(b, &f, 10).await.0, ids(&[d1]));
+    tb.cleanup().await;
+}
+
+/// A bad cursor, a cursor of another listing and an out-of-range page size
+/// are `Error::Invalid`, naming the problem.
+async fn bad_listing_requests_are_invalid(kind: Kind) {
+    let tb = TestBroker::new(kind, "browsebad").await;
+    let browse = tb.broker.browse().unwrap();
+    let queued = JobFilter::state(ListState::Queued);
+    let dead = JobFilter::state(ListState::Dead);
+    for (filter, cursor, limit, says) in [
+        (&queued, Some("nope"), 10, "invalid cursor `nope`"),
+        (
+            &queued,
+            Some("t.12.x"),
+            10,
+            "not a cursor of a `queued` listing",
+        ),
+        (
+            &dead,
+            Some("q.0.0.default"),
+            10,
+            "not a cursor of a `dead` listing",
+        ),
+        (&dead, None, 0, "page size 0"),
+        (&dead, None, 1001, "page size 1001"),
+    ] {
+        let e = browse.list_jobs(filter, cursor, limit).await.unwrap_err();
+        assert!(matches!(e, Error::Invalid(_)), "{e:?}");
+        assert!(e.to_string().contains(says), "{e}");
+    }
+    tb.cleanup().await;
+}
+
+/// A filter reads at most `SCAN_BUDGET` entries per call: a search through
+/// a long queue comes back with a short page and a cursor, and following
+/// it finds the job.
+async fn a_search_reads_a_bounded_stretch_per_page(kind: Kind) {
+    let tb = TestBroker::new(kind, "browsescan").await;
+    let b = &tb.broker;
+    let mut target = job_on("many", Priority::Normal, 0);
+    target.task = "target".into();
+    b.enqueue(vec![target.clone()]).await.unwrap();
+    let others: Vec<_> = (1..=bananas::broker::SCAN_BUDGET + 500)
+        .map(|n| job_on("many", Priority::Normal, n))
+        .collect();
+    for chunk in others.chunks(1000) {
+        b.enqueue(chunk.to_vec()).await.unwrap();
+    }
+    let mut f = JobFilter::state(ListState::Queued);
+    f.task = Some("target".into());
+    let first = b.browse().unwrap().list_jobs(&f, None, 10).await.unwrap();
+    assert!(
+        first.jobs.is_empty(),
+        "the budget ran out before the oldest job"
+    );
+    assert!(first.next.is_some());
+    let (found, pages) = list_all(b, &f, 10).await;
+    assert_eq!(found, vec![target.id.clone()]);
+    assert!(pages >= 2, "{pages}");
+    tb.cleanup().await;
+}
+
 broker_suite!(
     a_paused_route_accepts_jobs_and_leases_none,
     latency_is_the_age_of_the_oldest_queued_job,
+    jobs_are_listed_by_state_page_by_page,
+    bad_listing_requests_are_invalid,
+    a_search_reads_a_bounded_stretch_per_page,
 );
