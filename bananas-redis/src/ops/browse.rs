@@ -23,6 +23,9 @@ use crate::{
     RedisBroker,
 };
 
+/// One `HMGET` reply.
+type Fields = Vec<Option<Vec<u8>>>;
+
 /// One index entry: (time, id), on a route.
 type Entry = (Millis, String, usize);
 
@@ -111,11 +114,7 @@ impl RedisBroker {
                 .collect());
         }
         let leased = state == ListState::Active;
-        let (specs, metas, progress): (
-            Vec<Option<Vec<u8>>>,
-            Vec<Option<Vec<u8>>>,
-            Vec<Option<Vec<u8>>>,
-        ) = redis::pipe()
+        let (specs, metas, progress): (Fields, Fields, Fields) = redis::pipe()
             .cmd("HMGET")
             .arg(&keys.jobs)
             .arg(ids)
