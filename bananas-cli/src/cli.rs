@@ -78,8 +78,34 @@ pub(crate) enum QueuesCommand {
     },
 }
 
+/// Which jobs `jobs list` shows.
+#[derive(Debug, Args)]
+pub(crate) struct ListArgs {
+    /// queued, scheduled, retrying, active, succeeded, dead or cancelled.
+    #[arg(long)]
+    pub(crate) state: String,
+    /// Only this route.
+    #[arg(long)]
+    pub(crate) route: Option<String>,
+    /// Only this task.
+    #[arg(long)]
+    pub(crate) task: Option<String>,
+    /// Only jobs whose arguments or last error contain this text.
+    #[arg(long)]
+    pub(crate) text: Option<String>,
+    /// At most this many (1 to 1000).
+    #[arg(long, default_value_t = 50)]
+    pub(crate) limit: usize,
+    /// Where to go on from: the `next` a previous page printed.
+    #[arg(long)]
+    pub(crate) cursor: Option<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub(crate) enum JobsCommand {
+    /// Jobs in one state, newest first, a page at a time (queued jobs route
+    /// by route, high priority first).
+    List(ListArgs),
     /// A job's state, attempts, result or error, and timestamps.
     Show {
         /// The job id.

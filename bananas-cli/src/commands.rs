@@ -3,9 +3,9 @@
 use std::collections::BTreeMap;
 
 use bananas::{
-    broker::{AnyBroker, CancelOutcome, QueueStats, WorkerInfo},
+    broker::{AnyBroker, CancelOutcome, JobFilter, ListState, QueueStats, WorkerInfo},
     http::{self, rfc3339, ApiState, EnqueueRequest, JobView},
-    job::JobId,
+    job::{JobId, Route},
     Client,
 };
 use serde_json::{json, value::RawValue, Value};
@@ -13,7 +13,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     api,
-    cli::{Cli, Command, DeadCommand, EnqueueArgs, JobsCommand, QueuesCommand, ServeArgs},
+    cli::{
+        Cli, Command, DeadCommand, EnqueueArgs, JobsCommand, ListArgs, QueuesCommand, ServeArgs,
+    },
     connect,
     output::{self, fields, short, Table},
 };
@@ -38,6 +40,7 @@ pub(crate) async fn run(cli: Cli) -> Result<(), String> {
         Command::Queues(QueuesCommand::Resume { route }) => {
             set_paused(&client, &route, false, json).await
         }
+        Command::Jobs(JobsCommand::List(args)) => list_jobs(&client, args, json).await,
         Command::Jobs(JobsCommand::Show { id }) => show_job(&client, &id, json).await,
         Command::Jobs(JobsCommand::Cancel { id }) => cancel_job(&client, &id, json).await,
         Command::Dead(DeadCommand::List { limit }) => {
@@ -248,6 +251,60 @@ async fn show_job(client: &Client, id: &str, json: bool) -> Result<(), String> {
         ])
     })?;
     Ok(())
+}
+
+/// The filter of `jobs list` and the bulk commands.
+fn filter_of(args: &ListArgs) -> Result<JobFilter, String> {
+    let mut filter = JobFilter::state(args.state.parse::<ListState>().map_err(err)?);
+    if let Some(r) = &args.route {
+        filter.route = Some(Route::new(r.as_str()).map_err(|e| format!("invalid route: {e}"))?);
+    }
+    filter.task = args.task.clone();
+    filter.text = args.text.clone();
+    Ok(filter)
+}
+
+async fn list_jobs(client: &Client, args: ListArgs, json: bool) -> Result<(), String> {
+    let filter = filter_of(&args)?;
+    let page = client
+        .broker()
+        .browse()
+        .map_err(err)?
+        .list_jobs(&filter, args.cursor.as_deref(), args.limit)
+        .await
+        .map_err(err)?;
+    let jobs: Vec<JobView> = page.jobs.into_iter().map(JobView::from).collect();
+    let next = page.next;
+    print(json, json!({ "jobs": jobs, "next": next }), || {
+        let mut out = if jobs.is_empty() {
+            format!("no {} jobs on this page\n", filter.state)
+        } else {
+            let mut t = Table::new(&[
+                "ID", "TASK", "ROUTE", "PRIORITY", "ATTEMPTS", "WHEN", "ERROR",
+            ]);
+            for j in &jobs {
+                let when = j
+                    .finished_at
+                    .as_ref()
+                    .or(j.eta.as_ref())
+                    .unwrap_or(&j.created_at);
+                t.row(vec![
+                    j.id.clone(),
+                    j.name.clone(),
+                    j.route.clone(),
+                    j.priority.as_str().to_owned(),
+                    j.attempts.to_string(),
+                    when.at.clone(),
+                    short(j.error.as_deref().unwrap_or("-"), 60),
+                ]);
+            }
+            t.render()
+        };
+        if let Some(next) = &next {
+            out.push_str(&format!("next page: --cursor {next}\n"));
+        }
+        out
+    })
 }
 
 async fn dead_list(client: &Client, limit: usize, json: bool) -> Result<(), String> {

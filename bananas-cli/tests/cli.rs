@@ -808,3 +808,48 @@ async fn queues_pause_and_resume() {
     let err = s.fails(&["queues", "pause", "no such route"]);
     assert!(err.contains("invalid route"), "{err}");
 }
+
+/// `jobs list`: a page, the cursor to the next one, filters, and one-line
+/// errors for an unknown state and a bad cursor.
+#[test]
+fn jobs_list_pages_and_filters() {
+    let s = Space::new("list");
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let v = s.json(&[
+            "enqueue",
+            "t",
+            "--route",
+            "r",
+            "--payload",
+            &format!(r#"{{"n":{n}}}"#),
+        ]);
+        ids.push(v["id"].as_str().unwrap().to_owned());
+    }
+    let page = s.json(&["jobs", "list", "--state", "queued", "--limit", "2"]);
+    let got: Vec<&str> = page["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(got, [ids[2].as_str(), ids[1].as_str()], "newest first");
+    let next = page["next"].as_str().unwrap();
+    let rest = s.json(&[
+        "jobs", "list", "--state", "queued", "--limit", "2", "--cursor", next,
+    ]);
+    assert_eq!(rest["jobs"][0]["id"], ids[0].as_str());
+    assert_eq!(rest["next"], Value::Null);
+    let table = s.ok(&["jobs", "list", "--state", "queued", "--limit", "1"]);
+    assert!(
+        table.contains(&ids[2]) && table.contains("next page: --cursor "),
+        "{table}"
+    );
+    let one = s.json(&["jobs", "list", "--state", "queued", "--text", r#""n":1"#]);
+    assert_eq!(one["jobs"].as_array().unwrap().len(), 1);
+    assert_eq!(one["jobs"][0]["id"], ids[1].as_str());
+    let e = s.fails(&["jobs", "list", "--state", "finished"]);
+    assert!(e.contains("unknown job state `finished`"), "{e}");
+    let e = s.fails(&["jobs", "list", "--state", "dead", "--cursor", "bogus"]);
+    assert!(e.contains("invalid cursor"), "{e}");
+}

@@ -1177,3 +1177,71 @@ async fn pausing_a_route_over_http_holds_its_jobs_until_resumed() {
     app.shutdown();
     worker.await.unwrap().unwrap();
 }
+
+/// `GET /jobs?state=…`: pages with a cursor, filters, and a 400 naming the
+/// problem for a missing or unknown state, a bad cursor, a bad limit or an
+/// unknown parameter.
+#[tokio::test]
+async fn jobs_are_listed_by_state_with_a_cursor() {
+    let (_client, server) = standalone().await;
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let body = json!({"name": "x", "route": "a", "payload": {"n": n}}).to_string();
+        let r = server.post_json("/jobs", &body).await;
+        ids.push(r.json()["id"].as_str().unwrap().to_owned());
+    }
+    server
+        .post_json("/jobs", r#"{"name": "y", "route": "b", "countdown": 600}"#)
+        .await;
+    let mut seen = Vec::new();
+    let mut url = "/jobs?state=queued&limit=2".to_owned();
+    loop {
+        let r = server.get(&url).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let v = r.json();
+        for j in v["jobs"].as_array().unwrap() {
+            assert_eq!(j["state"], "queued");
+            seen.push(j["id"].as_str().unwrap().to_owned());
+        }
+        match v["next"].as_str() {
+            Some(next) => url = format!("/jobs?state=queued&limit=2&cursor={next}"),
+            None => break,
+        }
+    }
+    ids.reverse();
+    assert_eq!(seen, ids, "newest first");
+    let v = server
+        .get("/jobs?state=queued&text=%22n%22%3A1")
+        .await
+        .json();
+    assert_eq!(v["jobs"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["jobs"][0]["payload"]["n"], 1);
+    let v = server
+        .get("/jobs?state=scheduled&task=y&route=b")
+        .await
+        .json();
+    assert_eq!(v["jobs"][0]["name"], "y", "{v}");
+    assert_eq!(v["next"], Value::Null);
+
+    for (url, says) in [
+        ("/jobs", "`state` is required"),
+        ("/jobs?state=done", "unknown job state `done`"),
+        ("/jobs?state=queued&cursor=zzz", "invalid cursor"),
+        (
+            "/jobs?state=dead&cursor=q.0.0.a",
+            "not a cursor of a `dead` listing",
+        ),
+        ("/jobs?state=queued&limit=0", "`limit`"),
+        ("/jobs?state=queued&limit=5000", "`limit`"),
+        ("/jobs?state=queued&route=a%20b", "`route`"),
+        (
+            "/jobs?state=queued&sort=asc",
+            "unknown query parameter `sort`",
+        ),
+        ("/jobs?state=queued&state=dead", "given twice"),
+    ] {
+        let r = server.get(url).await;
+        assert_eq!(r.status, 400, "{url}: {}", r.text());
+        assert!(r.text().contains(says), "{url}: {}", r.text());
+    }
+}

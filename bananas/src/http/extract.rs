@@ -92,6 +92,30 @@ impl<S: Send + Sync> FromRequestParts<S> for RoutePath {
     }
 }
 
+/// A query string's parameters, percent-decoded: each at most once, and
+/// only those in `allowed` (anything else is a 400 naming it).
+pub(crate) fn query_params(
+    query: Option<&str>,
+    allowed: &[&str],
+) -> Result<std::collections::HashMap<String, String>, ApiError> {
+    let mut out = std::collections::HashMap::new();
+    for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        if !allowed.contains(&k.as_ref()) {
+            return Err(ApiError::bad_request(format!(
+                "unknown query parameter `{}`: expected one of {}",
+                k.escape_debug(),
+                allowed.join(", ")
+            )));
+        }
+        if out.insert(k.to_string(), v.into_owned()).is_some() {
+            return Err(ApiError::bad_request(format!(
+                "query parameter `{k}` given twice"
+            )));
+        }
+    }
+    Ok(out)
+}
+
 /// Reads `limit` from a query string like `limit=50`.
 pub(crate) fn query_limit(
     query: Option<&str>,

@@ -15,14 +15,14 @@ use serde_json::{json, Value};
 
 use super::{
     error::ApiError,
-    extract::{query_limit, IdPath, JsonBody, RoutePath},
+    extract::{query_limit, query_params, IdPath, JsonBody, RoutePath},
     jobs::{EnqueueRequest, JobView, Timestamp},
     openapi::OPENAPI_JSON,
     ApiState,
 };
 use crate::{
-    broker::{CancelOutcome, QueueStats, WorkerInfo},
-    job::JobId,
+    broker::{CancelOutcome, JobFilter, ListState, QueueStats, WorkerInfo, MAX_PAGE},
+    job::{JobId, Route},
     scheduler::{ScheduleState, ScheduleStates},
 };
 
@@ -56,6 +56,7 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
     }
     vec![
         e("POST", "/jobs", post(enqueue)),
+        e("GET", "/jobs", get(list_jobs)),
         e("GET", "/jobs/{id}", get(job)),
         e("DELETE", "/jobs/{id}", delete(cancel)),
         e("GET", "/queues", get(queues)),
@@ -95,6 +96,74 @@ async fn enqueue(
         Json(body),
     )
         .into_response())
+}
+
+/// `GET /jobs` answers at most this many jobs unless `limit` says otherwise.
+const LIST_DEFAULT_LIMIT: usize = 50;
+
+/// A page of jobs in one state.
+#[derive(Debug, Serialize)]
+struct JobsPage {
+    jobs: Vec<JobView>,
+    /// The `cursor` of the next page; `null` at the end.
+    next: Option<String>,
+}
+
+/// Reads a listing's filter, cursor and page size from a query string.
+pub(crate) fn list_query(
+    query: Option<&str>,
+) -> Result<(JobFilter, Option<String>, usize), ApiError> {
+    let mut p = query_params(
+        query,
+        &["state", "route", "task", "text", "cursor", "limit"],
+    )?;
+    let state = p
+        .remove("state")
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "query parameter `state` is required: one of queued, scheduled, retrying, active, \
+                 succeeded, dead, cancelled",
+            )
+        })?
+        .parse::<ListState>()?;
+    let mut filter = JobFilter::state(state);
+    if let Some(r) = p.remove("route") {
+        filter.route = Some(
+            Route::new(r.as_str())
+                .map_err(|e| ApiError::bad_request(format!("query parameter `route`: {e}")))?,
+        );
+    }
+    filter.task = p.remove("task").filter(|t| !t.is_empty());
+    filter.text = p.remove("text").filter(|t| !t.is_empty());
+    let limit = match p.remove("limit") {
+        None => LIST_DEFAULT_LIMIT,
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_PAGE).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "query parameter `limit`=`{}`: expected an integer from 1 to {MAX_PAGE}",
+                    v.escape_debug()
+                ))
+            })?,
+    };
+    Ok((filter, p.remove("cursor"), limit))
+}
+
+/// Jobs in one state, newest first, a page at a time.
+async fn list_jobs(State(state): State<Shared>, uri: Uri) -> Result<Json<JobsPage>, ApiError> {
+    let (filter, cursor, limit) = list_query(uri.query())?;
+    let page = state
+        .client
+        .broker()
+        .browse()?
+        .list_jobs(&filter, cursor.as_deref(), limit)
+        .await?;
+    Ok(Json(JobsPage {
+        jobs: page.jobs.into_iter().map(JobView::from).collect(),
+        next: page.next,
+    }))
 }
 
 async fn job(State(state): State<Shared>, IdPath(id): IdPath) -> Result<Json<JobView>, ApiError> {
