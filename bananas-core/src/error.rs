@@ -121,6 +121,8 @@ pub enum Capability {
     Pause,
     /// [`crate::broker::Browse`]: listing and searching jobs.
     Browse,
+    /// [`crate::broker::Manage`]: running jobs now, deleting jobs.
+    Manage,
 }
 
 impl fmt::Display for Capability {
@@ -134,6 +136,7 @@ impl fmt::Display for Capability {
             Capability::Schedules => "periodic schedules",
             Capability::Pause => "pausing routes",
             Capability::Browse => "listing jobs",
+            Capability::Manage => "moving and deleting jobs",
         })
     }
 }

@@ -42,6 +42,7 @@ pub mod broker;
 pub mod client;
 pub mod connect;
 pub mod context;
+pub mod control;
 pub mod error;
 #[cfg(feature = "http")]
 pub mod http;

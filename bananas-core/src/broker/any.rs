@@ -2,7 +2,9 @@
 
 use std::{fmt, ops::Deref, sync::Arc};
 
-use super::{Broker, Browse, Cancel, DeadLetter, Inspect, Pause, Progress, Schedules, Workers};
+use super::{
+    Broker, Browse, Cancel, DeadLetter, Inspect, Manage, Pause, Progress, Schedules, Workers,
+};
 use crate::error::{Capability, Error, Result};
 
 /// A broker of any type, as the runtime holds it: the hot path
@@ -35,6 +37,7 @@ pub struct AnyBroker {
     schedules: Option<Arc<dyn Schedules>>,
     pause: Option<Arc<dyn Pause>>,
     browse: Option<Arc<dyn Browse>>,
+    manage: Option<Arc<dyn Manage>>,
 }
 
 impl AnyBroker {
@@ -50,13 +53,23 @@ impl AnyBroker {
             schedules: None,
             pause: None,
             browse: None,
+            manage: None,
         }
     }
 
     /// A broker with every capability.
     pub fn full<B>(broker: Arc<B>) -> Self
     where
-        B: Broker + Inspect + DeadLetter + Cancel + Progress + Workers + Schedules + Pause + Browse,
+        B: Broker
+            + Inspect
+            + DeadLetter
+            + Cancel
+            + Progress
+            + Workers
+            + Schedules
+            + Pause
+            + Browse
+            + Manage,
     {
         Self::new(broker.clone())
             .with_inspect(broker.clone())
@@ -66,7 +79,8 @@ impl AnyBroker {
             .with_workers(broker.clone())
             .with_schedules(broker.clone())
             .with_pause(broker.clone())
-            .with_browse(broker)
+            .with_browse(broker.clone())
+            .with_manage(broker)
     }
 
     /// Adds [`Inspect`].
@@ -117,6 +131,12 @@ impl AnyBroker {
         self
     }
 
+    /// Adds [`Manage`].
+    pub fn with_manage<B: Manage>(mut self, b: Arc<B>) -> Self {
+        self.manage = Some(b);
+        self
+    }
+
     /// The hot path, as a shared trait object.
     pub fn core(&self) -> &Arc<dyn Broker> {
         &self.core
@@ -133,6 +153,7 @@ impl AnyBroker {
             Capability::Schedules => self.schedules.is_some(),
             Capability::Pause => self.pause.is_some(),
             Capability::Browse => self.browse.is_some(),
+            Capability::Manage => self.manage.is_some(),
         }
     }
 
@@ -175,13 +196,27 @@ impl AnyBroker {
     pub fn browse(&self) -> Result<&dyn Browse> {
         cap(&self.browse, Capability::Browse)
     }
+
+    /// [`Manage`], or [`Error::Unsupported`].
+    pub fn manage(&self) -> Result<&dyn Manage> {
+        cap(&self.manage, Capability::Manage)
+    }
 }
 
 /// A broker with every capability converts as [`AnyBroker::full`], so
 /// `App::builder().broker(Arc::new(my_broker))` works as before.
 impl<B> From<Arc<B>> for AnyBroker
 where
-    B: Broker + Inspect + DeadLetter + Cancel + Progress + Workers + Schedules + Pause + Browse,
+    B: Broker
+        + Inspect
+        + DeadLetter
+        + Cancel
+        + Progress
+        + Workers
+        + Schedules
+        + Pause
+        + Browse
+        + Manage,
 {
     fn from(broker: Arc<B>) -> Self {
         AnyBroker::full(broker)
@@ -211,6 +246,7 @@ impl fmt::Debug for AnyBroker {
             Capability::Schedules,
             Capability::Pause,
             Capability::Browse,
+            Capability::Manage,
         ]
         .into_iter()
         .filter(|c| self.has(*c))

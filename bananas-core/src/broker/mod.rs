@@ -16,6 +16,7 @@
 //! | [`Schedules`] | claim schedule ticks, announce schedules |
 //! | [`Pause`] | pause and resume a route |
 //! | [`Browse`] | list and search jobs by state, page by page |
+//! | [`Manage`] | run a waiting job now, delete a job |
 //!
 //! Code that knows its broker's type calls these traits directly, so a call
 //! to a capability the broker lacks does not compile. The runtime holds a
@@ -47,6 +48,7 @@ mod browse;
 mod cancel;
 mod dead;
 mod inspect;
+mod manage;
 mod pause;
 mod progress;
 mod schedules;
@@ -59,6 +61,7 @@ pub use browse::{
 pub use cancel::{Cancel, CancelOutcome};
 pub use dead::DeadLetter;
 pub use inspect::{Inspect, QueueStats};
+pub use manage::Manage;
 pub use pause::Pause;
 pub use progress::Progress;
 pub use schedules::{

@@ -15,7 +15,7 @@
 //! | `inspect` | a job by id, waiting for it, queue depths ([`Inspect`](bananas_core::broker::Inspect)) |
 //! | `dead` | listing, requeueing, purging dead jobs |
 //! | `browse` | listing and searching jobs by state, page by page ([`Browse`](bananas_core::broker::Browse)) |
-//! | `cancel`, `pause`, `progress`, `workers` | the capabilities of those names |
+//! | `cancel`, `manage`, `pause`, `progress`, `workers` | the capabilities of those names |
 //! | `ticks`, `schedules` | schedule ticks and announcements |
 //! | `index`, `lookup` | finding a job's route from its id |
 
@@ -42,6 +42,7 @@ mod index;
 mod inspect;
 mod leases;
 mod lookup;
+mod manage;
 mod pause;
 mod progress;
 mod promote;
@@ -68,6 +69,7 @@ pub(crate) const SCRIPTS: &[&Script] = &[
     &inspect::STATS,
     &inspect::WAIT_CHECK,
     &leases::EXTEND,
+    &manage::SCRIPT,
     &pause::SCRIPT,
     &progress::SCRIPT,
     &promote::SCRIPT,

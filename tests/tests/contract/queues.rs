@@ -289,7 +289,217 @@ async fn a_search_reads_a_bounded_stretch_per_page(kind: Kind) {
     tb.cleanup().await;
 }
 
+/// `Manage`: run now moves a scheduled or retrying job (attempts and error
+/// kept) to the front of its queue; delete removes a queued, scheduled,
+/// dead or succeeded job from everywhere, and refuses a leased one. Both
+/// say `false` for a job they do not apply to.
+async fn jobs_run_now_and_are_deleted(kind: Kind) {
+    let tb = TestBroker::new(kind, "manage").await;
+    let b = &tb.broker;
+    let (manage, inspect) = (b.manage().unwrap(), b.inspect().unwrap());
+    let now = now_millis();
+    let q = job_on("m", Priority::Normal, 1);
+    let mut s = job_on("m", Priority::Normal, 2);
+    s.eta = Some(now + 3_600_000);
+    let work: Vec<_> = (3..7).map(|n| job_on("mw", Priority::Normal, n)).collect();
+    b.enqueue(vec![q.clone(), s.clone()]).await.unwrap();
+    b.enqueue(work).await.unwrap();
+    let got = fetch_n(b, &["mw"], 4).await;
+    let (r, d, okj, a) = (&got[0], &got[1], &got[2], &got[3]);
+    b.ack(&[
+        ack(
+            r,
+            Outcome::Retry {
+                at: now + 3_600_000,
+                error: "later".into(),
+            },
+        ),
+        ack(
+            d,
+            Outcome::Dead {
+                reason: "boom".into(),
+            },
+        ),
+        ok(okj, "7"),
+    ])
+    .await
+    .unwrap();
+    let unknown = JobId::from("no-such-job");
+
+    assert!(manage.run_now(&s.id, None).await.unwrap());
+    assert!(!manage.run_now(&s.id, None).await.unwrap(), "queued now");
+    assert!(!manage.run_now(&q.id, Some(&route("m"))).await.unwrap());
+    assert!(!manage.run_now(&a.id, None).await.unwrap());
+    assert!(!manage.run_now(&unknown, None).await.unwrap());
+    let first = b.fetch(&req(&["m"], 1)).await.unwrap();
+    assert_eq!(first[0].id, s.id, "run now goes to the front of the queue");
+    assert!(manage.run_now(&r.id, None).await.unwrap());
+    let rec = inspect.job(&r.id, None).await.unwrap().unwrap();
+    assert_eq!(
+        (rec.state, rec.attempts),
+        (bananas::JobState::Queued, 1),
+        "{rec:?}"
+    );
+    assert_eq!(rec.error.as_deref(), Some("later"));
+
+    for id in [&q.id, &d.id, &okj.id, &r.id] {
+        assert!(manage.delete(id, None).await.unwrap(), "{id}");
+        assert!(
+            inspect.job(id, None).await.unwrap().is_none(),
+            "{id} is gone"
+        );
+        assert!(!manage.delete(id, None).await.unwrap(), "{id} twice");
+    }
+    assert!(
+        !manage.delete(&a.id, None).await.unwrap(),
+        "a leased job stays"
+    );
+    assert!(
+        !manage.delete(&s.id, None).await.unwrap(),
+        "a leased job stays"
+    );
+    assert!(!manage.delete(&unknown, None).await.unwrap());
+    for state in [ListState::Queued, ListState::Dead, ListState::Succeeded] {
+        assert!(
+            list_all(b, &JobFilter::state(state), 10).await.0.is_empty(),
+            "{state}"
+        );
+    }
+    let stats = inspect.stats().await.unwrap();
+    let m = stats.iter().find(|x| x.route == "m").unwrap();
+    assert_eq!(
+        (m.normal, m.scheduled, m.active, m.dead),
+        (0, 0, 1, 0),
+        "{m:?}"
+    );
+    tb.cleanup().await;
+}
+
+/// `control::apply`: by ids and by filter, in batches, with the count
+/// refused past the maximum (nothing done), an empty selection and a
+/// filter on a state the action does not move refused, and the count of
+/// jobs changed.
+async fn actions_apply_to_ids_and_filters(kind: Kind) {
+    use bananas::control::{apply, Action, Selection};
+    let tb = TestBroker::new(kind, "bulk").await;
+    let b = &tb.broker;
+    let jobs: Vec<_> = (0..30)
+        .map(|n| job_on("bulk", Priority::Normal, n))
+        .collect();
+    b.enqueue(jobs).await.unwrap();
+    let got = fetch_n(b, &["bulk"], 30).await;
+    let acks: Vec<_> = got
+        .iter()
+        .map(|j| {
+            let n: usize = j
+                .args
+                .get()
+                .trim_matches(|c: char| !c.is_ascii_digit())
+                .parse()
+                .unwrap();
+            let reason = if n % 2 == 0 { "boom" } else { "bang" };
+            ack(
+                j,
+                Outcome::Dead {
+                    reason: reason.into(),
+                },
+            )
+        })
+        .collect();
+    b.ack(&acks).await.unwrap();
+    let dead = |text: &str| {
+        let mut f = JobFilter::state(ListState::Dead);
+        f.text = Some(text.into());
+        f
+    };
+    let e = apply(b, Action::Retry, Selection::Filter(dead("boom")), Some(10))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("more than 10"), "{e}");
+    assert_eq!(
+        list_all(b, &dead("boom"), 100).await.0.len(),
+        15,
+        "nothing was done"
+    );
+    let n = apply(b, Action::Retry, Selection::Filter(dead("boom")), Some(15))
+        .await
+        .unwrap();
+    assert_eq!(n, 15);
+    assert_eq!(
+        list_all(b, &JobFilter::state(ListState::Queued), 100)
+            .await
+            .0
+            .len(),
+        15
+    );
+    let (bang, _) = list_all(b, &dead("bang"), 100).await;
+    let three: Vec<_> = bang[..3].iter().map(|id| (id.clone(), None)).collect();
+    assert_eq!(
+        apply(b, Action::Delete, Selection::Ids(three), None)
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(list_all(b, &dead("bang"), 100).await.0.len(), 12);
+    let mut queued = JobFilter::state(ListState::Queued);
+    queued.route = Some(route("bulk"));
+    assert_eq!(
+        apply(b, Action::Cancel, Selection::Filter(queued), None)
+            .await
+            .unwrap(),
+        15
+    );
+    assert_eq!(
+        list_all(b, &JobFilter::state(ListState::Cancelled), 100)
+            .await
+            .0
+            .len(),
+        15
+    );
+
+    let e = apply(
+        b,
+        Action::RunNow,
+        Selection::Filter(JobFilter::state(ListState::Dead)),
+        None,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("`run_now` moves scheduled, retrying jobs"),
+        "{e}"
+    );
+    let e = apply(b, Action::Delete, Selection::Ids(Vec::new()), None)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("empty selection"), "{e}");
+
+    // More than one batch of queued jobs, through a filter that skips some.
+    let many: Vec<_> = (0..700)
+        .map(|n| job_on("bulk2", Priority::Normal, n))
+        .collect();
+    b.enqueue(many).await.unwrap();
+    let mut f = JobFilter::state(ListState::Queued);
+    f.text = Some("5".into());
+    let with_5 = (0..700)
+        .filter(|n: &usize| n.to_string().contains('5'))
+        .count();
+    assert_eq!(
+        apply(b, Action::Delete, Selection::Filter(f), None)
+            .await
+            .unwrap(),
+        with_5
+    );
+    let left = b.inspect().unwrap().stats().await.unwrap();
+    let bulk2 = left.iter().find(|s| s.route == "bulk2").unwrap();
+    assert_eq!(bulk2.normal as usize, 700 - with_5);
+    tb.cleanup().await;
+}
+
 broker_suite!(
+    jobs_run_now_and_are_deleted,
+    actions_apply_to_ids_and_filters,
     a_paused_route_accepts_jobs_and_leases_none,
     latency_is_the_age_of_the_oldest_queued_job,
     jobs_are_listed_by_state_page_by_page,

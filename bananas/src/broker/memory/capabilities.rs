@@ -9,8 +9,8 @@ use serde_json::value::RawValue;
 
 use crate::{
     broker::{
-        Cancel, CancelOutcome, DeadLetter, Inspect, Pause, Progress, QueueStats, ScheduleInfo,
-        Schedules, TickClaim, TickMark, WorkerInfo, Workers,
+        Cancel, CancelOutcome, DeadLetter, Inspect, Manage, Pause, Progress, QueueStats,
+        ScheduleInfo, Schedules, TickClaim, TickMark, WorkerInfo, Workers,
     },
     job::{now_millis, Job, JobId, JobRecord, JobState, Millis, Route},
 };
@@ -316,5 +316,56 @@ impl Pause for MemoryBroker {
             self.ready.notify_waiters();
         }
         Ok(resumed)
+    }
+}
+
+#[async_trait]
+impl Manage for MemoryBroker {
+    async fn run_now(&self, id: &JobId, _route: Option<&Route>) -> Result<bool> {
+        {
+            let mut st = self.state.lock();
+            st.expire(now_millis());
+            let Some(e) = st.jobs.get(id) else {
+                return Ok(false);
+            };
+            if !matches!(e.record.state, JobState::Scheduled | JobState::Retrying) {
+                return Ok(false);
+            }
+            let key = (e.at, id.clone());
+            st.scheduled.remove(&key);
+            st.make_ready(id, true);
+        }
+        self.ready.notify_waiters();
+        Ok(true)
+    }
+
+    async fn delete(&self, id: &JobId, _route: Option<&Route>) -> Result<bool> {
+        let mut st = self.state.lock();
+        st.expire(now_millis());
+        let Some(e) = st.jobs.get(id) else {
+            return Ok(false);
+        };
+        let key = (e.at, id.clone());
+        match e.record.state {
+            JobState::Active => return Ok(false),
+            JobState::Queued => {
+                let (route, p) = (e.job.route.clone(), e.job.priority);
+                if let Some(q) = st.queues.get_mut(&route) {
+                    q[slot(p)].retain(|i| i != id);
+                }
+            }
+            JobState::Scheduled | JobState::Retrying => {
+                st.scheduled.remove(&key);
+            }
+            JobState::Dead => {
+                st.dead.remove(&key);
+                st.expiries.retain(|(_, i)| i != id);
+            }
+            JobState::Succeeded => {
+                st.expiries.remove(&key);
+            }
+        }
+        st.jobs.remove(id);
+        Ok(true)
     }
 }
