@@ -113,11 +113,47 @@ pub(crate) enum JobsCommand {
     },
     /// Cancels a job that has not started (queued, delayed or waiting for a
     /// retry): it goes to the dead letter with the error `cancelled`. A
-    /// running job is not interrupted.
-    Cancel {
-        /// The job id.
-        id: String,
-    },
+    /// running job is not interrupted. One id gives that job's outcome;
+    /// several ids, or a filter, act in bulk (as `retry`).
+    Cancel(BulkArgs),
+    /// Run scheduled or retrying jobs now: by id, or every one a filter
+    /// selects.
+    RunNow(BulkArgs),
+    /// Move dead (or cancelled) jobs back to their queue, attempts reset:
+    /// by id, or every one a filter selects.
+    Retry(BulkArgs),
+    /// Delete jobs no worker holds (queued, scheduled, retrying, succeeded,
+    /// dead or cancelled), with everything about them: by id, or every one
+    /// a filter selects.
+    Delete(BulkArgs),
+}
+
+/// The jobs a bulk command acts on: ids, or a filter (`--state` and
+/// optionally `--route`, `--task`, `--text`).
+#[derive(Debug, Args)]
+pub(crate) struct BulkArgs {
+    /// Job ids.
+    #[arg(conflicts_with = "state")]
+    pub(crate) ids: Vec<String>,
+    /// Every job in this state (with the filters below).
+    #[arg(long, required_unless_present = "ids")]
+    pub(crate) state: Option<String>,
+    /// Only this route.
+    #[arg(long, requires = "state")]
+    pub(crate) route: Option<String>,
+    /// Only this task.
+    #[arg(long, requires = "state")]
+    pub(crate) task: Option<String>,
+    /// Only jobs whose arguments or last error contain this text.
+    #[arg(long, requires = "state")]
+    pub(crate) text: Option<String>,
+    /// Act on every selected job, however many (otherwise more than
+    /// `--max` is refused, with nothing done).
+    #[arg(long)]
+    pub(crate) all: bool,
+    /// The most jobs to act on without `--all`.
+    #[arg(long, default_value_t = bananas::control::DEFAULT_MAX)]
+    pub(crate) max: usize,
 }
 
 #[derive(Debug, Subcommand)]

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use bananas::{
     broker::{AnyBroker, CancelOutcome, JobFilter, ListState, QueueStats, WorkerInfo},
+    control::{self, Action, Selection},
     http::{self, rfc3339, ApiState, EnqueueRequest, JobView},
     job::{JobId, Route},
     Client,
@@ -14,7 +15,8 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     api,
     cli::{
-        Cli, Command, DeadCommand, EnqueueArgs, JobsCommand, ListArgs, QueuesCommand, ServeArgs,
+        BulkArgs, Cli, Command, DeadCommand, EnqueueArgs, JobsCommand, ListArgs, QueuesCommand,
+        ServeArgs,
     },
     connect,
     output::{self, fields, short, Table},
@@ -42,7 +44,13 @@ pub(crate) async fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Jobs(JobsCommand::List(args)) => list_jobs(&client, args, json).await,
         Command::Jobs(JobsCommand::Show { id }) => show_job(&client, &id, json).await,
-        Command::Jobs(JobsCommand::Cancel { id }) => cancel_job(&client, &id, json).await,
+        Command::Jobs(JobsCommand::Cancel(args)) if args.ids.len() == 1 => {
+            cancel_job(&client, &args.ids[0], json).await
+        }
+        Command::Jobs(JobsCommand::Cancel(args)) => bulk(&client, Action::Cancel, args, json).await,
+        Command::Jobs(JobsCommand::RunNow(args)) => bulk(&client, Action::RunNow, args, json).await,
+        Command::Jobs(JobsCommand::Retry(args)) => bulk(&client, Action::Retry, args, json).await,
+        Command::Jobs(JobsCommand::Delete(args)) => bulk(&client, Action::Delete, args, json).await,
         Command::Dead(DeadCommand::List { limit }) => {
             dead_list(&client, limit as usize, json).await
         }
@@ -305,6 +313,35 @@ async fn list_jobs(client: &Client, args: ListArgs, json: bool) -> Result<(), St
         }
         out
     })
+}
+
+/// `jobs cancel|run-now|retry|delete` on ids or a filter.
+async fn bulk(client: &Client, action: Action, args: BulkArgs, json: bool) -> Result<(), String> {
+    let selection = match &args.state {
+        Some(state) => Selection::Filter(filter_of(&ListArgs {
+            state: state.clone(),
+            route: args.route.clone(),
+            task: args.task.clone(),
+            text: args.text.clone(),
+            limit: 1,
+            cursor: None,
+        })?),
+        None => Selection::Ids(
+            args.ids
+                .iter()
+                .map(|id| (JobId::from(id.as_str()), None))
+                .collect(),
+        ),
+    };
+    let max = (!args.all).then_some(args.max);
+    let touched = control::apply(client.broker(), action, selection, max)
+        .await
+        .map_err(err)?;
+    print(
+        json,
+        json!({ "action": action.as_str(), "touched": touched }),
+        || format!("{action}: {touched} job(s) changed\n"),
+    )
 }
 
 async fn dead_list(client: &Client, limit: usize, json: bool) -> Result<(), String> {

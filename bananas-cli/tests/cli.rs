@@ -853,3 +853,63 @@ fn jobs_list_pages_and_filters() {
     let e = s.fails(&["jobs", "list", "--state", "dead", "--cursor", "bogus"]);
     assert!(e.contains("invalid cursor"), "{e}");
 }
+
+/// `jobs run-now|retry|delete|cancel` on ids and filters: how many changed,
+/// the maximum without `--all` (nothing done), and one-line errors.
+#[tokio::test]
+async fn bulk_commands_act_on_ids_and_filters() {
+    let s = Space::new("bulk");
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let v = s.json(&[
+            "enqueue",
+            "t",
+            "--route",
+            "r",
+            "--countdown",
+            "600",
+            "--payload",
+            &format!(r#"{{"n":{n}}}"#),
+        ]);
+        ids.push(v["id"].as_str().unwrap().to_owned());
+    }
+    let e = s.fails(&["jobs", "run-now", "--state", "scheduled", "--max", "2"]);
+    assert!(e.contains("more than the 2 allowed"), "{e}");
+    let v = s.json(&[
+        "jobs",
+        "run-now",
+        "--state",
+        "scheduled",
+        "--route",
+        "r",
+        "--max",
+        "2",
+        "--all",
+    ]);
+    assert_eq!(v, json!({"action": "run_now", "touched": 3}));
+    let out = s.ok(&["jobs", "cancel", &ids[0], &ids[1]]);
+    assert_eq!(out, "cancel: 2 job(s) changed\n");
+    let v = s.json(&[
+        "jobs",
+        "retry",
+        "--state",
+        "cancelled",
+        "--text",
+        r#""n":1"#,
+    ]);
+    assert_eq!(v["touched"], 1);
+    let v = s.json(&["jobs", "delete", &ids[0], &ids[2]]);
+    assert_eq!(v["touched"], 2);
+    let left = s.json(&["jobs", "list", "--state", "queued"]);
+    let left: Vec<&str> = left["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(left, [ids[1].as_str()]);
+    let e = s.fails(&["jobs", "retry", "--state", "queued"]);
+    assert!(e.contains("`retry` moves dead, cancelled jobs"), "{e}");
+    let e = s.fails(&["jobs", "delete", "--state", "nope"]);
+    assert!(e.contains("unknown job state `nope`"), "{e}");
+}

@@ -1245,3 +1245,94 @@ async fn jobs_are_listed_by_state_with_a_cursor() {
         assert!(r.text().contains(says), "{url}: {}", r.text());
     }
 }
+
+/// `POST /jobs/bulk`: by ids and by filter, the maximum (nothing done past
+/// it without `all`), and 400s naming each bad request.
+#[tokio::test]
+async fn bulk_actions_by_ids_and_filter() {
+    let client = Client::new(Arc::new(MemoryBroker::new()));
+    let server = start(
+        ApiState::new(client.clone())
+            .allow_new_routes(true)
+            .bulk_max(2),
+    )
+    .await;
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let body =
+            json!({"name": "x", "route": "a", "countdown": 600, "payload": {"n": n}}).to_string();
+        ids.push(
+            server.post_json("/jobs", &body).await.json()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    let filter = json!({"action": "run_now", "filter": {"state": "scheduled", "route": "a"}});
+    let r = server.post_json("/jobs/bulk", &filter.to_string()).await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("more than the 2 allowed"), "{}", r.text());
+    let v = server.get("/jobs?state=scheduled").await.json();
+    assert_eq!(v["jobs"].as_array().unwrap().len(), 3, "nothing was done");
+    let mut all = filter.clone();
+    all["all"] = json!(true);
+    let r = server.post_json("/jobs/bulk", &all.to_string()).await;
+    assert_eq!(
+        r.json(),
+        json!({"action": "run_now", "touched": 3}),
+        "{}",
+        r.text()
+    );
+    let body = json!({"action": "cancel", "ids": [ids[0], ids[1]]}).to_string();
+    assert_eq!(
+        server.post_json("/jobs/bulk", &body).await.json()["touched"],
+        2
+    );
+    let body = json!({"action": "retry", "filter": {"state": "cancelled", "text": "\"n\":1"}});
+    assert_eq!(
+        server
+            .post_json("/jobs/bulk", &body.to_string())
+            .await
+            .json()["touched"],
+        1
+    );
+    let body = json!({"action": "delete", "ids": [ids[0], "no-such-job"]}).to_string();
+    assert_eq!(
+        server.post_json("/jobs/bulk", &body).await.json()["touched"],
+        1
+    );
+    assert_eq!(server.get(&format!("/jobs/{}", ids[0])).await.status, 404);
+
+    for (body, says) in [
+        (
+            json!({"action": "explode", "ids": ["x"]}),
+            "unknown action `explode`",
+        ),
+        (json!({"action": "retry", "ids": []}), "empty selection"),
+        (json!({"action": "retry"}), "give either `ids`"),
+        (
+            json!({"action": "retry", "ids": ["x"], "filter": {"state": "dead"}}),
+            "give either `ids`",
+        ),
+        (
+            json!({"action": "retry", "filter": {"state": "gone"}}),
+            "unknown job state `gone`",
+        ),
+        (
+            json!({"action": "run_now", "filter": {"state": "dead"}}),
+            "`run_now` moves scheduled, retrying jobs",
+        ),
+        (
+            json!({"action": "retry", "ids": ["x"], "force": true}),
+            "unknown field `force`",
+        ),
+        (
+            json!({"action": "retry", "ids": ["a", "b", "c"]}),
+            "more than the 2 allowed",
+        ),
+    ] {
+        let r = server.post_json("/jobs/bulk", &body.to_string()).await;
+        assert_eq!(r.status, 400, "{body}: {}", r.text());
+        assert!(r.text().contains(says), "{body}: {}", r.text());
+    }
+}

@@ -71,6 +71,8 @@ pub struct ApiState {
     body_limit: usize,
     metrics: Option<PrometheusHandle>,
     allow_new_routes: bool,
+    /// The most jobs `POST /jobs/bulk` touches without `"all": true`.
+    bulk_max: usize,
     /// Routes accepted besides `default` and the registry's.
     routes: Vec<Route>,
     /// `default`, `routes` and the registry's routes, gathered by
@@ -88,6 +90,7 @@ impl fmt::Debug for ApiState {
             .field("body_limit", &self.body_limit)
             .field("metrics", &self.metrics.is_some())
             .field("allow_new_routes", &self.allow_new_routes)
+            .field("bulk_max", &self.bulk_max)
             .field("routes", &self.routes)
             .finish()
     }
@@ -104,6 +107,7 @@ impl ApiState {
             scheduler: None,
             token: None,
             body_limit: DEFAULT_BODY_LIMIT,
+            bulk_max: crate::control::DEFAULT_MAX,
             metrics: None,
             allow_new_routes: false,
             routes: Vec::new(),
@@ -143,6 +147,14 @@ impl ApiState {
     /// broker's route registry for good.
     pub fn allow_new_routes(mut self, allow: bool) -> Self {
         self.allow_new_routes = allow;
+        self
+    }
+
+    /// The most jobs one `POST /jobs/bulk` may select without
+    /// `"all": true` (default [`crate::control::DEFAULT_MAX`]); a larger
+    /// selection is refused with 400 before anything is done.
+    pub fn bulk_max(mut self, max: usize) -> Self {
+        self.bulk_max = max;
         self
     }
 

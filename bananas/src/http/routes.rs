@@ -22,6 +22,7 @@ use super::{
 };
 use crate::{
     broker::{CancelOutcome, JobFilter, ListState, QueueStats, WorkerInfo, MAX_PAGE},
+    control::{Action, Selection},
     job::{JobId, Route},
     scheduler::{ScheduleState, ScheduleStates},
 };
@@ -57,6 +58,7 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
     vec![
         e("POST", "/jobs", post(enqueue)),
         e("GET", "/jobs", get(list_jobs)),
+        e("POST", "/jobs/bulk", post(bulk)),
         e("GET", "/jobs/{id}", get(job)),
         e("DELETE", "/jobs/{id}", delete(cancel)),
         e("GET", "/queues", get(queues)),
@@ -164,6 +166,73 @@ async fn list_jobs(State(state): State<Shared>, uri: Uri) -> Result<Json<JobsPag
         jobs: page.jobs.into_iter().map(JobView::from).collect(),
         next: page.next,
     }))
+}
+
+/// The body of `POST /jobs/bulk`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BulkRequest {
+    action: String,
+    #[serde(default)]
+    ids: Option<Vec<String>>,
+    #[serde(default)]
+    filter: Option<FilterRequest>,
+    #[serde(default)]
+    all: bool,
+}
+
+/// A filter in a request body: `GET /jobs`'s query parameters.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilterRequest {
+    state: String,
+    #[serde(default)]
+    route: Option<String>,
+    #[serde(default)]
+    task: Option<String>,
+    #[serde(default)]
+    text: Option<String>,
+}
+
+/// Run now, retry, cancel or delete jobs by id or by filter.
+async fn bulk(
+    State(state): State<Shared>,
+    JsonBody(body): JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    let req: BulkRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))?;
+    let action: Action = req.action.parse()?;
+    let selection = match (req.ids, req.filter) {
+        (Some(ids), None) => Selection::Ids(
+            ids.into_iter()
+                .map(|id| (JobId::from(id.as_str()), None))
+                .collect(),
+        ),
+        (None, Some(f)) => {
+            let mut filter = JobFilter::state(f.state.parse::<ListState>()?);
+            if let Some(r) = f.route {
+                filter.route = Some(
+                    Route::new(r.as_str())
+                        .map_err(|e| ApiError::bad_request(format!("`filter.route`: {e}")))?,
+                );
+            }
+            filter.task = f.task.filter(|t| !t.is_empty());
+            filter.text = f.text.filter(|t| !t.is_empty());
+            Selection::Filter(filter)
+        }
+        _ => {
+            return Err(ApiError::bad_request(
+                "give either `ids` (a list of job ids) or `filter` (`state`, and optionally \
+                 `route`, `task`, `text`)",
+            ))
+        }
+    };
+    let max = (!req.all).then_some(state.bulk_max);
+    let touched = crate::control::apply(state.client.broker(), action, selection, max).await?;
+    tracing::info!(action = action.as_str(), touched, "bulk action over HTTP");
+    Ok(Json(
+        json!({ "action": action.as_str(), "touched": touched }),
+    ))
 }
 
 async fn job(State(state): State<Shared>, IdPath(id): IdPath) -> Result<Json<JobView>, ApiError> {
