@@ -76,6 +76,12 @@ pub(crate) enum QueuesCommand {
         /// The route.
         route: String,
     },
+    /// Attempts processed and failed per minute on a route, for the last
+    /// day (minutes with none are left out).
+    History {
+        /// The route.
+        route: String,
+    },
 }
 
 /// Which jobs `jobs list` shows.

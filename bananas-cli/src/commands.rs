@@ -42,6 +42,7 @@ pub(crate) async fn run(cli: Cli) -> Result<(), String> {
         Command::Queues(QueuesCommand::Resume { route }) => {
             set_paused(&client, &route, false, json).await
         }
+        Command::Queues(QueuesCommand::History { route }) => history(&client, &route, json).await,
         Command::Jobs(JobsCommand::List(args)) => list_jobs(&client, args, json).await,
         Command::Jobs(JobsCommand::Show { id }) => show_job(&client, &id, json).await,
         Command::Jobs(JobsCommand::Cancel(args)) if args.ids.len() == 1 => {
@@ -101,6 +102,36 @@ fn latency(d: std::time::Duration) -> String {
     } else {
         format!("{:.1}s", d.as_secs_f64())
     }
+}
+
+/// `queues history`.
+async fn history(client: &Client, route: &str, json: bool) -> Result<(), String> {
+    let route = Route::new(route).map_err(|e| format!("invalid route: {e}"))?;
+    let minutes = client
+        .broker()
+        .history()
+        .map_err(err)?
+        .history(&route)
+        .await
+        .map_err(err)?;
+    print(
+        json,
+        json!({ "route": route.as_str(), "minutes": minutes }),
+        || {
+            if minutes.is_empty() {
+                return format!("nothing processed on `{route}` in the last day\n");
+            }
+            let mut t = Table::new(&["MINUTE", "PROCESSED", "FAILED"]);
+            for m in &minutes {
+                t.row(vec![
+                    time(Some(m.minute)),
+                    m.processed.to_string(),
+                    m.failed.to_string(),
+                ]);
+            }
+            t.render()
+        },
+    )
 }
 
 /// `queues pause` and `queues resume`.

@@ -913,3 +913,25 @@ async fn bulk_commands_act_on_ids_and_filters() {
     let e = s.fails(&["jobs", "delete", "--state", "nope"]);
     assert!(e.contains("unknown job state `nope`"), "{e}");
 }
+
+/// `queues history`: the attempts settled on a route, per minute.
+#[tokio::test]
+async fn queues_history_counts_what_was_settled() {
+    let s = Space::new("history");
+    for _ in 0..2 {
+        s.ok(&["enqueue", "t", "--route", "h"]);
+    }
+    assert_eq!(s.kill_all("h").await, 2);
+    let v = s.json(&["queues", "history", "h"]);
+    let minutes = v["minutes"].as_array().unwrap();
+    let sum = |k: &str| minutes.iter().map(|m| m[k].as_u64().unwrap()).sum::<u64>();
+    assert_eq!((sum("processed"), sum("failed")), (2, 2), "{v}");
+    let table = s.ok(&["queues", "history", "h"]);
+    assert!(
+        table.starts_with("MINUTE") && table.contains('2'),
+        "{table}"
+    );
+    assert!(s
+        .ok(&["queues", "history", "idle"])
+        .contains("nothing processed"));
+}

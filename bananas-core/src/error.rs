@@ -123,6 +123,8 @@ pub enum Capability {
     Browse,
     /// [`crate::broker::Manage`]: running jobs now, deleting jobs.
     Manage,
+    /// [`crate::broker::History`]: per-minute counts.
+    History,
 }
 
 impl fmt::Display for Capability {
@@ -137,6 +139,7 @@ impl fmt::Display for Capability {
             Capability::Pause => "pausing routes",
             Capability::Browse => "listing jobs",
             Capability::Manage => "moving and deleting jobs",
+            Capability::History => "per-minute history",
         })
     }
 }

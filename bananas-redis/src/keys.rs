@@ -94,6 +94,13 @@ impl RouteKeys {
         format!("{}:r:{id}", self.tag)
     }
 
+    /// Hash `{P:R}:hist:<hour>` (hours since the epoch): `<minute>p` and
+    /// `<minute>f` → attempts processed and failed in that minute of the
+    /// hour; expires a day and an hour after its last new minute.
+    pub(crate) fn history(&self, hour: u64) -> String {
+        format!("{}:hist:{hour}", self.tag)
+    }
+
     /// List `{P:R}:w:<id>`: the final record, pushed once per waiter.
     pub(crate) fn notify(&self, id: &str) -> String {
         format!("{}:w:{id}", self.tag)

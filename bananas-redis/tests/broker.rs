@@ -50,6 +50,8 @@ async fn only_results_are_left_behind() {
                 && **k != format!("{{{p}:mem}}:epoch")
                 // The index of the kept results, trimmed with them.
                 && **k != format!("{{{p}:mem}}:done")
+                // This hour's per-minute counts, which expire in a day.
+                && !k.starts_with(&format!("{{{p}:mem}}:hist:"))
                 // The id index's bucket, which expires as a whole.
                 && !k.starts_with(&format!("{{{p}}}:ids:"))
         })

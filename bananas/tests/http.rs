@@ -1336,3 +1336,29 @@ async fn bulk_actions_by_ids_and_filter() {
         assert!(r.text().contains(says), "{body}: {}", r.text());
     }
 }
+
+/// `GET /queues/{route}/history`: the app's worker's attempts, per minute.
+#[tokio::test]
+async fn history_shows_processed_and_failed_per_minute() {
+    let (app, server, worker) = app_and_api(None).await;
+    for body in [
+        r#"{"name": "add", "payload": {"a": 1, "b": 2}}"#,
+        r#"{"name": "add", "payload": {"a": 3, "b": 4}}"#,
+    ] {
+        let id = server.post_json("/jobs", body).await.json()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        wait_final(app.client(), &id).await;
+    }
+    let v = server.get("/queues/default/history").await.json();
+    let minutes = v["minutes"].as_array().unwrap();
+    let sum = |k: &str| minutes.iter().map(|m| m[k].as_u64().unwrap()).sum::<u64>();
+    // (Failures are counted apart: the contract and CLI tests show it.)
+    assert_eq!((sum("processed"), sum("failed")), (2, 0), "{v}");
+    assert_eq!(server.get("/queues/bad%20route/history").await.status, 400);
+    let v = server.get("/queues/elsewhere/history").await.json();
+    assert_eq!(v, json!({"route": "elsewhere", "minutes": []}));
+    app.shutdown();
+    worker.await.unwrap().unwrap();
+}

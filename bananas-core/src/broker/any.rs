@@ -3,7 +3,8 @@
 use std::{fmt, ops::Deref, sync::Arc};
 
 use super::{
-    Broker, Browse, Cancel, DeadLetter, Inspect, Manage, Pause, Progress, Schedules, Workers,
+    Broker, Browse, Cancel, DeadLetter, History, Inspect, Manage, Pause, Progress, Schedules,
+    Workers,
 };
 use crate::error::{Capability, Error, Result};
 
@@ -38,6 +39,7 @@ pub struct AnyBroker {
     pause: Option<Arc<dyn Pause>>,
     browse: Option<Arc<dyn Browse>>,
     manage: Option<Arc<dyn Manage>>,
+    history: Option<Arc<dyn History>>,
 }
 
 impl AnyBroker {
@@ -54,6 +56,7 @@ impl AnyBroker {
             pause: None,
             browse: None,
             manage: None,
+            history: None,
         }
     }
 
@@ -69,7 +72,8 @@ impl AnyBroker {
             + Schedules
             + Pause
             + Browse
-            + Manage,
+            + Manage
+            + History,
     {
         Self::new(broker.clone())
             .with_inspect(broker.clone())
@@ -80,7 +84,8 @@ impl AnyBroker {
             .with_schedules(broker.clone())
             .with_pause(broker.clone())
             .with_browse(broker.clone())
-            .with_manage(broker)
+            .with_manage(broker.clone())
+            .with_history(broker)
     }
 
     /// Adds [`Inspect`].
@@ -137,6 +142,12 @@ impl AnyBroker {
         self
     }
 
+    /// Adds [`History`].
+    pub fn with_history<B: History>(mut self, b: Arc<B>) -> Self {
+        self.history = Some(b);
+        self
+    }
+
     /// The hot path, as a shared trait object.
     pub fn core(&self) -> &Arc<dyn Broker> {
         &self.core
@@ -154,6 +165,7 @@ impl AnyBroker {
             Capability::Pause => self.pause.is_some(),
             Capability::Browse => self.browse.is_some(),
             Capability::Manage => self.manage.is_some(),
+            Capability::History => self.history.is_some(),
         }
     }
 
@@ -201,6 +213,11 @@ impl AnyBroker {
     pub fn manage(&self) -> Result<&dyn Manage> {
         cap(&self.manage, Capability::Manage)
     }
+
+    /// [`History`], or [`Error::Unsupported`].
+    pub fn history(&self) -> Result<&dyn History> {
+        cap(&self.history, Capability::History)
+    }
 }
 
 /// A broker with every capability converts as [`AnyBroker::full`], so
@@ -216,7 +233,8 @@ where
         + Schedules
         + Pause
         + Browse
-        + Manage,
+        + Manage
+        + History,
 {
     fn from(broker: Arc<B>) -> Self {
         AnyBroker::full(broker)
@@ -247,6 +265,7 @@ impl fmt::Debug for AnyBroker {
             Capability::Pause,
             Capability::Browse,
             Capability::Manage,
+            Capability::History,
         ]
         .into_iter()
         .filter(|c| self.has(*c))

@@ -17,6 +17,7 @@
 //! | [`Pause`] | pause and resume a route |
 //! | [`Browse`] | list and search jobs by state, page by page |
 //! | [`Manage`] | run a waiting job now, delete a job |
+//! | [`History`] | processed and failed counts per minute per route |
 //!
 //! Code that knows its broker's type calls these traits directly, so a call
 //! to a capability the broker lacks does not compile. The runtime holds a
@@ -47,6 +48,7 @@ mod any;
 mod browse;
 mod cancel;
 mod dead;
+mod history;
 mod inspect;
 mod manage;
 mod pause;
@@ -60,6 +62,7 @@ pub use browse::{
 };
 pub use cancel::{Cancel, CancelOutcome};
 pub use dead::DeadLetter;
+pub use history::{History, MinuteCounts, HISTORY_MINUTES};
 pub use inspect::{Inspect, QueueStats};
 pub use manage::Manage;
 pub use pause::Pause;

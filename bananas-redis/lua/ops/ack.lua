@@ -11,7 +11,9 @@
 -- KEYS[10]  {P:R}:revoked
 -- KEYS[11]  {P:R}:done: the succeeded jobs whose result is kept, by when
 --           they finished; trimmed here to the result TTL
--- KEYS[12..] per full ack below, in ARGV order: {P:R}:r:<id> for each
+-- KEYS[12]  {P:R}:hist:<hour>: this hour's per-minute counts of processed
+--           (settled) and failed (retried or dead) attempts
+-- KEYS[13..] per full ack below, in ARGV order: {P:R}:r:<id> for each
 --           'result' and 'dead'; with 'l' in ARGV[8], {P:R}:r:<id> and
 --           {P:R}:w:<id> for every kind but 'retry'
 -- ARGV[1]  now (ms)
@@ -63,7 +65,7 @@
 --- @include "include/epoch.lua"
 local K_JOBS, K_META, K_SCHED, K_LEASE, K_DEAD = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local K_WAKE, K_WAITERS, K_PROGRESS, K_EPOCH, K_REVOKED = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
-local K_DONE = KEYS[11]
+local K_DONE, K_HIST = KEYS[11], KEYS[12]
 local now = tonumber(ARGV[1])
 local ok_ttl, dead_ttl = ARGV[2], tonumber(ARGV[3])
 local compact = tonumber(ARGV[4])
@@ -172,7 +174,7 @@ local specs = {}
 if need_spec then specs = vget('HMGET', K_JOBS, src, off + 1, off + nids) end
 
 local stale_at, dropmeta, newmeta, sched, done = {}, {}, {}, {}, {}
-local settled, stale, died = 0, 0, false
+local settled, stale, died, dead_n = 0, 0, false, 0
 if trusted then
   settled = nids
 elseif simple then
@@ -184,7 +186,7 @@ elseif simple then
   end
   settled = nids - stale
 end
-local kp = 12 -- the keys of the next full ack
+local kp = 13 -- the keys of the next full ack
 for n = 1, simple and 0 or nids do
   local kind, id, attempt, started, a, b, rk, wk
   if n <= compact then
@@ -228,6 +230,7 @@ for n = 1, simple and 0 or nids do
         rec = record('d', attempts, started, now, a, '', spec)
         bury(rk, K_DEAD, id, rec, now, dead_ttl)
         died = true
+        dead_n = dead_n + 1
       elseif kind == 'result' then
         rec = record('s', attempts, started, now, '', a, spec)
         redis.call('SET', rk, rec, 'PX', ok_ttl)
@@ -274,6 +277,16 @@ if #sched > 0 then
   wake(K_WAKE, 1)
 end
 if died then trim_dead(K_DEAD, now, dead_ttl) end
+-- The minute's counts: one or two HINCRBY per batch; the hour's hash gets
+-- its expiry (a day and an hour) with each minute's first count.
+if settled > 0 then
+  local minute = tostring(math.floor(now / 60000) % 60)
+  if redis.call('HINCRBY', K_HIST, minute .. 'p', settled) == settled then
+    redis.call('EXPIRE', K_HIST, 90000)
+  end
+  local failed = #sched / 2 + dead_n
+  if failed > 0 then redis.call('HINCRBY', K_HIST, minute .. 'f', failed) end
+end
 if #done > 0 then
   vcall('ZADD', K_DONE, done)
   redis.call('ZREMRANGEBYSCORE', K_DONE, '-inf', '(' .. tostring(now - tonumber(ok_ttl)))

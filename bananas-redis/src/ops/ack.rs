@@ -109,6 +109,8 @@ struct AckCall<'a> {
     /// stores a record; with the lists, `{P:R}:r:<id>` and `{P:R}:w:<id>`
     /// of every ack that finishes its job.
     job_keys: Vec<String>,
+    /// `{P:R}:hist:<hour>` of `now`.
+    history: String,
 }
 
 /// What `ack.lua` answered.
@@ -128,9 +130,11 @@ impl<'a> AckCall<'a> {
         (epoch, trust): (Option<&'a str>, bool),
         with_lists: bool,
     ) -> Self {
+        let now = now_millis();
         let mut call = AckCall {
             keys,
-            now: now_millis(),
+            now,
+            history: keys.history(now / 3_600_000),
             result_ttl: ms(cfg.result_ttl),
             failure_ttl: ms(cfg.failure_ttl),
             batch,
@@ -175,7 +179,7 @@ impl Call for AckCall<'_> {
 
     fn keys(&self) -> Vec<&str> {
         let k = self.keys;
-        let mut keys = Vec::with_capacity(11 + self.job_keys.len());
+        let mut keys = Vec::with_capacity(12 + self.job_keys.len());
         keys.extend([
             k.jobs.as_str(),
             &k.meta,
@@ -188,6 +192,7 @@ impl Call for AckCall<'_> {
             &k.epoch,
             &k.revoked,
             &k.done,
+            &self.history,
         ]);
         keys.extend(self.job_keys.iter().map(String::as_str));
         keys
@@ -402,7 +407,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            &c.keys()[11..],
+            &c.keys()[12..],
             ["{p:r}:r:b", "{p:r}:r:f"],
             "the records of the result and the dead job; no waiters' lists"
         );
@@ -416,7 +421,7 @@ mod tests {
         let a = args(&c);
         assert_eq!(&a[..9], ["100", "1", "2", "0", "", "", "", "l", "done"]);
         assert_eq!(
-            &c.keys()[11..],
+            &c.keys()[12..],
             [
                 "{p:r}:r:a",
                 "{p:r}:w:a",

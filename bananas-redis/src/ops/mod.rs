@@ -14,6 +14,7 @@
 //! | `promote` | due scheduled jobs to their queue (a tool's call) |
 //! | `inspect` | a job by id, waiting for it, queue depths ([`Inspect`](bananas_core::broker::Inspect)) |
 //! | `dead` | listing, requeueing, purging dead jobs |
+//! | `history` | per-minute processed and failed counts ([`History`](bananas_core::broker::History)) |
 //! | `browse` | listing and searching jobs by state, page by page ([`Browse`](bananas_core::broker::Browse)) |
 //! | `cancel`, `manage`, `pause`, `progress`, `workers` | the capabilities of those names |
 //! | `ticks`, `schedules` | schedule ticks and announcements |
@@ -38,6 +39,7 @@ mod cancel;
 mod dead;
 mod enqueue;
 mod fetch;
+mod history;
 mod index;
 mod inspect;
 mod leases;

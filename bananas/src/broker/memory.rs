@@ -190,6 +190,7 @@ impl Broker for MemoryBroker {
                     tracing::warn!(job_id = %id, "stale ack ignored: the job's lease had expired");
                     continue;
                 }
+                st.count(id, now, !matches!(ack.outcome, Outcome::Succeeded(_)));
                 match ack.outcome.clone() {
                     Outcome::Succeeded(None) if st.waiting.contains_key(id) => {
                         // The task keeps no result, but someone waits for it:

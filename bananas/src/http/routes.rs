@@ -64,6 +64,7 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
         e("GET", "/queues", get(queues)),
         e("POST", "/queues/{route}/pause", post(pause)),
         e("POST", "/queues/{route}/resume", post(resume)),
+        e("GET", "/queues/{route}/history", get(history)),
         e("GET", "/workers", get(workers)),
         e("GET", "/dead", get(dead_list)),
         e("DELETE", "/dead", delete(dead_purge)),
@@ -389,6 +390,15 @@ async fn resume(
     Ok(Json(
         json!({ "route": route.as_str(), "paused": false, "changed": changed }),
     ))
+}
+
+/// A route's processed and failed counts per minute, for the last day.
+async fn history(
+    State(state): State<Shared>,
+    RoutePath(route): RoutePath,
+) -> Result<Json<Value>, ApiError> {
+    let minutes = state.client.broker().history()?.history(&route).await?;
+    Ok(Json(json!({ "route": route.as_str(), "minutes": minutes })))
 }
 
 async fn dead_purge(State(state): State<Shared>) -> Result<Json<Value>, ApiError> {

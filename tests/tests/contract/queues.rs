@@ -497,7 +497,67 @@ async fn actions_apply_to_ids_and_filters(kind: Kind) {
     tb.cleanup().await;
 }
 
+/// `History`: each settled attempt counts once in its route's minute,
+/// failures (retried or dead) apart; a stale repeat does not count.
+async fn history_counts_processed_and_failed_per_minute(kind: Kind) {
+    let tb = TestBroker::new(kind, "history").await;
+    let b = &tb.broker;
+    let jobs: Vec<_> = (0..3)
+        .map(|n| job_on("hist", Priority::Normal, n))
+        .collect();
+    b.enqueue(jobs).await.unwrap();
+    b.enqueue(vec![job_on("hist2", Priority::Normal, 9)])
+        .await
+        .unwrap();
+    let got = fetch_n(b, &["hist"], 3).await;
+    let other = fetch_n(b, &["hist2"], 1).await;
+    let before = now_millis();
+    b.ack(&[
+        ok(&got[0], "1"),
+        ack(
+            &got[1],
+            Outcome::Retry {
+                at: before + 3_600_000,
+                error: "e".into(),
+            },
+        ),
+        ack(&got[2], Outcome::Dead { reason: "d".into() }),
+    ])
+    .await
+    .unwrap();
+    b.ack(&[ok(&got[0], "1")]).await.unwrap(); // stale: counts nothing
+    b.ack(&[none(&other[0])]).await.unwrap();
+    let after = now_millis();
+    let history = b.history().unwrap();
+    let sum = |m: &[bananas::broker::MinuteCounts]| {
+        (
+            m.iter().map(|x| x.processed).sum::<u64>(),
+            m.iter().map(|x| x.failed).sum::<u64>(),
+        )
+    };
+    let h = history.history(&route("hist")).await.unwrap();
+    assert_eq!(sum(&h), (3, 2), "{h:?}");
+    for m in &h {
+        assert_eq!(m.minute % 60_000, 0);
+        assert!(
+            m.minute >= before / 60_000 * 60_000 && m.minute <= after,
+            "{m:?}"
+        );
+    }
+    assert_eq!(
+        sum(&history.history(&route("hist2")).await.unwrap()),
+        (1, 0)
+    );
+    assert!(history
+        .history(&route("nothing-here"))
+        .await
+        .unwrap()
+        .is_empty());
+    tb.cleanup().await;
+}
+
 broker_suite!(
+    history_counts_processed_and_failed_per_minute,
     jobs_run_now_and_are_deleted,
     actions_apply_to_ids_and_filters,
     a_paused_route_accepts_jobs_and_leases_none,

@@ -9,8 +9,8 @@ use serde_json::value::RawValue;
 
 use crate::{
     broker::{
-        Cancel, CancelOutcome, DeadLetter, Inspect, Manage, Pause, Progress, QueueStats,
-        ScheduleInfo, Schedules, TickClaim, TickMark, WorkerInfo, Workers,
+        Cancel, CancelOutcome, DeadLetter, History, Inspect, Manage, MinuteCounts, Pause, Progress,
+        QueueStats, ScheduleInfo, Schedules, TickClaim, TickMark, WorkerInfo, Workers,
     },
     job::{now_millis, Job, JobId, JobRecord, JobState, Millis, Route},
 };
@@ -367,5 +367,28 @@ impl Manage for MemoryBroker {
         }
         st.jobs.remove(id);
         Ok(true)
+    }
+}
+
+#[async_trait]
+impl History for MemoryBroker {
+    async fn history(&self, route: &Route) -> Result<Vec<MinuteCounts>> {
+        let now = now_millis();
+        let from = (now / 60_000).saturating_sub(crate::broker::HISTORY_MINUTES - 1) * 60_000;
+        let st = self.state.lock();
+        Ok(st
+            .history
+            .get(route)
+            .map(|minutes| {
+                minutes
+                    .range(from..)
+                    .map(|(m, (processed, failed))| MinuteCounts {
+                        minute: *m,
+                        processed: *processed,
+                        failed: *failed,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default())
     }
 }

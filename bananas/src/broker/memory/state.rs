@@ -38,6 +38,9 @@ pub(super) struct State {
     pub(super) last_lease: u64,
     /// Paused routes: no job is leased from them.
     pub(super) paused: HashSet<Route>,
+    /// Per route, minute (ms) → attempts processed and failed in it, for
+    /// the last day.
+    pub(super) history: HashMap<Route, std::collections::BTreeMap<Millis, (u64, u64)>>,
 }
 
 #[derive(Debug)]
@@ -174,6 +177,23 @@ impl State {
                 && e.job.attempt == attempt
                 && (token == 0 || e.job.lease_token == token)
         })
+    }
+
+    /// Counts a settled attempt of `id` in its route's history.
+    pub(super) fn count(&mut self, id: &JobId, now: Millis, failed: bool) {
+        const MINUTE: Millis = 60_000;
+        let Some(route) = self.jobs.get(id).map(|e| e.job.route.clone()) else {
+            return;
+        };
+        let minutes = self.history.entry(route).or_default();
+        let e = minutes.entry(now / MINUTE * MINUTE).or_default();
+        e.0 += 1;
+        e.1 += u64::from(failed);
+        let from =
+            (now / MINUTE).saturating_sub(bananas_core::broker::HISTORY_MINUTES - 1) * MINUTE;
+        while minutes.first_key_value().is_some_and(|(m, _)| *m < from) {
+            minutes.pop_first();
+        }
     }
 
     pub(super) fn bury(&mut self, id: &JobId, reason: String, now: Millis, ttl: Duration) {
