@@ -99,6 +99,9 @@ pub(crate) struct ListArgs {
     /// Only jobs whose arguments or last error contain this text.
     #[arg(long)]
     pub(crate) text: Option<String>,
+    /// Only jobs with this tag.
+    #[arg(long)]
+    pub(crate) tag: Option<String>,
     /// At most this many (1 to 1000).
     #[arg(long, default_value_t = 50)]
     pub(crate) limit: usize,
@@ -153,6 +156,9 @@ pub(crate) struct BulkArgs {
     /// Only jobs whose arguments or last error contain this text.
     #[arg(long, requires = "state")]
     pub(crate) text: Option<String>,
+    /// Only jobs with this tag.
+    #[arg(long, requires = "state")]
+    pub(crate) tag: Option<String>,
     /// Act on every selected job, however many (otherwise more than
     /// `--max` is refused, with nothing done).
     #[arg(long)]
@@ -205,6 +211,12 @@ pub(crate) struct EnqueueArgs {
     /// Retries after the first attempt (default 3).
     #[arg(long)]
     pub(crate) retries: Option<u32>,
+    /// A tag, like `tenant:42` (repeat for several).
+    #[arg(long = "tag")]
+    pub(crate) tags: Vec<String>,
+    /// Metadata as a JSON object, like `{"source":"cli"}`.
+    #[arg(long)]
+    pub(crate) meta: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -283,6 +283,22 @@ async fn show_job(client: &Client, id: &str, json: bool) -> Result<(), String> {
                     .as_ref()
                     .map_or("-".to_owned(), |p| p.get().to_owned()),
             ),
+            (
+                "tags",
+                if view.tags.is_empty() {
+                    "-".to_owned()
+                } else {
+                    view.tags.join(", ")
+                },
+            ),
+            (
+                "meta",
+                if view.meta.is_empty() {
+                    "-".to_owned()
+                } else {
+                    Value::Object(view.meta.clone()).to_string()
+                },
+            ),
             ("created", view.created_at.at.clone()),
             ("eta", ts(&view.eta)),
             ("started", ts(&view.started_at)),
@@ -300,6 +316,7 @@ fn filter_of(args: &ListArgs) -> Result<JobFilter, String> {
     }
     filter.task = args.task.clone();
     filter.text = args.text.clone();
+    filter.tag = args.tag.clone();
     Ok(filter)
 }
 
@@ -354,6 +371,7 @@ async fn bulk(client: &Client, action: Action, args: BulkArgs, json: bool) -> Re
             route: args.route.clone(),
             task: args.task.clone(),
             text: args.text.clone(),
+            tag: args.tag.clone(),
             limit: 1,
             cursor: None,
         })?),
@@ -511,6 +529,15 @@ async fn enqueue(client: &Client, args: EnqueueArgs, json: bool) -> Result<(), S
     }
     if let Some(r) = args.retries {
         body.insert("retries", raw(&r)?);
+    }
+    if !args.tags.is_empty() {
+        body.insert("tags", raw(&args.tags)?);
+    }
+    if let Some(m) = args.meta {
+        body.insert(
+            "meta",
+            RawValue::from_string(m).map_err(|e| format!("--meta is not valid JSON: {e}"))?,
+        );
     }
     let body = serde_json::to_vec(&body).map_err(err)?;
     let req = EnqueueRequest::from_slice(&body).map_err(|e| {

@@ -935,3 +935,31 @@ async fn queues_history_counts_what_was_settled() {
         .ok(&["queues", "history", "idle"])
         .contains("nothing processed"));
 }
+
+/// `enqueue --tag --meta`, shown by `jobs show` and found by `jobs list
+/// --tag`.
+#[test]
+fn tags_from_the_cli_are_shown_and_searchable() {
+    let s = Space::new("tags");
+    let v = s.json(&[
+        "enqueue",
+        "t",
+        "--tag",
+        "tenant:42",
+        "--tag",
+        "vip",
+        "--meta",
+        r#"{"by":"cli"}"#,
+    ]);
+    let id = v["id"].as_str().unwrap().to_owned();
+    s.ok(&["enqueue", "t"]);
+    let shown = s.json(&["jobs", "show", &id]);
+    assert_eq!(shown["tags"], json!(["tenant:42", "vip"]));
+    assert_eq!(shown["meta"], json!({"by": "cli"}));
+    assert!(s.ok(&["jobs", "show", &id]).contains("tenant:42, vip"));
+    let page = s.json(&["jobs", "list", "--state", "queued", "--tag", "vip"]);
+    assert_eq!(page["jobs"].as_array().unwrap().len(), 1);
+    assert_eq!(page["jobs"][0]["id"], id.as_str());
+    let e = s.fails(&["enqueue", "t", "--meta", "nope"]);
+    assert!(e.contains("--meta is not valid JSON"), "{e}");
+}

@@ -251,6 +251,69 @@ pub struct Job {
     /// 0 when there is none; never serialized.
     #[serde(skip)]
     pub lease_token: u64,
+    /// Tags and metadata: what operators search and read, never what the
+    /// task runs on (a task sees only its arguments). `None` for most jobs,
+    /// so they cost nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extra: Option<Box<Extra>>,
+}
+
+/// A job's tags and metadata ([`Job::extra`]), set with
+/// `submit(…).tag("tenant:42").meta("k", v)` or `"tags"`/`"meta"` in
+/// `POST /jobs`, stored with the job, shown with it and searchable
+/// ([`JobFilter::tag`](crate::broker::JobFilter::tag)).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Extra {
+    /// Tags, like `tenant:42`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// Metadata: any JSON values by key.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub meta: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Extra {
+    /// The most tags on a job.
+    pub const MAX_TAGS: usize = 32;
+    /// The longest tag, in bytes.
+    pub const MAX_TAG_LEN: usize = 128;
+    /// The most bytes of metadata (as JSON).
+    pub const MAX_META_BYTES: usize = 16 * 1024;
+
+    /// Whether there is nothing in it.
+    pub fn is_empty(&self) -> bool {
+        self.tags.is_empty() && self.meta.is_empty()
+    }
+
+    /// Checks the limits: at most [`Extra::MAX_TAGS`] tags of 1 to
+    /// [`Extra::MAX_TAG_LEN`] bytes without control characters, and at
+    /// most [`Extra::MAX_META_BYTES`] of metadata.
+    pub fn check(&self) -> Result<(), Error> {
+        if self.tags.len() > Self::MAX_TAGS {
+            return Err(Error::Invalid(format!(
+                "{} tags: at most {} are allowed",
+                self.tags.len(),
+                Self::MAX_TAGS
+            )));
+        }
+        for t in &self.tags {
+            if t.is_empty() || t.len() > Self::MAX_TAG_LEN || t.chars().any(char::is_control) {
+                return Err(Error::Invalid(format!(
+                    "invalid tag {:?}: expected 1 to {} bytes without control characters",
+                    t,
+                    Self::MAX_TAG_LEN
+                )));
+            }
+        }
+        let bytes = serde_json::to_string(&self.meta).map_or(0, |s| s.len());
+        if bytes > Self::MAX_META_BYTES {
+            return Err(Error::Invalid(format!(
+                "metadata of {bytes} bytes: at most {} are allowed",
+                Self::MAX_META_BYTES
+            )));
+        }
+        Ok(())
+    }
 }
 
 impl Job {
@@ -268,6 +331,7 @@ impl Job {
             created_at: now_millis(),
             eta: None,
             lease_token: 0,
+            extra: None,
         }
     }
 
@@ -432,6 +496,9 @@ pub struct JobRecord {
     /// When it reached its current final state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<Millis>,
+    /// Its tags and metadata, if it has any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extra: Option<Box<Extra>>,
 }
 
 impl JobRecord {
@@ -453,6 +520,7 @@ impl JobRecord {
             eta: job.eta,
             started_at: None,
             finished_at: None,
+            extra: job.extra.clone(),
         }
     }
 
@@ -470,6 +538,7 @@ impl JobRecord {
             created_at: self.created_at,
             eta: None,
             lease_token: 0,
+            extra: self.extra.clone(),
         }
     }
 }

@@ -195,6 +195,7 @@ pub(crate) fn job_from_spec(
     lease_token: u64,
 ) -> Job {
     Job {
+        extra: None,
         id: JobId::from(id),
         task: spec.task,
         args: spec.args,
@@ -226,6 +227,7 @@ fn base_record(id: &str, route: &Route, state: JobState, spec: Spec) -> JobRecor
         eta: spec.eta,
         started_at: None,
         finished_at: None,
+        extra: None,
     }
 }
 

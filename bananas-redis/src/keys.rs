@@ -101,6 +101,12 @@ impl RouteKeys {
         format!("{}:hist:{hour}", self.tag)
     }
 
+    /// String `{P:R}:x:<id>`: a job's tags and metadata (JSON), only for
+    /// jobs that have some.
+    pub(crate) fn extra(&self, id: &str) -> String {
+        format!("{}:x:{id}", self.tag)
+    }
+
     /// List `{P:R}:w:<id>`: the final record, pushed once per waiter.
     pub(crate) fn notify(&self, id: &str) -> String {
         format!("{}:w:{id}", self.tag)

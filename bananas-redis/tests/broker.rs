@@ -694,3 +694,41 @@ async fn a_fetch_reply_is_bounded_in_bytes() {
     assert_eq!(batch.len(), 1);
     assert_eq!(batch[0].id, huge.id);
 }
+
+/// Tags and metadata live beside the job (`{P:R}:x:<id>`), never in the
+/// spec a worker reads: an older worker, which knows nothing of them,
+/// fetches exactly the job it would have without them.
+#[tokio::test]
+async fn tags_never_reach_the_spec_workers_read() {
+    let (b, space) = shared_broker("tagspec").await;
+    let mut tagged = job_on("t", Priority::Normal, 1);
+    let mut plain = tagged.clone();
+    plain.id = bananas_core::JobId::from("plain-twin");
+    tagged.extra = Some(Box::new(bananas_core::job::Extra {
+        tags: vec!["tenant:42".into()],
+        meta: serde_json::from_str(r#"{"k":"v"}"#).unwrap(),
+    }));
+    b.enqueue(vec![tagged.clone(), plain.clone()])
+        .await
+        .unwrap();
+    let mut raw = Raw::connect(&bananas_test_support::redis_url()).await;
+    let jobs = format!("{{{}:t}}:jobs", space.prefix());
+    let specs: Vec<String> = raw
+        .query(
+            redis::cmd("HMGET")
+                .arg(&jobs)
+                .arg(tagged.id.as_str())
+                .arg("plain-twin"),
+        )
+        .await;
+    assert_eq!(specs[0], specs[1], "the same spec with or without tags");
+    let x: String = raw
+        .query(redis::cmd("GET").arg(format!("{{{}:t}}:x:{}", space.prefix(), tagged.id)))
+        .await;
+    assert_eq!(x, r#"{"tags":["tenant:42"],"meta":{"k":"v"}}"#);
+    let got = b.fetch(&req(&["t"], 2)).await.unwrap();
+    assert!(
+        got.iter().all(|j| j.extra.is_none()),
+        "workers get the job alone"
+    );
+}

@@ -8,7 +8,7 @@ use serde_json::value::RawValue;
 
 use crate::{
     client::{self, Client},
-    job::{now_millis, Job, JobId, JobRecord, JobState, Millis, Priority, Route},
+    job::{now_millis, Extra, Job, JobId, JobRecord, JobState, Millis, Priority, Route},
     task::TaskDef,
     Error, Result,
 };
@@ -27,6 +27,8 @@ pub struct Submit<T> {
     eta: Option<Millis>,
     id: Option<JobId>,
     client: Option<Client>,
+    /// Tags and metadata; a metadata value that failed to serialize.
+    extra: Result<Option<Box<Extra>>>,
     _result: PhantomData<fn() -> T>,
 }
 
@@ -54,8 +56,38 @@ impl<T: DeserializeOwned> Submit<T> {
             eta: None,
             id: None,
             client: None,
+            extra: Ok(None),
             _result: PhantomData,
         }
+    }
+
+    /// Adds a tag, like `tenant:42`: stored with the job, shown with it
+    /// and searchable (`GET /jobs?tag=…`). At most 32 tags of 1 to 128
+    /// bytes without control characters; others fail at `send`. Tags are
+    /// for operators: the task does not see them.
+    pub fn tag(mut self, tag: impl Into<String>) -> Self {
+        if let Ok(extra) = &mut self.extra {
+            extra.get_or_insert_with(Box::default).tags.push(tag.into());
+        }
+        self
+    }
+
+    /// Adds a metadata entry: any serializable value, stored and shown with
+    /// the job (at most 16 KB of it as JSON). A value that fails to
+    /// serialize fails at `send`.
+    pub fn meta(mut self, key: impl Into<String>, value: impl serde::Serialize) -> Self {
+        if let Ok(extra) = &mut self.extra {
+            match serde_json::to_value(value) {
+                Ok(v) => {
+                    extra
+                        .get_or_insert_with(Box::default)
+                        .meta
+                        .insert(key.into(), v);
+                }
+                Err(e) => self.extra = Err(e.into()),
+            }
+        }
+        self
     }
 
     /// Run no earlier than `delay` from now.
@@ -130,6 +162,10 @@ impl<T: DeserializeOwned> Submit<T> {
         job.route = route;
         job.max_retries = self.retries;
         job.eta = self.eta;
+        if let Some(extra) = self.extra? {
+            extra.check()?;
+            job.extra = Some(extra);
+        }
         Ok((job, self.client))
     }
 

@@ -1362,3 +1362,74 @@ async fn history_shows_processed_and_failed_per_minute() {
     app.shutdown();
     worker.await.unwrap().unwrap();
 }
+
+/// Tags and metadata through `POST /jobs` and the typed `submit` builder:
+/// shown by `GET /jobs/{id}`, searchable with `GET /jobs?tag=`, and bad
+/// ones are a 400 naming the field.
+#[tokio::test]
+async fn tags_and_meta_are_submitted_shown_and_searched() {
+    let (app, server, worker) = app_and_api(None).await;
+    let r = server
+        .post_json(
+            "/jobs",
+            r#"{"name": "add", "payload": {"a": 1, "b": 2}, "countdown": 600, "tags": ["tenant:42"], "meta": {"by": "ops"}}"#,
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    let v = server.get(&format!("/jobs/{id}")).await.json();
+    assert_eq!(
+        (v["tags"].clone(), v["meta"].clone()),
+        (json!(["tenant:42"]), json!({"by": "ops"})),
+        "{v}"
+    );
+    let handle = add::submit(2, 3)
+        .countdown(Duration::from_secs(600))
+        .tag("tenant:7")
+        .meta("attempted_by", json!({"user": 5}))
+        .on(app.client())
+        .send()
+        .await
+        .unwrap();
+    let v = server.get(&format!("/jobs/{}", handle.id())).await.json();
+    assert_eq!(v["tags"], json!(["tenant:7"]));
+    assert_eq!(v["meta"], json!({"attempted_by": {"user": 5}}));
+    let v = server
+        .get("/jobs?state=scheduled&tag=tenant%3A7")
+        .await
+        .json();
+    let ids: Vec<&str> = v["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [handle.id().as_str()]);
+    let bad = add::submit(1, 1)
+        .tag("")
+        .on(app.client())
+        .send()
+        .await
+        .unwrap_err();
+    assert!(bad.to_string().contains("invalid tag"), "{bad}");
+    for (body, says) in [
+        (
+            r#"{"name": "add", "payload": {"a": 1, "b": 2}, "tags": "x"}"#,
+            "field `tags` must be an array of strings",
+        ),
+        (
+            r#"{"name": "add", "payload": {"a": 1, "b": 2}, "tags": [1]}"#,
+            "array of strings",
+        ),
+        (
+            r#"{"name": "add", "payload": {"a": 1, "b": 2}, "meta": []}"#,
+            "field `meta` must be an object",
+        ),
+    ] {
+        let r = server.post_json("/jobs", body).await;
+        assert_eq!(r.status, 400, "{body}: {}", r.text());
+        assert!(r.text().contains(says), "{body}: {}", r.text());
+    }
+    app.shutdown();
+    worker.await.unwrap().unwrap();
+}

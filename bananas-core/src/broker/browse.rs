@@ -119,6 +119,8 @@ pub struct JobFilter {
     /// Only jobs whose arguments (as JSON text) or last error contain this
     /// text (case-sensitive).
     pub text: Option<String>,
+    /// Only jobs with this tag.
+    pub tag: Option<String>,
 }
 
 impl JobFilter {
@@ -129,13 +131,14 @@ impl JobFilter {
             route: None,
             task: None,
             text: None,
+            tag: None,
         }
     }
 
     /// Whether the filter skips jobs of the state (so a page may come back
     /// short).
     pub fn narrows(&self) -> bool {
-        self.task.is_some() || self.text.is_some()
+        self.task.is_some() || self.text.is_some() || self.tag.is_some()
     }
 
     /// Whether `record` passes the filter.
@@ -143,6 +146,12 @@ impl JobFilter {
         self.state.holds(record)
             && self.route.as_ref().is_none_or(|r| *r == record.route)
             && self.task.as_deref().is_none_or(|t| t == record.task)
+            && self.tag.as_deref().is_none_or(|t| {
+                record
+                    .extra
+                    .as_ref()
+                    .is_some_and(|x| x.tags.iter().any(|g| g == t))
+            })
             && self.text.as_deref().is_none_or(|t| {
                 record.args.get().contains(t)
                     || record.error.as_deref().is_some_and(|e| e.contains(t))

@@ -11,6 +11,7 @@
 -- KEYS[9]   {P:R}:done
 -- KEYS[10]  {P:R}:wake
 -- KEYS[11]  {P:R}:r:<id>
+-- KEYS[12]  {P:R}:x:<id> (tags and metadata; deleted with the job)
 -- ARGV[1]   'run_now' or 'delete'
 -- ARGV[2]   job id
 -- Returns 'done' (changed), 'no' (the route knows the job, but the move does
@@ -43,9 +44,11 @@ if spec then
   end
   redis.call('HDEL', K_JOBS, id)
   redis.call('HDEL', K_META, id)
+  redis.call('DEL', KEYS[12])
   return 'done'
 end
 if redis.call('DEL', K_RESULT) == 1 then
+  redis.call('DEL', KEYS[12])
   redis.call('ZREM', K_DEAD, id)
   redis.call('ZREM', K_DONE, id)
   return 'done'

@@ -160,6 +160,22 @@ impl RedisBroker {
             .collect())
     }
 
+    /// `recs` of `ids` with their tags and metadata.
+    async fn with_extras(
+        &self,
+        keys: &RouteKeys,
+        ids: &[&str],
+        mut recs: Vec<Option<JobRecord>>,
+    ) -> Result<Vec<Option<JobRecord>>> {
+        let extras = self.read_extras(keys, ids).await?;
+        for (rec, extra) in recs.iter_mut().zip(extras) {
+            if let Some(rec) = rec {
+                rec.extra = extra;
+            }
+        }
+        Ok(recs)
+    }
+
     /// A page of a time-ordered state over every route, merged newest
     /// first.
     async fn by_time(
@@ -209,6 +225,7 @@ impl RedisBroker {
                 let recs = self
                     .records(filter.state, route, keys, &ids, &times)
                     .await?;
+                let recs = self.with_extras(keys, &ids, recs).await?;
                 for (e, rec) in mine.into_iter().zip(recs) {
                     if let Some(rec) = rec.filter(|r| filter.matches(r)) {
                         page.jobs.push((e.0, e.1.clone(), rec));
@@ -281,6 +298,7 @@ impl RedisBroker {
                     let recs = self
                         .records(ListState::Queued, route, keys, &refs, &vec![0; got])
                         .await?;
+                    let recs = self.with_extras(keys, &refs, recs).await?;
                     page.extend(recs.into_iter().flatten().filter(|r| filter.matches(r)));
                     if page.len() >= limit || scanned >= SCAN_BUDGET {
                         page.truncate(limit);

@@ -2,15 +2,16 @@
 //! and into the id index in the same request.
 
 use bananas_core::{
-    job::{now_millis, Millis},
+    job::{now_millis, Extra, Millis},
     Job, Result,
 };
 use futures::future::try_join_all;
 use redis::{Cmd, Value};
 
-use super::by_route;
+use super::{by_route, ms};
 use crate::{
     codec,
+    conn::broker_err,
     keys::RouteKeys,
     script::{Call, Memory, Script},
     value::int,
@@ -126,6 +127,7 @@ impl RedisBroker {
             };
             encoded.push((&job.route, new));
         }
+        self.write_extras(&jobs, now).await?;
         let groups = by_route(encoded);
         let mut calls = Vec::new();
         for (route, batch) in &groups {
@@ -146,6 +148,68 @@ impl RedisBroker {
             }
         }
         Ok(try_join_all(calls).await?.into_iter().sum())
+    }
+}
+
+impl RedisBroker {
+    /// Stores the tags and metadata of the jobs that have some, before the
+    /// jobs themselves, so a job is never seen without them. Each lives as
+    /// long as its job may wait (its delay) plus the longer of the result
+    /// and failure TTLs plus a day: the jobs that stay queued longer than
+    /// that are shown without them. `NX`: a repeated enqueue of the same
+    /// id keeps the first job's.
+    async fn write_extras(&self, jobs: &[Job], now: Millis) -> Result<()> {
+        let mut pipe = redis::pipe();
+        let cfg = &self.inner.cfg;
+        let keep = ms(cfg.result_ttl.max(cfg.failure_ttl)) + 24 * 3_600_000;
+        let mut any = false;
+        for job in jobs {
+            let Some(extra) = job.extra.as_deref().filter(|x| !x.is_empty()) else {
+                continue;
+            };
+            extra.check()?;
+            let keys = self.route_keys(&job.route).await?;
+            let ttl = job.eta.unwrap_or(now).saturating_sub(now) + keep;
+            pipe.cmd("SET")
+                .arg(keys.extra(job.id.as_str()))
+                .arg(serde_json::to_string(extra)?)
+                .arg("PX")
+                .arg(ttl)
+                .arg("NX")
+                .ignore();
+            any = true;
+        }
+        if any {
+            let mut conn = self.inner.conn.clone();
+            pipe.query_async::<()>(&mut conn)
+                .await
+                .map_err(broker_err)?;
+        }
+        Ok(())
+    }
+
+    /// The tags and metadata of jobs of one route, in the order of `ids`.
+    pub(super) async fn read_extras(
+        &self,
+        keys: &RouteKeys,
+        ids: &[&str],
+    ) -> Result<Vec<Option<Box<Extra>>>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.inner.conn.clone();
+        let raw: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
+            .arg(ids.iter().map(|id| keys.extra(id)).collect::<Vec<_>>())
+            .query_async(&mut conn)
+            .await
+            .map_err(broker_err)?;
+        Ok(raw
+            .into_iter()
+            .map(|r| {
+                r.and_then(|b| serde_json::from_slice(&b).ok())
+                    .map(Box::new)
+            })
+            .collect())
     }
 }
 

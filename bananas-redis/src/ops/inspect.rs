@@ -209,7 +209,15 @@ impl RedisBroker {
         route: &Route,
         keys: &RouteKeys,
     ) -> Result<Option<JobRecord>> {
-        self.call(&JobInfo::new(keys, route, id)).await
+        let Some(mut rec) = self.call(&JobInfo::new(keys, route, id)).await? else {
+            return Ok(None);
+        };
+        rec.extra = self
+            .read_extras(keys, &[id.as_str()])
+            .await?
+            .pop()
+            .flatten();
+        Ok(Some(rec))
     }
 
     async fn wait_check(&self, id: &JobId, route: &Route, keys: &RouteKeys) -> Result<Checked> {

@@ -24,6 +24,7 @@ struct ManageCall<'a> {
     what: &'static str,
     id: &'a JobId,
     result: String,
+    extra: String,
 }
 
 impl<'a> ManageCall<'a> {
@@ -33,6 +34,7 @@ impl<'a> ManageCall<'a> {
             what,
             id,
             result: keys.result(id.as_str()),
+            extra: keys.extra(id.as_str()),
         }
     }
 }
@@ -56,6 +58,7 @@ impl Call for ManageCall<'_> {
             &k.done,
             &k.wake,
             &self.result,
+            &self.extra,
         ]
     }
 

@@ -143,6 +143,9 @@ impl MemoryBroker {
 #[async_trait]
 impl Broker for MemoryBroker {
     async fn enqueue(&self, jobs: Vec<Job>) -> Result<usize> {
+        for extra in jobs.iter().filter_map(|j| j.extra.as_deref()) {
+            extra.check()?;
+        }
         let now = now_millis();
         let added = {
             let mut st = self.state.lock();

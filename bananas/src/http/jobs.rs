@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::{value::RawValue, Value};
 
 use crate::{
-    job::{now_millis, Job, JobRecord, JobState, Millis, Priority, Route},
+    job::{now_millis, Extra, Job, JobRecord, JobState, Millis, Priority, Route},
     rules,
     task::Registry,
     Error,
@@ -20,8 +20,9 @@ pub use crate::rules::MAX_RETRIES;
 /// The longest countdown a request may ask for: 10 years, in seconds.
 pub const MAX_COUNTDOWN_SECS: f64 = 10.0 * 365.0 * 24.0 * 3600.0;
 
-const FIELDS: &str = "`name`, `payload`, `priority`, `route`, `countdown`, `eta`, `retries`";
-const FIELD_NAMES: [&str; 7] = [
+const FIELDS: &str =
+    "`name`, `payload`, `priority`, `route`, `countdown`, `eta`, `retries`, `tags`, `meta`";
+const FIELD_NAMES: [&str; 9] = [
     "name",
     "payload",
     "priority",
@@ -29,6 +30,8 @@ const FIELD_NAMES: [&str; 7] = [
     "countdown",
     "eta",
     "retries",
+    "tags",
+    "meta",
 ];
 
 /// A validated `POST /jobs` body. Options left out take the task's defaults
@@ -48,6 +51,8 @@ pub struct EnqueueRequest {
     pub eta: Option<Millis>,
     /// Retries after the first attempt, if given.
     pub retries: Option<u32>,
+    /// Tags and metadata, if given.
+    pub extra: Option<Box<Extra>>,
 }
 
 fn type_name(v: &Value) -> &'static str {
@@ -180,6 +185,38 @@ impl EnqueueRequest {
             (None, Some(e)) => Some(parse_eta(&e)?),
             (None, None) => None,
         };
+        let tags = match take("tags")? {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(items)) => items
+                .into_iter()
+                .map(|t| match t {
+                    Value::String(s) => Ok(s),
+                    other => Err(format!(
+                        "field `tags` must be an array of strings, got {} in it",
+                        type_name(&other)
+                    )),
+                })
+                .collect::<Result<_, _>>()?,
+            Some(v) => {
+                return Err(format!(
+                    "field `tags` must be an array of strings, got {}",
+                    type_name(&v)
+                ))
+            }
+        };
+        let meta = match take("meta")? {
+            None | Some(Value::Null) => serde_json::Map::new(),
+            Some(Value::Object(m)) => m,
+            Some(v) => {
+                return Err(format!(
+                    "field `meta` must be an object, got {}",
+                    type_name(&v)
+                ))
+            }
+        };
+        let extra = Extra { tags, meta };
+        extra.check().map_err(|e| e.to_string())?;
+        let extra = (!extra.is_empty()).then(|| Box::new(extra));
         // The payload is passed on as sent, never through a `Value`.
         let payload = match obj.remove("payload") {
             None => empty_object(),
@@ -199,6 +236,7 @@ impl EnqueueRequest {
             route,
             eta,
             retries,
+            extra,
         })
     }
 
@@ -225,6 +263,7 @@ impl EnqueueRequest {
             job.max_retries = n;
         }
         job.eta = self.eta;
+        job.extra = self.extra;
         Ok(job)
     }
 }
@@ -319,6 +358,10 @@ pub struct JobView {
     pub started_at: Option<Timestamp>,
     /// When it reached its final state.
     pub finished_at: Option<Timestamp>,
+    /// Its tags (`[]` without any).
+    pub tags: Vec<String>,
+    /// Its metadata (`{}` without any).
+    pub meta: serde_json::Map<String, Value>,
 }
 
 impl From<JobRecord> for JobView {
@@ -339,6 +382,8 @@ impl From<JobRecord> for JobView {
             eta: r.eta.map(Timestamp::from_millis),
             started_at: r.started_at.map(Timestamp::from_millis),
             finished_at: r.finished_at.map(Timestamp::from_millis),
+            tags: r.extra.as_ref().map(|x| x.tags.clone()).unwrap_or_default(),
+            meta: r.extra.map(|x| x.meta).unwrap_or_default(),
         }
     }
 }

@@ -118,7 +118,7 @@ pub(crate) fn list_query(
 ) -> Result<(JobFilter, Option<String>, usize), ApiError> {
     let mut p = query_params(
         query,
-        &["state", "route", "task", "text", "cursor", "limit"],
+        &["state", "route", "task", "text", "tag", "cursor", "limit"],
     )?;
     let state = p
         .remove("state")
@@ -138,6 +138,7 @@ pub(crate) fn list_query(
     }
     filter.task = p.remove("task").filter(|t| !t.is_empty());
     filter.text = p.remove("text").filter(|t| !t.is_empty());
+    filter.tag = p.remove("tag").filter(|t| !t.is_empty());
     let limit = match p.remove("limit") {
         None => LIST_DEFAULT_LIMIT,
         Some(v) => v
@@ -193,6 +194,8 @@ struct FilterRequest {
     task: Option<String>,
     #[serde(default)]
     text: Option<String>,
+    #[serde(default)]
+    tag: Option<String>,
 }
 
 /// Run now, retry, cancel or delete jobs by id or by filter.
@@ -219,6 +222,7 @@ async fn bulk(
             }
             filter.task = f.task.filter(|t| !t.is_empty());
             filter.text = f.text.filter(|t| !t.is_empty());
+            filter.tag = f.tag.filter(|t| !t.is_empty());
             Selection::Filter(filter)
         }
         _ => {

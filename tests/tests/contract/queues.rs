@@ -556,7 +556,66 @@ async fn history_counts_processed_and_failed_per_minute(kind: Kind) {
     tb.cleanup().await;
 }
 
+/// Tags and metadata: stored with the job, shown by `Inspect::job` and in
+/// listings while it waits and once it finished, searchable by tag, gone
+/// when it is deleted; out-of-bounds tags are refused at enqueue.
+async fn tags_and_meta_are_kept_shown_and_searchable(kind: Kind) {
+    let tb = TestBroker::new(kind, "tags").await;
+    let b = &tb.broker;
+    let inspect = b.inspect().unwrap();
+    let extra = bananas::job::Extra {
+        tags: vec!["tenant:42".into(), "vip".into()],
+        meta: serde_json::from_str(r#"{"source":"test","n":1}"#).unwrap(),
+    };
+    let mut tagged = job_on("tg", Priority::Normal, 1);
+    tagged.extra = Some(Box::new(extra.clone()));
+    let plain = job_on("tg", Priority::Normal, 2);
+    b.enqueue(vec![tagged.clone(), plain.clone()])
+        .await
+        .unwrap();
+    let rec = inspect.job(&tagged.id, None).await.unwrap().unwrap();
+    assert_eq!(rec.extra.as_deref(), Some(&extra));
+    assert!(inspect
+        .job(&plain.id, None)
+        .await
+        .unwrap()
+        .unwrap()
+        .extra
+        .is_none());
+    let mut f = JobFilter::state(ListState::Queued);
+    f.tag = Some("vip".into());
+    assert_eq!(list_all(b, &f, 10).await.0, vec![tagged.id.clone()]);
+    let page = b.browse().unwrap().list_jobs(&f, None, 10).await.unwrap();
+    assert_eq!(page.jobs[0].extra.as_deref(), Some(&extra));
+
+    let got = fetch_n(b, &["tg"], 2).await;
+    let mine = got.iter().find(|j| j.id == tagged.id).unwrap();
+    b.ack(&[ok(mine, "1")]).await.unwrap();
+    let rec = inspect.job(&tagged.id, None).await.unwrap().unwrap();
+    assert_eq!(rec.state, bananas::JobState::Succeeded);
+    assert_eq!(rec.extra.as_deref(), Some(&extra), "kept once finished");
+    let mut f = JobFilter::state(ListState::Succeeded);
+    f.tag = Some("tenant:42".into());
+    assert_eq!(list_all(b, &f, 10).await.0, vec![tagged.id.clone()]);
+    assert!(b.manage().unwrap().delete(&tagged.id, None).await.unwrap());
+    assert!(list_all(b, &f, 10).await.0.is_empty());
+
+    let mut bad = job_on("tg", Priority::Normal, 3);
+    bad.extra = Some(Box::new(bananas::job::Extra {
+        tags: vec!["".into()],
+        ..Default::default()
+    }));
+    let e = b.enqueue(vec![bad.clone()]).await.unwrap_err();
+    assert!(
+        matches!(e, Error::Invalid(_)) && e.to_string().contains("invalid tag"),
+        "{e}"
+    );
+    assert!(inspect.job(&bad.id, None).await.unwrap().is_none());
+    tb.cleanup().await;
+}
+
 broker_suite!(
+    tags_and_meta_are_kept_shown_and_searchable,
     history_counts_processed_and_failed_per_minute,
     jobs_run_now_and_are_deleted,
     actions_apply_to_ids_and_filters,
