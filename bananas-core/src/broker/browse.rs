@@ -191,6 +191,14 @@ impl Cursor {
         }
     }
 
+    /// The error for a cursor of another kind of listing than `state`'s.
+    pub fn wrong_kind(&self, state: ListState) -> Error {
+        Error::Invalid(format!(
+            "invalid cursor `{}`: it is not a cursor of a `{state}` listing",
+            self.encode()
+        ))
+    }
+
     /// Reads a cursor of [`Cursor::encode`]; `Error::Invalid` names what is
     /// wrong with it.
     pub fn decode(s: &str) -> Result<Self> {

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use bananas_core::{
     broker::{check_limit, Browse, Cursor, JobFilter, JobPage, ListState, SCAN_BUDGET},
     job::Millis,
-    Error, JobRecord, Result, Route,
+    JobRecord, Result, Route,
 };
 
 use crate::{
@@ -187,7 +187,7 @@ impl RedisBroker {
         let mut after = match cursor {
             None => None,
             Some(Cursor::At(t, id)) => Some((t, id)),
-            Some(other) => return Err(wrong_cursor(&other, filter.state)),
+            Some(other) => return Err(other.wrong_kind(filter.state)),
         };
         let routes = self.browse_routes(filter).await?;
         let index = |k: &RouteKeys| -> String {
@@ -261,7 +261,7 @@ impl RedisBroker {
         let (from, mut q, mut skip) = match cursor {
             None => (None, 0u8, 0u64),
             Some(Cursor::Queue(route, q, skip)) => (Some(route), q, skip),
-            Some(other) => return Err(wrong_cursor(&other, filter.state)),
+            Some(other) => return Err(other.wrong_kind(filter.state)),
         };
         let start = match &from {
             Some(r) => {
@@ -336,13 +336,6 @@ fn finish(b: Building, next: Option<(Millis, String)>) -> JobPage {
         jobs: b.jobs.into_iter().map(|(_, _, r)| r).collect(),
         next: next.map(|(t, id)| Cursor::At(t, id).encode()),
     }
-}
-
-fn wrong_cursor(cursor: &Cursor, state: ListState) -> Error {
-    Error::Invalid(format!(
-        "invalid cursor `{}`: it is not a cursor of a `{state}` listing",
-        cursor.encode()
-    ))
 }
 
 #[async_trait]

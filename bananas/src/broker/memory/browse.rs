@@ -53,7 +53,7 @@ fn by_time(
     let after = match cursor {
         None => None,
         Some(Cursor::At(t, id)) => Some((t, JobId::from(id.as_str()))),
-        Some(other) => return Err(wrong_cursor(&other, filter.state)),
+        Some(other) => return Err(other.wrong_kind(filter.state)),
     };
     let mut entries: Box<dyn Iterator<Item = &(Millis, JobId)>> = match &after {
         Some(a) => Box::new(index.range(..a.clone()).rev()),
@@ -90,7 +90,7 @@ fn queued(st: &State, filter: &JobFilter, cursor: Option<Cursor>, limit: usize) 
     let (from_route, mut q, mut skip) = match cursor {
         None => (None, 0u8, 0u64),
         Some(Cursor::Queue(route, q, skip)) => (Some(route), q, skip),
-        Some(other) => return Err(wrong_cursor(&other, filter.state)),
+        Some(other) => return Err(other.wrong_kind(filter.state)),
     };
     let start = match &from_route {
         // A route gone since goes on with the next one by name.
@@ -131,11 +131,4 @@ fn queued(st: &State, filter: &JobFilter, cursor: Option<Cursor>, limit: usize) 
 
 fn record(st: &State, id: &JobId) -> Option<JobRecord> {
     st.jobs.get(id).map(|e| e.record.clone())
-}
-
-fn wrong_cursor(cursor: &Cursor, state: ListState) -> bananas_core::Error {
-    bananas_core::Error::Invalid(format!(
-        "invalid cursor `{}`: it is not a cursor of a `{state}` listing",
-        cursor.encode()
-    ))
 }
