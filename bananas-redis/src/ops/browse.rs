@@ -15,6 +15,7 @@ use bananas_core::{
     job::Millis,
     JobRecord, Result, Route,
 };
+use futures::future::try_join_all;
 
 use crate::{
     codec::{self, Live},
@@ -43,7 +44,7 @@ impl RedisBroker {
     /// descending, which is `ZRANGE … REV`'s).
     async fn index_after(
         &self,
-        key: &str,
+        key: String,
         after: Option<&(Millis, String)>,
         n: usize,
     ) -> Result<Vec<(Millis, String)>> {
@@ -53,7 +54,7 @@ impl RedisBroker {
         let max = after.map_or("+inf".to_owned(), |(t, _)| t.to_string());
         loop {
             let batch: Vec<(String, f64)> = redis::cmd("ZRANGE")
-                .arg(key)
+                .arg(&key)
                 .arg(&max)
                 .arg("-inf")
                 .arg("BYSCORE")
@@ -205,10 +206,12 @@ impl RedisBroker {
             // `limit`, merged.
             let mut entries: Vec<Entry> = Vec::new();
             let mut more = false;
-            for (i, (_, keys)) in routes.iter().enumerate() {
-                let got = self
-                    .index_after(&index(keys), after.as_ref(), limit)
-                    .await?;
+            // Every route's index at once: one round trip's wait, not one
+            // per route.
+            let reads = routes
+                .iter()
+                .map(|(_, keys)| self.index_after(index(keys), after.as_ref(), limit));
+            for (i, got) in try_join_all(reads).await?.into_iter().enumerate() {
                 more |= got.len() == limit;
                 entries.extend(got.into_iter().map(|(t, id)| (t, id, i)));
             }
