@@ -732,3 +732,65 @@ async fn tags_never_reach_the_spec_workers_read() {
         "workers get the job alone"
     );
 }
+
+/// Listing pages through any number of jobs that share one time (here
+/// 2,600 jobs with one eta, more than a call's scan budget): every job
+/// once, in order, and a retrying job among them is found by following
+/// the cursor. (Before, each page re-read the whole group, and a group
+/// longer than the budget read as the end of the listing.)
+#[tokio::test]
+async fn listings_page_through_jobs_that_share_a_time() {
+    use bananas_core::broker::{Browse, JobFilter, ListState, SCAN_BUDGET};
+    let (b, _space) = shared_broker("ties").await;
+    let eta = now_millis() + 3_600_000;
+    let n = SCAN_BUDGET + 600;
+    let jobs: Vec<_> = (0..n)
+        .map(|i| {
+            let mut j = job_on("tie", Priority::Normal, i);
+            j.eta = Some(eta);
+            j
+        })
+        .collect();
+    for chunk in jobs.chunks(1000) {
+        b.enqueue(chunk.to_vec()).await.unwrap();
+    }
+    // One retrying job, due at the same time, at the far end.
+    let r = job_on("tie", Priority::Normal, n);
+    b.enqueue(vec![r.clone()]).await.unwrap();
+    let got = b.fetch(&req(&["tie"], 1)).await.unwrap();
+    assert_eq!(got[0].id, r.id);
+    b.ack(&[ack(
+        &got[0],
+        bananas_core::Outcome::Retry {
+            at: eta,
+            error: "e".into(),
+        },
+    )])
+    .await
+    .unwrap();
+
+    let all = |state: ListState, limit: usize| {
+        let b = &b;
+        async move {
+            let f = JobFilter::state(state);
+            let (mut ids, mut cursor, mut calls) = (Vec::new(), None::<String>, 0);
+            loop {
+                let page = b.list_jobs(&f, cursor.as_deref(), limit).await.unwrap();
+                ids.extend(page.jobs.into_iter().map(|j| j.id.to_string()));
+                calls += 1;
+                assert!(calls < 100, "no end");
+                match page.next {
+                    Some(next) => cursor = Some(next),
+                    None => return ids,
+                }
+            }
+        }
+    };
+    let scheduled = all(ListState::Scheduled, 1000).await;
+    assert_eq!(scheduled.len(), n, "every job once");
+    let mut want: Vec<String> = jobs.iter().map(|j| j.id.to_string()).collect();
+    want.sort();
+    want.reverse(); // one time: by id, descending
+    assert_eq!(scheduled, want);
+    assert_eq!(all(ListState::Retrying, 50).await, vec![r.id.to_string()]);
+}

@@ -17,7 +17,7 @@ pub const MAX_PAGE: usize = 1000;
 /// route, while a filter skips jobs: a search over a long queue comes back
 /// with a short (even empty) page and a cursor to go on from, instead of
 /// reading the whole queue in one call.
-pub const SCAN_BUDGET: usize = 5000;
+pub const SCAN_BUDGET: usize = 2000;
 
 /// The states jobs are listed by: the [`JobState`]s, with cancelled jobs
 /// (in the dead letter with the reason `cancelled`) apart from dead ones.

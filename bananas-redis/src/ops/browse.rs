@@ -21,8 +21,53 @@ use crate::{
     codec::{self, Live},
     conn::broker_err,
     keys::RouteKeys,
+    script::{Call, Memory, Script},
+    value::{items, text},
     RedisBroker,
 };
+use redis::{Cmd, Value};
+
+pub(crate) const SEEK: Script = Script {
+    name: "seek",
+    memory: Memory::Reads,
+    source: include_str!("../../lua/ops/seek.lua"),
+};
+
+/// One call of `seek.lua`.
+struct Seek<'a> {
+    key: &'a str,
+    after: Option<&'a (Millis, String)>,
+    n: usize,
+}
+
+impl Call for Seek<'_> {
+    const SCRIPT: &'static Script = &SEEK;
+    type Reply = Vec<(Millis, String)>;
+
+    fn keys(&self) -> Vec<&str> {
+        vec![self.key]
+    }
+
+    fn args(&self, c: &mut Cmd) {
+        match self.after {
+            Some((t, id)) => c.arg(*t).arg(id.as_str()),
+            None => c.arg("").arg(""),
+        };
+        c.arg(self.n);
+    }
+
+    fn decode(&self, reply: Value) -> Result<Vec<(Millis, String)>> {
+        Ok(items(reply)
+            .chunks_exact(2)
+            .map(|p| {
+                (
+                    text(&p[1]).parse::<f64>().unwrap_or(0.0) as Millis,
+                    text(&p[0]),
+                )
+            })
+            .collect())
+    }
+}
 
 /// One `HMGET` reply.
 type Fields = Vec<Option<Vec<u8>>>;
@@ -41,48 +86,20 @@ impl RedisBroker {
 
     /// Up to `n` entries of a time-ordered index of one route, newest
     /// first, strictly after `after` (in the order time, then id, both
-    /// descending, which is `ZRANGE … REV`'s).
+    /// descending, which is `ZRANGE … REV`'s): `seek.lua`, which finds
+    /// the place in O(log² N) however many entries share a time.
     async fn index_after(
         &self,
         key: String,
         after: Option<&(Millis, String)>,
         n: usize,
     ) -> Result<Vec<(Millis, String)>> {
-        let mut conn = self.inner.conn.clone();
-        let mut out = Vec::new();
-        let mut offset = 0;
-        let max = after.map_or("+inf".to_owned(), |(t, _)| t.to_string());
-        loop {
-            let batch: Vec<(String, f64)> = redis::cmd("ZRANGE")
-                .arg(&key)
-                .arg(&max)
-                .arg("-inf")
-                .arg("BYSCORE")
-                .arg("REV")
-                .arg("LIMIT")
-                .arg(offset)
-                .arg(n)
-                .arg("WITHSCORES")
-                .query_async(&mut conn)
-                .await
-                .map_err(broker_err)?;
-            let got = batch.len();
-            offset += got;
-            out.extend(
-                batch
-                    .into_iter()
-                    .map(|(id, t)| (t as Millis, id))
-                    // Entries at the cursor's time, up to and including
-                    // the cursor's own, were on earlier pages.
-                    .filter(|(t, id)| after.is_none_or(|(at, aid)| *t < *at || id < aid)),
-            );
-            // Only entries tied with the cursor are dropped: read on while
-            // whole batches were such ties.
-            if out.len() >= n || got < n || offset >= SCAN_BUDGET {
-                out.truncate(n);
-                return Ok(out);
-            }
-        }
+        self.call(&Seek {
+            key: &key,
+            after,
+            n,
+        })
+        .await
     }
 
     /// The records of `entries` of one route, in their order (`None` for a

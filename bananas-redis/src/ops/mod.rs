@@ -61,6 +61,7 @@ pub(crate) use leases::LeaseTokens;
 /// matter).
 pub(crate) const SCRIPTS: &[&Script] = &[
     &ack::SCRIPT,
+    &browse::SEEK,
     &cancel::SCRIPT,
     &dead::PURGE,
     &dead::REQUEUE,
