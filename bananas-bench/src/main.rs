@@ -6,6 +6,10 @@
 //!     --url redis://127.0.0.1:6379 --baseline
 //! ```
 //!
+//! `bananas-bench browse --jobs 1000000` times instead the calls a dashboard
+//! makes (job listing by state and cursor, searches, `stats`, `history`) by
+//! their Redis server time, with a million jobs queued (see `browse.rs`).
+//!
 //! Every phase uses its own key prefix (`bench-<pid>-<random>-r<run>-<phase>`)
 //! and deletes its keys (`SCAN MATCH` + `DEL`) when it ends; a final sweep
 //! removes anything left under the invocation's prefix, also after an error
@@ -13,6 +17,7 @@
 //! goes to stderr.
 
 mod baseline;
+mod browse;
 mod phases;
 mod report;
 mod store;
@@ -58,6 +63,10 @@ enum Cmd {
         #[arg(long)]
         fetch_batch: Option<usize>,
     },
+    /// Times the calls a dashboard makes (listing jobs by state and by
+    /// cursor, searches, stats, history) by their Redis server time, with
+    /// a million jobs queued.
+    Browse(browse::BrowseOpts),
 }
 
 /// The phases of a run.
@@ -148,6 +157,7 @@ fn main() -> anyhow::Result<()> {
                 concurrency,
                 fetch_batch,
             }) => phases::child_worker(&url, &prefix, concurrency, fetch_batch).await,
+            Some(Cmd::Browse(opts)) => browse::run(opts).await,
             None => bench(cli.opts).await,
         }
     })

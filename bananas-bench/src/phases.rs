@@ -137,7 +137,7 @@ pub(crate) async fn single_enqueue(ctx: &mut Ctx, run: usize, n: usize) -> anyho
 
 /// Enqueues `n` jobs of `kind` in calls of `batch` jobs; returns how long
 /// it took (building the envelopes included).
-async fn fill(
+pub(crate) async fn fill(
     broker: &AnyBroker,
     kind: Kind,
     n: usize,

@@ -1,7 +1,7 @@
 //! Talking to Redis directly: connecting brokers under the benchmark's own
 //! prefix, reading `INFO memory`, and deleting the benchmark's keys.
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use bananas::broker::AnyBroker;
@@ -54,6 +54,46 @@ pub(crate) async fn server_cpu_us(conn: &mut MultiplexedConnection) -> anyhow::R
     let user: f64 = info_field(conn, "cpu", "used_cpu_user").await?.parse()?;
     let sys: f64 = info_field(conn, "cpu", "used_cpu_sys").await?.parse()?;
     Ok((user + sys) * 1e6)
+}
+
+/// Each command's calls and server time so far, from `INFO commandstats`:
+/// `name -> (calls, usec)`, names as Redis gives them (`lrange`,
+/// `client|setname`).
+pub(crate) async fn command_stats(
+    conn: &mut MultiplexedConnection,
+) -> anyhow::Result<BTreeMap<String, (u64, u64)>> {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(conn)
+        .await?;
+    Ok(parse_command_stats(&info))
+}
+
+/// Reads the `cmdstat_<name>:calls=…,usec=…,…` lines of `INFO
+/// commandstats`; other lines are skipped.
+pub(crate) fn parse_command_stats(info: &str) -> BTreeMap<String, (u64, u64)> {
+    let mut out = BTreeMap::new();
+    for line in info.lines() {
+        let Some((name, fields)) = line
+            .trim()
+            .strip_prefix("cmdstat_")
+            .and_then(|l| l.split_once(':'))
+        else {
+            continue;
+        };
+        let (mut calls, mut usec) = (None, None);
+        for field in fields.split(',') {
+            match field.split_once('=') {
+                Some(("calls", v)) => calls = v.parse().ok(),
+                Some(("usec", v)) => usec = v.parse().ok(),
+                _ => {}
+            }
+        }
+        if let (Some(c), Some(u)) = (calls, usec) {
+            out.insert(name.to_owned(), (c, u));
+        }
+    }
+    out
 }
 
 /// This process's CPU time so far (user + system, every thread), in
@@ -149,4 +189,18 @@ pub(crate) async fn pending(broker: &AnyBroker) -> anyhow::Result<(u64, u64)> {
         .sum();
     let dead = stats.iter().map(|s| s.dead).sum();
     Ok((live, dead))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_command_stats() {
+        let info = "# Commandstats\r\ncmdstat_lrange:calls=3,usec=41,usec_per_call=13.67,rejected_calls=0,failed_calls=0\r\ncmdstat_client|setname:calls=1,usec=2,usec_per_call=2.00,rejected_calls=0,failed_calls=0\r\ncmdstat_bad:calls=x\r\n";
+        let got = parse_command_stats(info);
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert_eq!(got["lrange"], (3, 41));
+        assert_eq!(got["client|setname"], (1, 2));
+    }
 }
