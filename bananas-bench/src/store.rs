@@ -156,6 +156,24 @@ pub(crate) async fn delete_matching(
     conn: &mut MultiplexedConnection,
     pattern: &str,
 ) -> anyhow::Result<usize> {
+    remove_matching(conn, pattern, "DEL").await
+}
+
+/// Like [`delete_matching`], with `UNLINK`: Redis frees big keys (a hash of
+/// a million jobs) in the background instead of within the command, which
+/// would outlast the connection's response timeout.
+pub(crate) async fn unlink_matching(
+    conn: &mut MultiplexedConnection,
+    pattern: &str,
+) -> anyhow::Result<usize> {
+    remove_matching(conn, pattern, "UNLINK").await
+}
+
+async fn remove_matching(
+    conn: &mut MultiplexedConnection,
+    pattern: &str,
+    command: &str,
+) -> anyhow::Result<usize> {
     let mut deleted = 0;
     let mut cursor: u64 = 0;
     loop {
@@ -169,7 +187,7 @@ pub(crate) async fn delete_matching(
             .await
             .with_context(|| format!("SCAN MATCH {pattern}"))?;
         if !keys.is_empty() {
-            let n: usize = redis::cmd("DEL").arg(&keys).query_async(conn).await?;
+            let n: usize = redis::cmd(command).arg(&keys).query_async(conn).await?;
             deleted += n;
         }
         if next == 0 {
