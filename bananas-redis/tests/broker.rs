@@ -794,3 +794,31 @@ async fn listings_page_through_jobs_that_share_a_time() {
     assert_eq!(scheduled, want);
     assert_eq!(all(ListState::Retrying, 50).await, vec![r.id.to_string()]);
 }
+
+/// `index_succeeded(false)`: a succeeded job keeps its result (found by
+/// id) but is not indexed for listing, so acknowledgements cost what they
+/// did before the index.
+#[tokio::test]
+async fn succeeded_jobs_are_not_indexed_when_asked_not_to() {
+    use bananas_core::broker::{Browse, JobFilter, ListState};
+    let (b, space) = broker_on(&bananas_test_support::redis_url(), "noindex", |c| {
+        c.index_succeeded(false)
+    })
+    .await;
+    let j = job_on("ni", Priority::Normal, 1);
+    b.enqueue(vec![j.clone()]).await.unwrap();
+    let got = b.fetch(&req(&["ni"], 1)).await.unwrap();
+    b.ack(&[ok(&got[0], "5")]).await.unwrap();
+    let rec = b.job(&j.id, None).await.unwrap().unwrap();
+    assert_eq!(rec.state, JobState::Succeeded);
+    let page = b
+        .list_jobs(&JobFilter::state(ListState::Succeeded), None, 10)
+        .await
+        .unwrap();
+    assert!(page.jobs.is_empty(), "{:?}", page.jobs);
+    let mut raw = Raw::connect(&bananas_test_support::redis_url()).await;
+    let exists: bool = raw
+        .query(redis::cmd("EXISTS").arg(format!("{{{}:ni}}:done", space.prefix())))
+        .await;
+    assert!(!exists);
+}

@@ -27,7 +27,8 @@
 --          shared; see include/epoch.lua)
 -- ARGV[8]  flags: 'l' when the waiters' lists are declared; 't' when the
 --          epoch may be trusted to skip the lease check (not on a cluster,
---          whose client may repeat a request unseen)
+--          whose client may repeat a request unseen); 'n' when succeeded
+--          jobs are not indexed in {P:R}:done
 -- ARGV[9 .. 8+c] the compact acks' ids.
 --   Compact acks are attempts that succeeded and keep no result (kind
 --   'done' below): everything about the job is deleted. Compact because
@@ -71,6 +72,7 @@ local ok_ttl, dead_ttl = ARGV[2], tonumber(ARGV[3])
 local compact = tonumber(ARGV[4])
 local with_lists = string.find(ARGV[8], 'l', 1, true) ~= nil
 local may_trust = string.find(ARGV[8], 't', 1, true) ~= nil
+local index_done = string.find(ARGV[8], 'n', 1, true) == nil
 local leased_at = ARGV[7]
 local full_from = 9 + compact
 local W = 6
@@ -234,8 +236,10 @@ for n = 1, simple and 0 or nids do
       elseif kind == 'result' then
         rec = record('s', attempts, started, now, '', a, spec)
         redis.call('SET', rk, rec, 'PX', ok_ttl)
-        done[#done + 1] = now
-        done[#done + 1] = id
+        if index_done then
+          done[#done + 1] = now
+          done[#done + 1] = id
+        end
       elseif waiters[n] then
         rec = record('s', attempts, started, now, '', '', spec)
       end

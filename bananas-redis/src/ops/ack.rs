@@ -111,6 +111,9 @@ struct AckCall<'a> {
     job_keys: Vec<String>,
     /// `{P:R}:hist:<hour>` of `now`.
     history: String,
+    /// Whether succeeded jobs with a result go in `{P:R}:done`
+    /// ([`RedisConfig::index_succeeded`]).
+    index_done: bool,
 }
 
 /// What `ack.lua` answered.
@@ -135,6 +138,7 @@ impl<'a> AckCall<'a> {
             keys,
             now,
             history: keys.history(now / 3_600_000),
+            index_done: cfg.index_succeeded,
             result_ttl: ms(cfg.result_ttl),
             failure_ttl: ms(cfg.failure_ttl),
             batch,
@@ -222,11 +226,15 @@ impl Call for AckCall<'_> {
         }
         c.arg(n).arg(attempts).arg(started);
         c.arg(self.epoch.unwrap_or(""));
-        let flags = match (self.with_lists, self.trust) {
-            (true, true) => "lt",
-            (true, false) => "l",
-            (false, true) => "t",
-            (false, false) => "",
+        let flags = match (self.with_lists, self.trust, self.index_done) {
+            (true, true, true) => "lt",
+            (true, false, true) => "l",
+            (false, true, true) => "t",
+            (false, false, true) => "",
+            (true, true, false) => "ltn",
+            (true, false, false) => "ln",
+            (false, true, false) => "tn",
+            (false, false, false) => "n",
         };
         c.arg(flags);
         for s in compact {
