@@ -107,7 +107,7 @@ pub enum Selection {
 /// jobs are counted first, up to `n + 1`); `None` acts on every one. An
 /// empty list of ids, or a filter on a state the action does not move, is
 /// refused the same way. A filter's jobs are read and acted on
-/// [`BATCH`] at a time, so the broker is never asked for more at once.
+/// 500 at a time, so the broker is never asked for more at once.
 pub async fn apply(
     broker: &AnyBroker,
     action: Action,
