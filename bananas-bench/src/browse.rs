@@ -10,6 +10,9 @@
 //! once untimed (a script's first call loads it), then `--repeat` rounds
 //! time every call in turn; the table gives the median and the max.
 //!
+//! One file, over 600 lines: the fill, the timed calls and the report are
+//! one benchmark read top to bottom, and nothing else uses them.
+//!
 //! Redis counts a command that a script runs both on its own line and in
 //! the script's (`fcall`, `evalsha`): a call that runs a script (`stats`)
 //! is counted with its script's commands twice, so its figure is an upper

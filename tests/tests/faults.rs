@@ -267,8 +267,29 @@ async fn a_killed_workers_running_jobs_are_taken_over_when_its_heartbeat_lapses(
         }
     })
     .await;
-    // Long enough for the running jobs' claims to be extended to the lease.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Until both running jobs' claims (5 s) were extended to the lease
+    // (15 s): their lease deadlines lie more than the claim ahead.
+    let lease_key = format!("{{{prefix}:default}}:lease");
+    eventually(
+        Duration::from_secs(30),
+        "the running jobs hold the full lease",
+        || {
+            let (url, key) = (server.url(), lease_key.clone());
+            async move {
+                let client = redis::Client::open(url).unwrap();
+                let mut con = client.get_multiplexed_async_connection().await.unwrap();
+                let far: usize = redis::cmd("ZCOUNT")
+                    .arg(&key)
+                    .arg(bananas::job::now_millis() + 8_000)
+                    .arg("+inf")
+                    .query_async(&mut con)
+                    .await
+                    .unwrap();
+                (far == 2).then_some(())
+            }
+        },
+    )
+    .await;
     let listed = broker.workers().unwrap().workers().await.unwrap();
     assert_eq!(listed.len(), 1, "the worker is listed while it runs");
     first.kill().unwrap(); // SIGKILL
