@@ -42,6 +42,7 @@ struct JobInfo<'a> {
     route: &'a Route,
     id: &'a JobId,
     result: String,
+    extra: String,
 }
 
 impl<'a> JobInfo<'a> {
@@ -51,6 +52,7 @@ impl<'a> JobInfo<'a> {
             route,
             id,
             result: keys.result(id.as_str()),
+            extra: keys.extra(id.as_str()),
         }
     }
 }
@@ -69,6 +71,7 @@ impl Call for JobInfo<'_> {
             &k.lease,
             &k.progress,
             &self.result,
+            &self.extra,
         ]
     }
 
@@ -80,24 +83,32 @@ impl Call for JobInfo<'_> {
         let r = items(reply);
         let field = |i: usize| r.get(i).and_then(bytes).unwrap_or_default();
         let id = self.id.as_str();
-        match r.first().map(text).as_deref() {
-            Some("unknown") => Ok(None),
-            Some("finished") => Ok(Some(codec::decode_record(id, self.route, &field(1)))),
-            Some("live") => Ok(Some(codec::decode_live(
-                id,
-                self.route,
-                Live {
-                    spec: &field(1),
-                    meta: &field(2),
-                    leased: r.get(3).map(int).transpose()? == Some(1),
-                    eta: &field(4),
-                    progress: &field(5),
-                },
-            ))),
-            other => Err(Error::Corrupt(format!(
-                "redis: script `job_info` answered {other:?}"
-            ))),
-        }
+        let (mut rec, extra_at) = match r.first().map(text).as_deref() {
+            Some("unknown") => return Ok(None),
+            Some("finished") => (codec::decode_record(id, self.route, &field(1)), 2),
+            Some("live") => (
+                codec::decode_live(
+                    id,
+                    self.route,
+                    Live {
+                        spec: &field(1),
+                        meta: &field(2),
+                        leased: r.get(3).map(int).transpose()? == Some(1),
+                        eta: &field(4),
+                        progress: &field(5),
+                    },
+                ),
+                6,
+            ),
+            other => {
+                return Err(Error::Corrupt(format!(
+                    "redis: script `job_info` answered {other:?}"
+                )))
+            }
+        };
+        // Tags and metadata come last in either reply ('' without).
+        rec.extra = serde_json::from_slice(&field(extra_at)).ok().map(Box::new);
+        Ok(Some(rec))
     }
 }
 
@@ -209,15 +220,8 @@ impl RedisBroker {
         route: &Route,
         keys: &RouteKeys,
     ) -> Result<Option<JobRecord>> {
-        let Some(mut rec) = self.call(&JobInfo::new(keys, route, id)).await? else {
-            return Ok(None);
-        };
-        rec.extra = self
-            .read_extras(keys, &[id.as_str()])
-            .await?
-            .pop()
-            .flatten();
-        Ok(Some(rec))
+        // One script: the record and its tags and metadata.
+        self.call(&JobInfo::new(keys, route, id)).await
     }
 
     async fn wait_check(&self, id: &JobId, route: &Route, keys: &RouteKeys) -> Result<Checked> {
